@@ -1,0 +1,1 @@
+"""What the server saw: its transcript, checks on it, attacks on it, the report."""

@@ -1,0 +1,66 @@
+"""Runs one secure sum in process: relays messages stage by stage, records everything the
+server receives, and simulates clients that drop out after a given stage."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from .base import Message, ProtocolError, RoundAborted, SumClient, SumOutcome, SumServer
+
+log = logging.getLogger(__name__)
+
+
+class Recorder(Protocol):
+    def record(self, msg: Message) -> None: ...
+
+
+@dataclass
+class DropSchedule:
+    """``drop_before[stage]`` = clients that vanish before sending their message for ``stage``."""
+
+    drop_before: dict[str, set[str]] = field(default_factory=dict)
+
+    def alive(self, stage: str, names: list[str], gone: set[str]) -> list[str]:
+        gone |= self.drop_before.get(stage, set())
+        return [n for n in names if n not in gone]
+
+
+def run_secure_sum(
+    server: SumServer,
+    clients: dict[str, SumClient],
+    recorder: Recorder,
+    drops: DropSchedule | None = None,
+) -> SumOutcome:
+    """Drive every stage; a rejected sender is treated as dropped. Never raises RoundAborted:
+    an aborted round comes back as ``SumOutcome(aborted=True)`` so the caller applies nothing."""
+    drops = drops or DropSchedule()
+    gone: set[str] = set()
+    replies: dict[str, Message] = {}
+    names = sorted(clients)
+    try:
+        for stage in server.stages:
+            inbound: dict[str, Message] = {}
+            for name in drops.alive(stage, names, gone):
+                msg = clients[name].respond(stage, replies.get(name))
+                if msg is None:
+                    continue
+                recorder.record(msg)
+                inbound[name] = msg
+            while True:
+                try:
+                    replies = server.process(stage, inbound)
+                    break
+                except ProtocolError as err:
+                    # Retry the stage without the offender; the server must not have applied
+                    # any of this stage's messages before raising.
+                    log.warning("%s", err)
+                    if err.sender not in inbound:
+                        raise
+                    inbound.pop(err.sender)
+                    gone.add(err.sender)
+        return server.outcome()
+    except RoundAborted as err:
+        log.warning("round %d aborted: %s", server.spec.round, err)
+        return SumOutcome(contributors=(), total=None, aborted=True, reason=str(err))
