@@ -11,6 +11,11 @@ from dataclasses import dataclass
 # tokenizer is built from this alphabet (plus special tokens); keep it small and stable.
 ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyz .,:;?=<>+-*/()%"
 
+# Limits the built-in families respect, so the tiny model's context and generation budget
+# (prompt + answer + EOS) stay fixed.
+MAX_PROMPT_LEN = 40
+MAX_ANSWER_LEN = 5
+
 
 @dataclass(frozen=True)
 class Problem:

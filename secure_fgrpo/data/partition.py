@@ -1,0 +1,167 @@
+"""Non-IID partitioning: which task families each client sees, and its train/eval problems.
+
+Heterogeneous mixes are what make relative-gain weighting matter; held-out prompts that
+never appear in any client's training set make evaluation measure generalisation.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+from secure_fgrpo.tasks import Problem, get_family, normalise_mix
+
+# Rejection sampling of unseen prompts gives up after this many draws per wanted problem.
+_DRAWS_PER_PROBLEM = 50
+
+
+@dataclass
+class ClientData:
+    """One institution's share: its family mixture and its private train/eval problems."""
+
+    name: str
+    mix: dict[str, float]
+    train: list[Problem]
+    eval: list[Problem]
+
+
+@dataclass
+class FederatedData:
+    """All clients' data plus a global held-out set, uniform over the families in use."""
+
+    clients: dict[str, ClientData]
+    global_eval: list[Problem]
+
+
+def family_mixes(
+    clients: list[str],
+    by: Literal["family", "dirichlet"],
+    alpha: float,
+    families: list[str],
+    seed: int,
+    families_per_client: int = 2,
+) -> dict[str, dict[str, float]]:
+    """Per-client mixture weights over ``families`` (each summing to 1).
+
+    ``"family"``: client k gets ``families_per_client`` consecutive families starting at
+    k * families_per_client (round-robin, uniform over them; ``alpha`` and ``seed`` unused).
+    ``"dirichlet"``: each client draws Dirichlet(alpha) over all families from a numpy
+    Generator seeded with ``seed``; small alpha means skewed, large alpha near uniform.
+    """
+    if not clients or len(set(clients)) != len(clients):
+        raise ValueError(f"clients: need distinct names, got {clients}")
+    if not families or len(set(families)) != len(families):
+        raise ValueError(f"families: need distinct names, got {families}")
+    for name in families:
+        get_family(name)
+    if by == "family":
+        if not 1 <= families_per_client <= len(families):
+            raise ValueError(
+                f"families_per_client must be in [1, {len(families)}], got {families_per_client}"
+            )
+        mixes = {}
+        for k, client in enumerate(clients):
+            start = k * families_per_client
+            chosen = [families[(start + j) % len(families)] for j in range(families_per_client)]
+            mixes[client] = {name: 1.0 / families_per_client for name in chosen}
+        return mixes
+    if by == "dirichlet":
+        if not alpha > 0 or not np.isfinite(alpha):
+            raise ValueError(f"alpha must be finite and > 0, got {alpha}")
+        gen = np.random.default_rng(seed)
+        mixes = {}
+        for client in clients:
+            shares = gen.dirichlet([alpha] * len(families))
+            shares = shares / shares.sum()
+            mixes[client] = {name: float(s) for name, s in zip(families, shares)}
+        return mixes
+    raise ValueError(f"by must be 'family' or 'dirichlet', got {by!r}")
+
+
+def _allocate(mix: Mapping[str, float], size: int) -> dict[str, int]:
+    """Per-family counts summing to ``size``, proportional to ``mix`` (largest remainder)."""
+    exact = {name: w * size for name, w in mix.items() if w > 0}
+    counts = {name: int(x) for name, x in exact.items()}
+    short = size - sum(counts.values())
+    by_remainder = sorted(exact, key=lambda name: (-(exact[name] - counts[name]), name))
+    for name in by_remainder[:short]:
+        counts[name] += 1
+    return counts
+
+
+def _draw(
+    mix: Mapping[str, float],
+    size: int,
+    rng: random.Random,
+    exclude: set[str] | None,
+    what: str,
+) -> list[Problem]:
+    """``size`` problems from ``mix``; with ``exclude``, distinct prompts none of which is excluded."""
+    out: list[Problem] = []
+    for name, count in _allocate(mix, size).items():
+        family = get_family(name)
+        if exclude is None:
+            out.extend(family.sample(rng) for _ in range(count))
+            continue
+        seen: set[str] = set()
+        draws = 0
+        while len(seen) < count:
+            draws += 1
+            if draws > _DRAWS_PER_PROBLEM * count + 1000:
+                raise ValueError(
+                    f"{what}: found only {len(seen)} of {count} {name!r} prompts unseen in training; "
+                    "lower the eval size or the train size"
+                )
+            problem = family.sample(rng)
+            if problem.prompt in exclude or problem.prompt in seen:
+                continue
+            seen.add(problem.prompt)
+            out.append(problem)
+    rng.shuffle(out)
+    return out
+
+
+def make_federated_data(
+    mixes: dict[str, dict[str, float]],
+    train_size: int,
+    eval_size: int,
+    global_eval_size: int,
+    seed: int,
+) -> FederatedData:
+    """Train and held-out eval problems per client, plus a global eval set.
+
+    Per-family counts follow each mix exactly (largest remainder). Every eval prompt (client
+    or global) is distinct within its set and absent from every client's training prompts.
+    """
+    if not mixes:
+        raise ValueError("mixes: need at least one client")
+    sizes = {"train_size": train_size, "eval_size": eval_size, "global_eval_size": global_eval_size}
+    for field, value in sizes.items():
+        if value < 0:
+            raise ValueError(f"{field} must be >= 0, got {value}")
+    normalised = {}
+    for client, mix in mixes.items():
+        try:
+            normalised[client] = normalise_mix(mix)
+        except ValueError as err:
+            raise ValueError(f"mix of client {client!r}: {err}") from None
+    rng = random.Random(seed)
+    train = {c: _draw(mix, train_size, rng, None, f"train of {c!r}") for c, mix in normalised.items()}
+    seen = {p.prompt for problems in train.values() for p in problems}
+    clients = {
+        c: ClientData(
+            name=c,
+            mix=mix,
+            train=train[c],
+            eval=_draw(mix, eval_size, rng, seen, f"eval of {c!r}"),
+        )
+        for c, mix in normalised.items()
+    }
+    in_use = sorted({name for mix in normalised.values() for name, w in mix.items() if w > 0})
+    uniform = {name: 1.0 / len(in_use) for name in in_use}
+    global_eval = _draw(uniform, global_eval_size, rng, seen, "global eval")
+    return FederatedData(clients=clients, global_eval=global_eval)

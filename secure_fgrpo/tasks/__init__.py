@@ -1,0 +1,38 @@
+"""Seeded clinical-style problem families with verifiable rewards.
+
+Built-in generators: ``unit`` (conversions), ``vitals`` (thresholds), ``dose`` (totals),
+``choice`` (multiple choice). ``numeric`` and ``yesno`` only score user data.
+"""
+
+from secure_fgrpo.tasks.base import (
+    ALPHABET,
+    MAX_ANSWER_LEN,
+    MAX_PROMPT_LEN,
+    Problem,
+    RewardSpec,
+    TaskFamily,
+)
+from secure_fgrpo.tasks.registry import (
+    FAMILIES,
+    GENERATED_FAMILIES,
+    get_family,
+    normalise_mix,
+    sample_problems,
+)
+from secure_fgrpo.tasks.reward import score, warm_start_target
+
+__all__ = [
+    "ALPHABET",
+    "FAMILIES",
+    "GENERATED_FAMILIES",
+    "MAX_ANSWER_LEN",
+    "MAX_PROMPT_LEN",
+    "Problem",
+    "RewardSpec",
+    "TaskFamily",
+    "get_family",
+    "normalise_mix",
+    "sample_problems",
+    "score",
+    "warm_start_target",
+]

@@ -1,0 +1,73 @@
+"""The family registry and seeded sampling of problem mixtures."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Mapping, Sequence
+from types import MappingProxyType
+
+from secure_fgrpo.tasks.base import Problem, TaskFamily
+from secure_fgrpo.tasks.choice import MultipleChoice
+from secure_fgrpo.tasks.dose import DoseTotal
+from secure_fgrpo.tasks.generic import GenericNumeric, GenericYesNo
+from secure_fgrpo.tasks.unit import UnitConversion
+from secure_fgrpo.tasks.vitals import VitalThreshold
+
+# Read-only so no caller can change what a family name means for everyone else.
+FAMILIES: Mapping[str, TaskFamily] = MappingProxyType(
+    {
+        f.name: f
+        for f in (
+            UnitConversion(),
+            VitalThreshold(),
+            DoseTotal(),
+            MultipleChoice(),
+            GenericNumeric(),
+            GenericYesNo(),
+        )
+    }
+)
+# The families that can generate problems (the others only score user data).
+GENERATED_FAMILIES: tuple[str, ...] = ("unit", "vitals", "dose", "choice")
+
+
+def get_family(name: str) -> TaskFamily:
+    """The registered family called ``name``; ValueError naming it and the known ones otherwise."""
+    try:
+        return FAMILIES[name]
+    except (KeyError, TypeError):
+        raise ValueError(f"unknown task family {name!r}; known: {sorted(FAMILIES)}") from None
+
+
+def normalise_mix(families: Sequence[str] | Mapping[str, float]) -> dict[str, float]:
+    """Mixture weights summing to 1 from a list (uniform) or a weight mapping."""
+    if isinstance(families, str):
+        families = [families]
+    if isinstance(families, Mapping):
+        weights = {str(k): float(v) for k, v in families.items()}
+    else:
+        names = list(families)
+        if len(set(names)) != len(names):
+            raise ValueError(f"families: duplicate names in {names}")
+        weights = {name: 1.0 for name in names}
+    if not weights:
+        raise ValueError("families: empty mixture")
+    for name, w in weights.items():
+        get_family(name)
+        if not w >= 0 or w == float("inf"):
+            raise ValueError(f"families: weight of {name!r} must be finite and >= 0, got {w}")
+    total = sum(weights.values())
+    if total <= 0:
+        raise ValueError(f"families: weights must not all be zero, got {weights}")
+    return {name: w / total for name, w in weights.items()}
+
+
+def sample_problems(families: Sequence[str] | Mapping[str, float], n: int, seed: int) -> list[Problem]:
+    """``n`` problems whose families are drawn i.i.d. from the mixture; same seed, same list."""
+    if n < 0:
+        raise ValueError(f"n must be >= 0, got {n}")
+    mix = normalise_mix(families)
+    rng = random.Random(seed)
+    names = [name for name, w in mix.items() if w > 0]
+    weights = [mix[name] for name in names]
+    return [FAMILIES[name].sample(rng) for name in rng.choices(names, weights, k=n)]
