@@ -1,0 +1,1 @@
+"""GRPO: group advantages, the policy-loss variants, and the local training loop."""

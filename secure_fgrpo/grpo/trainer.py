@@ -1,0 +1,126 @@
+"""Local GRPO on a LoRA adapter: one round of a client's training, readable in one sitting.
+
+Per step: sample prompts, roll out a group of completions each, score them with the client's
+verifiable reward, keep the groups whose rewards differ (the others carry no signal), compute
+group advantages, and take ``mu`` policy-gradient steps against the stored old log-probs.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+from peft import PeftModel
+from transformers import PreTrainedTokenizerBase
+
+from ..rollout.base import RolloutBackend, RolloutBatch, SamplingSpec
+from ..tasks.base import Problem
+from .advantages import ScaleRewards, group_advantages, informative_groups
+from .logprobs import completion_logprobs
+from .loss import LossConfig, policy_loss
+
+log = logging.getLogger(__name__)
+RewardFn = Callable[[Problem, str, bool], float]
+
+
+@dataclass(frozen=True)
+class GRPOConfig:
+    steps: int = 8  # local steps per round
+    group_size: int = 8
+    prompts_per_step: int = 16  # groups trained on per step (at most)
+    oversample: int = 24  # prompts rolled out per step, to find informative groups
+    filter_informative: bool = True
+    lr: float = 2e-3
+    mu: int = 1  # policy-gradient iterations per rollout batch
+    max_grad_norm: float = 1.0
+    scale_rewards: ScaleRewards = "group"
+    sampling: SamplingSpec = field(default_factory=SamplingSpec)
+    loss: LossConfig = field(default_factory=LossConfig)
+
+    def __post_init__(self) -> None:
+        for key in ("steps", "group_size", "prompts_per_step", "oversample", "mu"):
+            if getattr(self, key) < 1:
+                raise ValueError(f"grpo.{key} must be >= 1, got {getattr(self, key)}")
+        if self.group_size < 2:
+            raise ValueError("grpo.group_size must be >= 2: advantages compare completions within a group")
+        if self.oversample < self.prompts_per_step:
+            raise ValueError("grpo.oversample must be >= grpo.prompts_per_step")
+        if not self.lr > 0:
+            raise ValueError(f"grpo.lr must be > 0, got {self.lr}")
+
+
+@dataclass
+class RoundResult:
+    """What a client's local round produced, kept at the client."""
+
+    mean_reward: float  # r_i^t: mean reward over every rollout of the round
+    reward_std: float  # spread of those rewards (sets the first gain's scale)
+    examples: int  # n_i: prompts trained on
+    steps: list[dict[str, float]]
+
+
+def _select(batch: RolloutBatch, keep_groups: list[int], g: int) -> RolloutBatch:
+    rows = torch.tensor([i * g + j for i in keep_groups for j in range(g)])
+    return RolloutBatch(
+        sequences=batch.sequences[rows], attention_mask=batch.attention_mask[rows],
+        completion_mask=batch.completion_mask[rows], prompt_len=batch.prompt_len,
+        texts=[batch.texts[r] for r in rows.tolist()], finished=[batch.finished[r] for r in rows.tolist()],
+    )
+
+
+def train_round(model: PeftModel, tok: PreTrainedTokenizerBase, rollout: RolloutBackend,
+                pool: list[Problem], reward_fn: RewardFn, cfg: GRPOConfig, seed: int,
+                make_optimizer: Callable[[list[torch.nn.Parameter]], torch.optim.Optimizer] | None = None,
+                ) -> RoundResult:
+    """Run ``cfg.steps`` GRPO steps on prompts drawn from ``pool``. Fresh optimizer each round:
+    the global adapter it starts from changed since the last one."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = make_optimizer(params) if make_optimizer else torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0)
+    rng = random.Random(seed)
+    all_rewards: list[float] = []
+    examples = 0
+    steps = []
+    g = cfg.group_size
+    for step in range(cfg.steps):
+        problems = rng.sample(pool, min(cfg.oversample, len(pool)))
+        batch = rollout.generate(model, tok, [p.prompt for p in problems], g, cfg.sampling, rng.getrandbits(31))
+        rewards = torch.tensor([reward_fn(problems[i // g], batch.texts[i], batch.finished[i])
+                                for i in range(len(batch.texts))], dtype=torch.float32)
+        all_rewards.extend(rewards.tolist())
+        informative = informative_groups(rewards, g)
+        keep = [i for i in range(len(problems)) if informative[i] or not cfg.filter_informative]
+        keep = keep[: cfg.prompts_per_step]
+        metrics = {"reward_mean": rewards.mean().item(), "reward_std": rewards.std().item(),
+                   "zero_std_frac": 1.0 - informative.float().mean().item(),
+                   "completion_len": batch.completion_mask.sum(1).float().mean().item(),
+                   "groups": float(len(keep))}
+        if not keep:  # nothing to learn from this batch
+            steps.append(metrics)
+            continue
+        examples += len(keep)
+        batch = _select(batch, keep, g)
+        kept_rewards = rewards.view(-1, g)[keep].reshape(-1)
+        adv = group_advantages(kept_rewards, g, cfg.scale_rewards)
+        mask = batch.completion_mask.float()
+        model.train()
+        with torch.no_grad():
+            old = completion_logprobs(model, batch, cfg.sampling.temperature) if cfg.mu > 1 else None
+            ref = None
+            if cfg.loss.beta > 0:
+                with model.disable_adapter():
+                    ref = completion_logprobs(model, batch, cfg.sampling.temperature)
+        for _ in range(cfg.mu):
+            logps = completion_logprobs(model, batch, cfg.sampling.temperature)
+            out = policy_loss(logps, old if old is not None else logps.detach(), adv, mask, cfg.loss, ref)
+            opt.zero_grad(set_to_none=True)
+            out.loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
+            opt.step()
+        metrics.update({"loss": out.loss.item(), **out.metrics})
+        steps.append(metrics)
+        log.debug("step %d %s", step, metrics)
+    t = torch.tensor(all_rewards)
+    return RoundResult(mean_reward=t.mean().item(), reward_std=t.std().item(), examples=examples, steps=steps)
