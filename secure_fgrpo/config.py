@@ -1,0 +1,134 @@
+"""The run configuration: one TOML file, validated strictly (see configio)."""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from .configio import ConfigError, build
+from .gain import GainConfig, Strategy
+from .grpo.trainer import GRPOConfig
+from .model.lora import LoraSpec
+from .model.tiny import TinyModelSpec
+from .tasks import GENERATED_FAMILIES
+from .tasks.base import RewardSpec
+from .federation.update import ServerOptConfig
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    path: str = "embedded"  # "embedded", a local directory, or a hub id where a hub is reachable
+    embedded: TinyModelSpec = field(default_factory=TinyModelSpec)  # used when path = "embedded"
+    lora: LoraSpec = field(default_factory=LoraSpec)
+    rollout: Literal["transformers", "vllm"] = "transformers"
+
+
+@dataclass(frozen=True)
+class ClientConfig:
+    name: str
+    families: dict[str, float] = field(default_factory=dict)  # mix; empty -> from data.partition
+    reward: RewardSpec = field(default_factory=RewardSpec)
+    data: str = ""  # optional local JSONL/Parquet with prompt, answer, kind
+
+    def __post_init__(self) -> None:
+        if not self.name or "/" in self.name or self.name.startswith("."):
+            raise ValueError(f"clients.name {self.name!r} must be a plain folder name")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    partition: Literal["explicit", "family", "dirichlet"] = "explicit"
+    alpha: float = 0.5
+    families_per_client: int = 2
+    train_size: int = 400
+    eval_size: int = 50
+    global_eval_size: int = 200
+
+    def __post_init__(self) -> None:
+        for key in ("train_size", "eval_size", "global_eval_size", "families_per_client"):
+            if getattr(self, key) < 1:
+                raise ValueError(f"data.{key} must be >= 1")
+
+
+@dataclass(frozen=True)
+class SecureSumConfig:
+    backend: Literal["plaintext", "masked", "ckks"] = "plaintext"
+    threshold: float = 0.66  # fraction of a round's participants that must survive
+    options: dict[str, Any] = field(default_factory=dict)  # backend-specific, validated by it
+
+    def __post_init__(self) -> None:
+        if not 0 < self.threshold <= 1:
+            raise ValueError(f"secure_sum.threshold must be in (0, 1], got {self.threshold}")
+
+
+@dataclass(frozen=True)
+class FederationConfig:
+    rounds: int = 6
+    fraction: float = 1.0  # clients sampled per round
+    strategy: Strategy = "fgrpo"
+    delta_clip: float = 4.0  # L2 bound C on each client's adapter delta
+    workers: int = 2  # parallel single-threaded client trainers
+    dropout: float = 0.0  # simulated probability that a sampled client vanishes mid-round
+
+    def __post_init__(self) -> None:
+        if self.rounds < 1:
+            raise ValueError(f"federation.rounds must be >= 1, got {self.rounds}")
+        if not 0 < self.fraction <= 1:
+            raise ValueError(f"federation.fraction must be in (0, 1], got {self.fraction}")
+        if not self.delta_clip > 0:
+            raise ValueError(f"federation.delta_clip must be > 0, got {self.delta_clip}")
+        if self.workers < 1:
+            raise ValueError(f"federation.workers must be >= 1, got {self.workers}")
+        if not 0 <= self.dropout < 1:
+            raise ValueError(f"federation.dropout must be in [0, 1), got {self.dropout}")
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    temperature: float = 1.0
+    max_new_tokens: int = 8
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    seed: int = 0
+    clients: tuple[ClientConfig, ...] = ()
+    federation: FederationConfig = field(default_factory=FederationConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    grpo: GRPOConfig = field(default_factory=GRPOConfig)
+    gain: GainConfig = field(default_factory=GainConfig)
+    server: ServerOptConfig = field(default_factory=ServerOptConfig)
+    secure_sum: SecureSumConfig = field(default_factory=SecureSumConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+    def __post_init__(self) -> None:
+        if len(self.clients) < 2:
+            raise ValueError("clients: a federation needs at least 2 clients")
+        names = [c.name for c in self.clients]
+        if len(set(names)) != len(names):
+            raise ValueError(f"clients: duplicate names in {names}")
+        if self.data.partition == "explicit":
+            for c in self.clients:
+                if not c.families and not c.data:
+                    raise ValueError(f"clients.{c.name}.families: empty, and data.partition is 'explicit'")
+                for fam in c.families:
+                    if fam not in GENERATED_FAMILIES:
+                        raise ValueError(f"clients.{c.name}.families: unknown family {fam!r}")
+        if self.grpo.loss.max_completion_length != self.grpo.sampling.max_new_tokens:
+            raise ValueError("grpo.loss.max_completion_length must equal grpo.sampling.max_new_tokens")
+
+
+def load_config(path: str | Path) -> RunConfig:
+    """Read and validate a TOML run config; errors name the offending key."""
+    try:
+        raw = tomllib.loads(Path(path).read_text())
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError("<file>", f"{path}: not valid TOML ({err})") from None
+    return config_from_dict(raw)
+
+
+def config_from_dict(raw: dict[str, Any]) -> RunConfig:
+    return build(RunConfig, raw)

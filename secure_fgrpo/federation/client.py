@@ -1,0 +1,80 @@
+"""A federation client: everything an institution keeps to itself.
+
+Its gain history, weights, rewards and metrics live only in ``RUN/clients/<name>/``; what
+leaves is one vector ``[e_i·Δ_i, e_i]`` handed to the secure-sum backend."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..config import ClientConfig, RunConfig
+from ..data.partition import ClientData
+from ..gain import GainState, relative_gain, weight, weight_bound
+from .local import TrainOutcome
+from .store import JsonlLog, latest_upto, prune, write_json_atomic
+
+log = logging.getLogger(__name__)
+
+
+def clip_l2(vector: np.ndarray, bound: float) -> tuple[np.ndarray, float]:
+    """Scale ``vector`` into the L2 ball of radius ``bound``; returns it and its original norm."""
+    norm = float(np.linalg.norm(vector))
+    if norm > bound:
+        vector = vector * (bound / norm)
+    return vector, norm
+
+
+@dataclass
+class PreparedInput:
+    vector: np.ndarray  # [e·Δ_clipped, e], float64
+    weight: float
+    gain: float
+
+
+class Client:
+    def __init__(self, cfg: ClientConfig, data: ClientData, root: Path, run: RunConfig) -> None:
+        self.cfg, self.data, self.root, self.run = cfg, data, root, run
+        self.name = cfg.name
+        self.state_dir = root / "state"
+        self.metrics = JsonlLog(root / "metrics.jsonl")
+        self.gain_state = GainState()
+
+    def resume(self, last_round: int) -> None:
+        """Load own state as of the server's last completed round; forget later rounds."""
+        found = latest_upto(self.state_dir, ".json", last_round)
+        self.gain_state = GainState(**_read(found[1])["gain"]) if found else GainState()
+        self.metrics.truncate_after(last_round)
+
+    @property
+    def max_examples(self) -> int:
+        return self.run.grpo.steps * self.run.grpo.prompts_per_step
+
+    def prepare_input(self, round_: int, out: TrainOutcome) -> PreparedInput:
+        """FGRPO: gain against own history -> weight e_i; clip Δ; build [e·Δ, e]."""
+        res = out.result
+        gain, self.gain_state = relative_gain(self.gain_state, res.mean_reward, res.reward_std, self.run.gain)
+        strategy = self.run.federation.strategy
+        e = weight(strategy, res.examples, gain, self.run.gain)
+        e = min(e, weight_bound(strategy, self.max_examples, self.run.gain))
+        delta, norm = clip_l2(out.delta.astype(np.float64), self.run.federation.delta_clip)
+        vector = np.concatenate([e * delta, [e]])
+        write_json_atomic(self.state_dir / f"round-{round_}.json",
+                          {"round": round_, "gain": asdict(self.gain_state)}, private=True)
+        prune(self.state_dir, ".json")
+        self.metrics.append({
+            "round": round_, "eval_accuracy_of_global": out.eval_accuracy, "mean_reward": res.mean_reward,
+            "reward_std": res.reward_std, "examples": res.examples, "gain": gain, "weight": e,
+            "delta_norm": norm, "clipped": norm > self.run.federation.delta_clip, "seconds": out.seconds,
+            "zero_std_frac": float(np.mean([s["zero_std_frac"] for s in res.steps])),
+        })
+        return PreparedInput(vector=vector, weight=e, gain=gain)
+
+
+def _read(path: Path) -> dict:
+    import json
+
+    return json.loads(path.read_text())

@@ -1,0 +1,70 @@
+"""A client's local compute for one round, as a picklable job so it can run in a worker
+process: load base + global adapter, measure the global on the client's own held-out split,
+train with GRPO, return the adapter delta. Nothing here leaves the client."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ..grpo.evaluate import pass_at_1
+from ..grpo.trainer import GRPOConfig, RoundResult, train_round
+from ..model.load import load_base
+from ..model.lora import LoraSpec, attach_lora
+from ..model.vector import VectorLayout, load_vector, to_vector
+from ..rollout import SamplingSpec, make_rollout
+from ..tasks import score
+from ..tasks.base import Problem, RewardSpec
+
+
+@dataclass
+class TrainJob:
+    client: str
+    round: int
+    model_path: str
+    rollout: str
+    lora: LoraSpec
+    global_vector: np.ndarray
+    pool: list[Problem]
+    eval_set: list[Problem]
+    reward: RewardSpec
+    grpo: GRPOConfig
+    eval_sampling: SamplingSpec
+    seed: int
+    threads: int = 1
+
+
+@dataclass
+class TrainOutcome:
+    client: str
+    delta: np.ndarray
+    result: RoundResult
+    eval_accuracy: float  # the incoming global adapter on this client's held-out split
+    seconds: float
+
+
+@dataclass
+class _Scorer:
+    """Picklable reward function bound to the client's reward scale."""
+
+    spec: RewardSpec
+
+    def __call__(self, problem: Problem, completion: str, finished: bool) -> float:
+        return score(problem, completion, finished, self.spec)
+
+
+def run_training(job: TrainJob) -> TrainOutcome:
+    t0 = time.perf_counter()
+    torch.set_num_threads(job.threads)
+    base, tok = load_base(job.model_path)
+    model = attach_lora(base, job.lora)
+    layout = VectorLayout.of(model)
+    load_vector(model, layout, job.global_vector)
+    rollout = make_rollout(job.rollout)
+    accuracy = pass_at_1(model, tok, rollout, job.eval_set, job.eval_sampling, seed=job.seed ^ 0x5EED)
+    result = train_round(model, tok, rollout, job.pool, _Scorer(job.reward), job.grpo, seed=job.seed)
+    delta = to_vector(model, layout) - job.global_vector
+    return TrainOutcome(job.client, delta.astype(np.float32), result, accuracy, time.perf_counter() - t0)

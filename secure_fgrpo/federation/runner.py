@@ -1,0 +1,173 @@
+"""The in-process federation: R rounds of sample -> local GRPO -> secure sum -> update.
+
+Client compute runs in worker processes (one thread each: at this model size two
+single-threaded workers beat one two-threaded process); every protocol message still passes
+through the secure-sum driver and the server's transcript recorder."""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import random
+from concurrent.futures import Executor, ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from ..audit.transcript import TranscriptRecorder
+from ..config import RunConfig
+from ..grpo.evaluate import pass_at_1
+from ..model.load import load_base, resolve_model_path
+from ..model.lora import attach_lora
+from ..model.vector import VectorLayout, load_vector, to_vector
+from ..rollout import SamplingSpec, make_rollout
+from ..secure_sum import DropSchedule, make_backend, run_secure_sum
+from .client import Client
+from .datasets import build_data
+from .local import TrainJob, TrainOutcome, run_training
+from .server import Server
+from .store import write_json_atomic
+from ..seeding import derive_seed
+
+log = logging.getLogger(__name__)
+Event = Callable[[str, dict], None]
+
+
+@dataclass
+class RunSummary:
+    rounds: list[dict] = field(default_factory=list)  # server metrics rows (aggregates only)
+
+
+class _InlineExecutor:
+    """Same interface as a process pool, for workers = 1 (and for debugging)."""
+
+    def map(self, fn, items):  # noqa: ANN001, ANN201
+        return map(fn, items)
+
+    def shutdown(self) -> None:
+        pass
+
+
+class Federation:
+    def __init__(self, cfg: RunConfig, run_dir: Path, on_event: Event | None = None) -> None:
+        self.cfg, self.run_dir = cfg, Path(run_dir)
+        self.emit = on_event or (lambda kind, info: None)
+        self.server_dir = self.run_dir / "server"
+        self.model_path = resolve_model_path(cfg.model.path, cfg.model.embedded)
+        torch.manual_seed(cfg.seed)
+        base, self.tok = load_base(self.model_path)
+        self.model = attach_lora(base, cfg.model.lora)
+        self.layout = VectorLayout.of(self.model)
+        self.data = build_data(cfg)
+        names = [c.name for c in cfg.clients]
+        self.clients = {c.name: Client(c, self.data.clients[c.name], self.run_dir / "clients" / c.name, cfg)
+                        for c in cfg.clients}
+        self.backend = make_backend(cfg.secure_sum.backend, cfg.secure_sum.options)
+        self.backend.setup(self.run_dir, names)
+        self.server = Server(self.server_dir, cfg, names, to_vector(self.model, self.layout))
+        self.recorder = TranscriptRecorder(self.server_dir / "transcript.jsonl")
+        self.eval_sampling = SamplingSpec(cfg.eval.max_new_tokens, cfg.eval.temperature)
+        self._resume()
+
+    def _resume(self) -> None:
+        last = self.server.state.round
+        self.recorder.truncate_after(last)
+        self.server.metrics.truncate_after(last)
+        for c in self.clients.values():
+            c.resume(last)
+        write_json_atomic(self.run_dir / "layout.json", {"names": list(self.layout.names),
+                                                         "shapes": [list(s) for s in self.layout.shapes]})
+
+    def evaluate_global(self, round_: int) -> float:
+        load_vector(self.model, self.layout, self.server.state.vector)
+        return pass_at_1(self.model, self.tok, make_rollout(self.cfg.model.rollout),
+                         self.data.global_eval, self.eval_sampling, seed=self.cfg.seed * 7919 + 17)
+
+    def export_adapter(self) -> Path:
+        """The global adapter in peft's on-disk format (loads with PeftModel.from_pretrained)."""
+        load_vector(self.model, self.layout, self.server.state.vector)
+        out = self.server_dir / "global_adapter"
+        self.model.save_pretrained(out)
+        return out
+
+    def _executor(self) -> Executor | _InlineExecutor:
+        if self.cfg.federation.workers == 1:
+            return _InlineExecutor()
+        return ProcessPoolExecutor(self.cfg.federation.workers, mp_context=multiprocessing.get_context("spawn"))
+
+    def _jobs(self, round_: int, names: list[str]) -> list[TrainJob]:
+        cfg = self.cfg
+        threads = 1 if cfg.federation.workers > 1 else max(1, torch.get_num_threads())
+        return [TrainJob(
+            client=n, round=round_, model_path=self.model_path, rollout=cfg.model.rollout, lora=cfg.model.lora,
+            global_vector=self.server.state.vector, pool=self.data.clients[n].train,
+            eval_set=self.data.clients[n].eval, reward=self.clients[n].cfg.reward, grpo=cfg.grpo,
+            eval_sampling=self.eval_sampling, seed=derive_seed(cfg.seed, "train", n, round_), threads=threads,
+        ) for n in names]
+
+    def _drops(self, round_: int, names: list[str], stages: tuple[str, ...]) -> DropSchedule:
+        p = self.cfg.federation.dropout
+        rng = random.Random(derive_seed(self.cfg.seed, "drop", round_))
+        sched = DropSchedule()
+        for n in names:
+            if p > 0 and rng.random() < p:
+                sched.drop_before.setdefault(rng.choice(stages), set()).add(n)
+        return sched
+
+    def run(self, rounds: int | None = None) -> RunSummary:
+        """Run until ``federation.rounds`` (or ``rounds`` more, for tests of resume)."""
+        cfg = self.cfg
+        if self.server.state.round == 0 and not self.server.metrics.rows():
+            acc = self.evaluate_global(0)
+            self.server.metrics.append({"round": 0, "global_accuracy": acc})
+            self.emit("round", {"round": 0, "global_accuracy": acc})
+        end = cfg.federation.rounds if rounds is None else min(cfg.federation.rounds, self.server.state.round + rounds)
+        executor = self._executor()
+        try:
+            for r in range(self.server.state.round + 1, end + 1):
+                self._round(r, executor)
+        finally:
+            executor.shutdown()
+        self.export_adapter()
+        return RunSummary(rounds=self.server.metrics.rows())
+
+    def _round(self, r: int, executor: Executor | _InlineExecutor) -> None:
+        names = self.server.participants(r)
+        self.emit("round_start", {"round": r, "participants": names})
+        outcomes: dict[str, TrainOutcome] = {}
+        for out in executor.map(run_training, self._jobs(r, names)):
+            outcomes[out.client] = out
+            self.emit("client_done", {"round": r, "client": out.client})
+        spec = self.server.sum_spec(r, names, self.layout.size)
+        sum_clients = {}
+        for n in names:
+            prepared = self.clients[n].prepare_input(r, outcomes[n])
+            sc = self.backend.client(n, spec, self.clients[n].root / "keys")
+            sc.set_input(prepared.vector)
+            sum_clients[n] = sc
+        sum_server = self.backend.server(spec, self.server_dir / "keys")
+        outcome = run_secure_sum(sum_server, sum_clients, self.recorder,
+                                 self._drops(r, names, sum_server.stages))
+        total = outcome.total
+        if total is None and not outcome.aborted:
+            total = _agreed_client_result(sum_clients, outcome.contributors)
+        row = self.server.finish_round(r, outcome, total)
+        row["global_accuracy"] = self.evaluate_global(r)
+        self.server.metrics.append(row)
+        self.server.save()
+        self.emit("round", row)
+
+
+def _agreed_client_result(sum_clients: dict, contributors: tuple[str, ...]) -> np.ndarray | None:
+    """Server-blind backends deliver the sum to clients only; they must all agree on it."""
+    results = [sum_clients[n].result() for n in contributors]
+    results = [r for r in results if r is not None]
+    if not results:
+        return None
+    for other in results[1:]:
+        if not np.allclose(other, results[0], rtol=1e-9, atol=1e-12):
+            raise RuntimeError("clients decrypted different aggregates: refusing to apply the round")
+    return results[0]

@@ -1,0 +1,84 @@
+"""Relative performance gain (FGRPO) and the aggregation weight e_i.
+
+Every strategy is only "how a client computes e_i"; the server always computes
+Σ e_i·Δ_i / Σ e_i from a secure sum. All state here stays at the client.
+
+    b^t = β·b^{t-1} + (1-β)·r^t                    historical baseline (EMA)
+    s^t = β·s^{t-1} + (1-β)·|r^t - b^{t-1}|        its typical deviation
+    g^t = clip((r^t - b^{t-1}) / (s^{t-1} + ε), -G, G),   g^1 = 0       ("zscore")
+    g^t = clip((r^t - b^{t-1}) / (|b^{t-1}| + ε), -G, G)                  ("ratio")
+    e   = n^α · exp(g/τ)   (FGRPO);  e = n (FedAvg);  e = 1 (uniform)
+
+s^1 is the spread of the client's first-round rewards: a scale measured in the client's own
+reward units, so a 0..10 hospital and a 0..1 hospital get comparable gains.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal
+
+GainKind = Literal["zscore", "ratio"]
+Strategy = Literal["fgrpo", "fedavg", "uniform"]
+STRATEGIES = ("fgrpo", "fedavg", "uniform")
+
+
+@dataclass(frozen=True)
+class GainConfig:
+    kind: GainKind = "zscore"
+    beta: float = 0.7
+    clip: float = 2.0  # G
+    tau: float = 1.0
+    alpha: float = 0.5
+    eps: float = 1e-6
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("zscore", "ratio"):
+            raise ValueError(f"gain.kind must be 'zscore' or 'ratio', got {self.kind!r}")
+        if not 0.0 <= self.beta < 1.0:
+            raise ValueError(f"gain.beta must be in [0, 1), got {self.beta}")
+        if not self.clip > 0:
+            raise ValueError(f"gain.clip must be > 0, got {self.clip}")
+        if not self.tau > 0:
+            raise ValueError(f"gain.tau must be > 0, got {self.tau}")
+        if self.alpha < 0:
+            raise ValueError(f"gain.alpha must be >= 0, got {self.alpha}")
+
+
+@dataclass(frozen=True)
+class GainState:
+    baseline: float | None = None
+    deviation: float = 0.0
+    rounds: int = 0
+
+
+def relative_gain(state: GainState, reward: float, reward_spread: float, cfg: GainConfig) -> tuple[float, GainState]:
+    """Gain of this round's mean reward against the client's own history, and the new state."""
+    if state.baseline is None:
+        return 0.0, GainState(baseline=reward, deviation=max(reward_spread, 0.0), rounds=1)
+    diff = reward - state.baseline
+    scale = state.deviation if cfg.kind == "zscore" else abs(state.baseline)
+    gain = max(-cfg.clip, min(cfg.clip, diff / (scale + cfg.eps)))
+    new = GainState(
+        baseline=cfg.beta * state.baseline + (1 - cfg.beta) * reward,
+        deviation=cfg.beta * state.deviation + (1 - cfg.beta) * abs(diff),
+        rounds=state.rounds + 1,
+    )
+    return gain, new
+
+
+def weight(strategy: Strategy, examples: int, gain: float, cfg: GainConfig) -> float:
+    """e_i for a strategy."""
+    if strategy == "fgrpo":
+        return float(examples) ** cfg.alpha * math.exp(gain / cfg.tau)
+    if strategy == "fedavg":
+        return float(examples)
+    if strategy == "uniform":
+        return 1.0
+    raise ValueError(f"federation.strategy must be one of {', '.join(STRATEGIES)}, got {strategy!r}")
+
+
+def weight_bound(strategy: Strategy, max_examples: int, cfg: GainConfig) -> float:
+    """The largest e_i any client can send: fixed-point backends size their range from it."""
+    return weight(strategy, max_examples, cfg.clip, cfg)

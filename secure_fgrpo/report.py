@@ -1,0 +1,63 @@
+"""Read a run directory back: the accuracy table and the PNG plot the CLI shows."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from .federation.store import JsonlLog
+
+
+def server_rows(run_dir: Path) -> list[dict]:
+    return JsonlLog(Path(run_dir) / "server" / "metrics.jsonl").rows()
+
+
+def client_rows(run_dir: Path) -> dict[str, list[dict]]:
+    root = Path(run_dir) / "clients"
+    return {p.name: JsonlLog(p / "metrics.jsonl").rows() for p in sorted(root.iterdir()) if p.is_dir()} if root.exists() else {}
+
+
+def accuracy_curves(run_dir: Path) -> tuple[dict[int, float], dict[str, dict[int, float]]]:
+    """Global held-out accuracy by round, and each client's held-out accuracy of the global
+    adapter it received (measured at the start of round r, i.e. the global after r-1)."""
+    glob = {r["round"]: r["global_accuracy"] for r in server_rows(run_dir) if "global_accuracy" in r}
+    per = {name: {r["round"] - 1: r["eval_accuracy_of_global"] for r in rows}
+           for name, rows in client_rows(run_dir).items()}
+    return glob, per
+
+
+def plot_accuracy(run_dir: Path, out: Path | None = None) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    glob, per = accuracy_curves(run_dir)
+    out = out or Path(run_dir) / "accuracy.png"
+    fig, ax = plt.subplots(figsize=(7, 4.2), dpi=120)
+    ax.plot(sorted(glob), [glob[r] for r in sorted(glob)], "k-o", lw=2.5, label="global (public held-out)")
+    for name, curve in per.items():
+        rs = sorted(curve)
+        ax.plot(rs, [curve[r] for r in rs], "--", marker=".", label=f"{name} (own held-out)")
+    ax.set_xlabel("round (global adapter after round)")
+    ax.set_ylabel("sampled pass@1 (T = 1)")
+    ax.set_ylim(0, 1)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    ax.set_title(f"secure_fgrpo: {Path(run_dir).name}")
+    fig.tight_layout()
+    fig.savefig(out)
+    plt.close(fig)
+    return out
+
+
+def save_run_config(run_dir: Path, raw: dict) -> None:
+    Path(run_dir).mkdir(parents=True, exist_ok=True)
+    (Path(run_dir) / "config.json").write_text(json.dumps(raw, indent=1))
+
+
+def load_run_config(run_dir: Path) -> dict:
+    path = Path(run_dir) / "config.json"
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: not a secure_fgrpo run directory (no config.json)")
+    return json.loads(path.read_text())

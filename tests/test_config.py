@@ -1,0 +1,67 @@
+"""Config validation: unknown keys and bad values are refused, naming the key."""
+
+from __future__ import annotations
+
+import pytest
+
+from secure_fgrpo.cli import main
+from secure_fgrpo.config import config_from_dict, load_config
+from secure_fgrpo.configio import ConfigError
+
+from conftest import small_run
+
+GOOD = """
+seed = 1
+[federation]
+rounds = 2
+[[clients]]
+name = "a"
+families = { vitals = 1.0 }
+[[clients]]
+name = "b"
+families = { unit = 1.0 }
+reward = { scale = 10.0 }
+"""
+
+
+def test_good_config_loads(tmp_path) -> None:
+    p = tmp_path / "run.toml"
+    p.write_text(GOOD)
+    cfg = load_config(p)
+    assert cfg.federation.rounds == 2 and cfg.clients[1].reward.scale == 10.0
+
+
+@pytest.mark.parametrize("over, key", [
+    ({"federation.roundz": 3}, "federation.roundz"),
+    ({"grpo.loss.epsilon_hi": 0.3}, "grpo.loss.epsilon_hi"),
+    ({"federation.rounds": "three"}, "federation.rounds"),
+    ({"federation.strategy": "median"}, "federation.strategy"),
+    ({"federation.fraction": 1.5}, "federation"),
+    ({"secure_sum.backend": "quantum"}, "secure_sum.backend"),
+    ({"model.lora.mode": "full"}, "model.lora.mode"),
+])
+def test_bad_values_name_the_key(over: dict, key: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        config_from_dict(small_run(**over))
+    assert err.value.key.startswith(key)
+    assert key.split(".")[-1] in str(err.value)
+
+
+def test_unknown_family_and_duplicate_clients_refused() -> None:
+    raw = small_run()
+    raw["clients"][0]["families"] = {"cardiology": 1.0}
+    with pytest.raises(ConfigError, match="cardiology"):
+        config_from_dict(raw)
+    raw = small_run()
+    raw["clients"][1]["name"] = "a"
+    with pytest.raises(ConfigError, match="duplicate"):
+        config_from_dict(raw)
+
+
+def test_cli_run_with_misspelled_key_exits_nonzero_naming_it(tmp_path, capsys) -> None:
+    p = tmp_path / "typo.toml"
+    p.write_text(GOOD.replace("rounds = 2", "rouns = 2"))
+    code = main(["run", str(p), "--out", str(tmp_path / "run")])
+    assert code != 0
+    assert "federation.rouns" in capsys.readouterr().out
+    assert not (tmp_path / "run").exists()  # nothing started
