@@ -23,6 +23,14 @@ def test_char_tokenizer_round_trips_without_spaces() -> None:
     assert tok.decode(ids, skip_special_tokens=True) == "3 g to mg="
 
 
+def test_tokenizer_loaded_by_path_encodes_like_the_built_one(quick_model_dir) -> None:
+    """Regression: AutoTokenizer picked Qwen2's byte-level class from config.json and dropped spaces."""
+    _, tok = load_base(str(quick_model_dir))
+    text = "hr 112 >100?="
+    assert tok(text)["input_ids"] == build_char_tokenizer()(text)["input_ids"]
+    assert tok.padding_side == "left"
+
+
 def test_vector_round_trip_is_bit_exact(quick_model_dir) -> None:
     base, _ = load_base(str(quick_model_dir))
     model = attach_lora(base, LoraSpec(r=4, mode="standard"))

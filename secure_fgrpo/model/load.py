@@ -6,7 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+from transformers import (AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase,
+                          PreTrainedTokenizerFast)
 
 from .tiny import TinyModelSpec, embedded_model_path
 
@@ -17,12 +18,21 @@ def resolve_model_path(name_or_path: str, spec: TinyModelSpec | None = None) -> 
     return str(embedded_model_path(spec)) if name_or_path == EMBEDDED else name_or_path
 
 
+def load_tokenizer(path: str) -> PreTrainedTokenizerBase:
+    """A directory's ``tokenizer.json`` is loaded verbatim. ``AutoTokenizer`` would let the
+    model's config pick a model-specific class that rebuilds the pipeline (transformers 5 turns
+    the embedded char tokenizer into Qwen2's byte-level one, silently dropping spaces)."""
+    if (Path(path) / "tokenizer.json").exists():
+        return PreTrainedTokenizerFast.from_pretrained(path)
+    return AutoTokenizer.from_pretrained(path)
+
+
 def load_base(name_or_path: str, spec: TinyModelSpec | None = None) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """Frozen base model (float32, eval mode) and its left-padding tokenizer."""
     path = resolve_model_path(name_or_path, spec)
     if not name_or_path == EMBEDDED and not Path(path).exists() and "/" not in path:
         raise FileNotFoundError(f"model.path: {path!r} is neither 'embedded', a local directory, nor a hub id")
-    tok = AutoTokenizer.from_pretrained(path)
+    tok = load_tokenizer(path)
     tok.padding_side = "left"
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
