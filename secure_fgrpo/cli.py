@@ -46,7 +46,7 @@ def _run(cfg: RunConfig, run_dir: Path) -> int:
                                            + (" (aborted)" if info.get("aborted") else ""))
 
         fed = Federation(cfg, run_dir, on_event)
-        progress.update(rounds, completed=fed.server.state.round)
+        progress.update(rounds, completed=fed.server.last_completed_round)
         fed.run()
     _print_summary(run_dir, time.perf_counter() - t0)
     return 0
@@ -100,9 +100,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from .federation.runner import Federation
 
     fed = Federation(cfg, run_dir)
-    acc = fed.evaluate_global(fed.server.state.round)
+    acc = fed.evaluate_global(fed.server.last_completed_round)
     _print_summary(run_dir)
-    console.print(f"re-evaluated global adapter of round {fed.server.state.round}: {acc:.1%}")
+    console.print(f"re-evaluated global adapter of round {fed.server.last_completed_round}: {acc:.1%}")
     return 0
 
 

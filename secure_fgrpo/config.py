@@ -117,6 +117,9 @@ class RunConfig:
                 for fam in c.families:
                     if fam not in GENERATED_FAMILIES:
                         raise ValueError(f"clients.{c.name}.families: unknown family {fam!r}")
+        if self.secure_sum.options.get("weights") == "server" and self.federation.strategy != "fgrpo":
+            raise ValueError("secure_sum.options.weights = 'server' evaluates FGRPO's exp(g/τ): "
+                             "it needs federation.strategy = 'fgrpo'")
         if self.grpo.loss.max_completion_length != self.grpo.sampling.max_new_tokens:
             raise ValueError("grpo.loss.max_completion_length must equal grpo.sampling.max_new_tokens")
 

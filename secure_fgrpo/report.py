@@ -8,8 +8,9 @@ from pathlib import Path
 from .federation.store import JsonlLog
 
 
-def server_rows(run_dir: Path) -> list[dict]:
-    return JsonlLog(Path(run_dir) / "server" / "metrics.jsonl").rows()
+def global_rows(run_dir: Path) -> list[dict]:
+    """Written by whoever holds the global model (the server, or the clients when server-blind)."""
+    return JsonlLog(Path(run_dir) / "global_metrics.jsonl").rows()
 
 
 def client_rows(run_dir: Path) -> dict[str, list[dict]]:
@@ -20,7 +21,7 @@ def client_rows(run_dir: Path) -> dict[str, list[dict]]:
 def accuracy_curves(run_dir: Path) -> tuple[dict[int, float], dict[str, dict[int, float]]]:
     """Global held-out accuracy by round, and each client's held-out accuracy of the global
     adapter it received (measured at the start of round r, i.e. the global after r-1)."""
-    glob = {r["round"]: r["global_accuracy"] for r in server_rows(run_dir) if "global_accuracy" in r}
+    glob = {r["round"]: r["global_accuracy"] for r in global_rows(run_dir)}
     per = {name: {r["round"] - 1: r["eval_accuracy_of_global"] for r in rows}
            for name, rows in client_rows(run_dir).items()}
     return glob, per

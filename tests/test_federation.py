@@ -29,7 +29,7 @@ from conftest import small_run
 def test_global_is_weighted_average_of_client_deltas(quick_model_dir, tmp_path) -> None:
     cfg = config_from_dict(small_run(**{"federation.delta_clip": 0.05}))  # small: clipping is exercised
     fed = Federation(cfg, tmp_path / "run")
-    g = fed.server.state.vector.copy()
+    g = fed.global_model.state.vector.copy()
     states = {c.name: GainState() for c in cfg.clients}
     for r in (1, 2):
         outs = [run_training(job) for job in fed._jobs(r, fed.server.participants(r))]
@@ -44,9 +44,10 @@ def test_global_is_weighted_average_of_client_deltas(quick_model_dir, tmp_path) 
             den += e
         g = (g + num / den).astype(np.float32)
         fed.run(rounds=1)
-        assert np.allclose(fed.server.state.vector, g, atol=1e-6), f"round {r}"
+        assert np.allclose(fed.global_model.state.vector, g, atol=1e-6), f"round {r}"
     rows = fed.server.metrics.rows()
-    assert [r["round"] for r in rows] == [0, 1, 2]
+    assert [r["round"] for r in rows] == [1, 2]
+    assert [r["round"] for r in fed.global_metrics.rows()] == [0, 1, 2]
     # Nothing per-client in the server's metrics: only aggregates.
     for row in rows:
         assert not {"gain", "weight", "mean_reward", "examples"} & set(row)
@@ -88,10 +89,11 @@ def test_resume_after_kill_matches_uninterrupted_run(quick_model_dir, tmp_path) 
     proc.wait()
     assert _completed(run_dir) < 3
     resumed = Federation(config_from_dict(raw), run_dir)
-    assert resumed.server.state.round == _completed(run_dir)
+    assert resumed.global_model.state.round == _completed(run_dir)
     resumed.run()
-    assert np.array_equal(resumed.server.state.vector, ref.server.state.vector)
-    assert [r["round"] for r in resumed.server.metrics.rows()] == [0, 1, 2, 3]
+    assert np.array_equal(resumed.global_model.state.vector, ref.global_model.state.vector)
+    assert [r["round"] for r in resumed.server.metrics.rows()] == [1, 2, 3]
+    assert [r["round"] for r in resumed.global_metrics.rows()] == [0, 1, 2, 3]
     entries = [json.loads(line) for line in (run_dir / "server" / "transcript.jsonl").read_text().splitlines()]
     per_round = {}
     for e in entries:

@@ -53,15 +53,20 @@ class Client:
     def max_examples(self) -> int:
         return self.run.grpo.steps * self.run.grpo.prompts_per_step
 
-    def prepare_input(self, round_: int, out: TrainOutcome) -> PreparedInput:
-        """FGRPO: gain against own history -> weight e_i; clip Δ; build [e·Δ, e]."""
+    def prepare_input(self, round_: int, out: TrainOutcome, weights_on_server: bool = False) -> PreparedInput:
+        """FGRPO: gain against own history -> weight e_i; clip Δ; build [e·Δ, e] — or, when the
+        server evaluates exp(g/τ) under encryption, [n^α·Δ, n^α, g]."""
         res = out.result
         gain, self.gain_state = relative_gain(self.gain_state, res.mean_reward, res.reward_std, self.run.gain)
         strategy = self.run.federation.strategy
         e = weight(strategy, res.examples, gain, self.run.gain)
         e = min(e, weight_bound(strategy, self.max_examples, self.run.gain))
         delta, norm = clip_l2(out.delta.astype(np.float64), self.run.federation.delta_clip)
-        vector = np.concatenate([e * delta, [e]])
+        if weights_on_server:
+            base = float(res.examples) ** self.run.gain.alpha
+            vector = np.concatenate([base * delta, [base, gain]])
+        else:
+            vector = np.concatenate([e * delta, [e]])
         write_json_atomic(self.state_dir / f"round-{round_}.json",
                           {"round": round_, "gain": asdict(self.gain_state)}, private=True)
         prune(self.state_dir, ".json")

@@ -25,11 +25,13 @@ from ..model.lora import attach_lora
 from ..model.vector import VectorLayout, load_vector, to_vector
 from ..rollout import SamplingSpec, make_rollout
 from ..secure_sum import DropSchedule, make_backend, run_secure_sum
+from ..secure_sum.base import client_state_dir, server_state_dir
 from .client import Client
 from .datasets import build_data
 from .local import TrainJob, TrainOutcome, run_training
+from .global_model import GlobalModel
 from .server import Server
-from .store import write_json_atomic
+from .store import JsonlLog, write_json_atomic
 from ..seeding import derive_seed
 
 log = logging.getLogger(__name__)
@@ -65,33 +67,42 @@ class Federation:
         names = [c.name for c in cfg.clients]
         self.clients = {c.name: Client(c, self.data.clients[c.name], self.run_dir / "clients" / c.name, cfg)
                         for c in cfg.clients}
-        self.backend = make_backend(cfg.secure_sum.backend, cfg.secure_sum.options)
+        self.backend = make_backend(cfg.secure_sum.backend, _backend_options(cfg))
         self.backend.setup(self.run_dir, names)
-        self.server = Server(self.server_dir, cfg, names, to_vector(self.model, self.layout))
+        self.server = Server(self.server_dir, cfg, names)
+        # The global model lives wherever the sum is revealed (see global_model.py).
+        self.keepers = ([self.server_dir] if self.backend.server_learns_sum
+                        else [self.run_dir / "clients" / n for n in sorted(names)])
+        self.global_model = GlobalModel([k / "checkpoints" for k in self.keepers], cfg.server,
+                                        to_vector(self.model, self.layout), upto=self.server.last_completed_round)
+        self.global_metrics = JsonlLog(self.run_dir / "global_metrics.jsonl")
         self.recorder = TranscriptRecorder(self.server_dir / "transcript.jsonl")
         self.eval_sampling = SamplingSpec(cfg.eval.max_new_tokens, cfg.eval.temperature)
         self._resume()
 
     def _resume(self) -> None:
-        last = self.server.state.round
+        last = self.server.last_completed_round
         self.recorder.truncate_after(last)
         self.server.metrics.truncate_after(last)
+        self.global_metrics.truncate_after(last)
         for c in self.clients.values():
             c.resume(last)
         write_json_atomic(self.run_dir / "layout.json", {"names": list(self.layout.names),
                                                          "shapes": [list(s) for s in self.layout.shapes]})
 
     def evaluate_global(self, round_: int) -> float:
-        load_vector(self.model, self.layout, self.server.state.vector)
+        load_vector(self.model, self.layout, self.global_model.state.vector)
         return pass_at_1(self.model, self.tok, make_rollout(self.cfg.model.rollout),
                          self.data.global_eval, self.eval_sampling, seed=self.cfg.seed * 7919 + 17)
 
-    def export_adapter(self) -> Path:
-        """The global adapter in peft's on-disk format (loads with PeftModel.from_pretrained)."""
-        load_vector(self.model, self.layout, self.server.state.vector)
-        out = self.server_dir / "global_adapter"
-        self.model.save_pretrained(out)
-        return out
+    def export_adapter(self) -> list[Path]:
+        """The global adapter in peft's on-disk format (loads with PeftModel.from_pretrained),
+        written by whoever holds it."""
+        load_vector(self.model, self.layout, self.global_model.state.vector)
+        outs = [k / "global_adapter" for k in self.keepers]
+        for out in outs:
+            self.model.save_pretrained(out)
+        return outs
 
     def _executor(self) -> Executor | _InlineExecutor:
         if self.cfg.federation.workers == 1:
@@ -103,7 +114,7 @@ class Federation:
         threads = 1 if cfg.federation.workers > 1 else max(1, torch.get_num_threads())
         return [TrainJob(
             client=n, round=round_, model_path=self.model_path, rollout=cfg.model.rollout, lora=cfg.model.lora,
-            global_vector=self.server.state.vector, pool=self.data.clients[n].train,
+            global_vector=self.global_model.state.vector, pool=self.data.clients[n].train,
             eval_set=self.data.clients[n].eval, reward=self.clients[n].cfg.reward, grpo=cfg.grpo,
             eval_sampling=self.eval_sampling, seed=derive_seed(cfg.seed, "train", n, round_), threads=threads,
         ) for n in names]
@@ -120,19 +131,18 @@ class Federation:
     def run(self, rounds: int | None = None) -> RunSummary:
         """Run until ``federation.rounds`` (or ``rounds`` more, for tests of resume)."""
         cfg = self.cfg
-        if self.server.state.round == 0 and not self.server.metrics.rows():
-            acc = self.evaluate_global(0)
-            self.server.metrics.append({"round": 0, "global_accuracy": acc})
-            self.emit("round", {"round": 0, "global_accuracy": acc})
-        end = cfg.federation.rounds if rounds is None else min(cfg.federation.rounds, self.server.state.round + rounds)
+        done = self.server.last_completed_round
+        if done == 0 and not self.global_metrics.rows():
+            self._record_global(0, {})
+        end = cfg.federation.rounds if rounds is None else min(cfg.federation.rounds, done + rounds)
         executor = self._executor()
         try:
-            for r in range(self.server.state.round + 1, end + 1):
+            for r in range(done + 1, end + 1):
                 self._round(r, executor)
         finally:
             executor.shutdown()
         self.export_adapter()
-        return RunSummary(rounds=self.server.metrics.rows())
+        return RunSummary(rounds=self.global_metrics.rows())
 
     def _round(self, r: int, executor: Executor | _InlineExecutor) -> None:
         names = self.server.participants(r)
@@ -144,21 +154,36 @@ class Federation:
         spec = self.server.sum_spec(r, names, self.layout.size)
         sum_clients = {}
         for n in names:
-            prepared = self.clients[n].prepare_input(r, outcomes[n])
-            sc = self.backend.client(n, spec, self.clients[n].root / "keys")
+            prepared = self.clients[n].prepare_input(r, outcomes[n], self.backend.weights_on_server)
+            sc = self.backend.client(n, spec, client_state_dir(self.run_dir, n))
             sc.set_input(prepared.vector)
             sum_clients[n] = sc
-        sum_server = self.backend.server(spec, self.server_dir / "keys")
+        sum_server = self.backend.server(spec, server_state_dir(self.run_dir))
         outcome = run_secure_sum(sum_server, sum_clients, self.recorder,
                                  self._drops(r, names, sum_server.stages))
         total = outcome.total
         if total is None and not outcome.aborted:
             total = _agreed_client_result(sum_clients, outcome.contributors)
-        row = self.server.finish_round(r, outcome, total)
-        row["global_accuracy"] = self.evaluate_global(r)
+        row: dict = {"round": r, "contributors": len(outcome.contributors), "aborted": outcome.aborted}
+        known: dict = {}  # what the holder of the global model learns
+        if outcome.aborted or total is None or not total[-1] > 0:
+            row.update(aborted=True, reason=outcome.reason or "sum of weights is 0: nothing to apply")
+        else:
+            known = {"update_norm": self.global_model.apply(total), "sum_of_weights": float(total[-1])}
+        self.global_model.save(r)
+        self._record_global(r, known)
+        if self.backend.server_learns_sum:
+            row.update(known)
+            row["global_accuracy"] = self.global_metrics.rows()[-1]["global_accuracy"]
         self.server.metrics.append(row)
-        self.server.save()
-        self.emit("round", row)
+        self.server.mark_completed(r)
+        self.emit("round", {**row, **self.global_metrics.rows()[-1]})
+
+    def _record_global(self, r: int, known: dict) -> None:
+        acc = self.evaluate_global(r)
+        self.global_metrics.append({"round": r, "global_accuracy": acc, **known})
+        if r == 0:
+            self.emit("round", {"round": 0, "global_accuracy": acc})
 
 
 def _agreed_client_result(sum_clients: dict, contributors: tuple[str, ...]) -> np.ndarray | None:
@@ -171,3 +196,12 @@ def _agreed_client_result(sum_clients: dict, contributors: tuple[str, ...]) -> n
         if not np.allclose(other, results[0], rtol=1e-9, atol=1e-12):
             raise RuntimeError("clients decrypted different aggregates: refusing to apply the round")
     return results[0]
+
+
+def _backend_options(cfg: RunConfig) -> dict:
+    """Backend options plus the round settings a server-side weight needs (τ and G are public)."""
+    options = dict(cfg.secure_sum.options)
+    if options.get("weights") == "server":
+        options.setdefault("tau", cfg.gain.tau)
+        options.setdefault("gain_clip", cfg.gain.clip)
+    return options

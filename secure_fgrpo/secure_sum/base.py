@@ -147,6 +147,16 @@ class SumServer(ABC):
         """Call after the last stage."""
 
 
+def server_state_dir(run_dir: Path) -> Path:
+    """Where the server's backend state lives; the runner passes it as ``state_dir``."""
+    return Path(run_dir) / "server" / "keys"
+
+
+def client_state_dir(run_dir: Path, name: str) -> Path:
+    """Where a client's keys live (0700 folder, 0600 files); never read by the server."""
+    return Path(run_dir) / "clients" / name / "keys"
+
+
 class Backend(ABC):
     """A secure-sum backend: makes both sides of a round. The federation only sees this.
 
@@ -154,6 +164,17 @@ class Backend(ABC):
     """
 
     name: str = ""
+
+    @property
+    def server_learns_sum(self) -> bool:
+        """False when the aggregate goes back to the clients only (then the global model
+        and its update must live with the clients, never at the server)."""
+        return True
+
+    @property
+    def weights_on_server(self) -> bool:
+        """True when clients send ``[n^α·Δ, n^α, g]`` and the server applies exp(g/τ) itself."""
+        return False
 
     @abstractmethod
     def server(self, spec: SumSpec, state_dir: Path) -> SumServer: ...
