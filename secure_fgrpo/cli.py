@@ -106,6 +106,22 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_keys_init(args: argparse.Namespace) -> int:
+    """Create a federation's keys before the first round: each client's secret material in its
+    own folder (0600), the server's public part in server/keys. The run then reuses them."""
+    from .federation.runner import _backend_options
+    from .secure_sum import make_backend
+
+    cfg = load_config(args.config)
+    run_dir = Path(args.out or Path("runs") / Path(args.config).stem)
+    backend = make_backend(cfg.secure_sum.backend, _backend_options(cfg))
+    backend.setup(run_dir, [c.name for c in cfg.clients])
+    save_run_config(run_dir, to_dict(cfg))
+    console.print(f"keys for the {cfg.secure_sum.backend!r} backend created under {run_dir} "
+                  f"(server: {run_dir / 'server' / 'keys'}, clients: {run_dir / 'clients'}/<name>/keys)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="secure-fgrpo", description=__doc__)
     p.add_argument("-v", "--verbose", action="store_true")
@@ -125,6 +141,12 @@ def build_parser() -> argparse.ArgumentParser:
     e = sub.add_parser("eval", help="re-evaluate a run's global adapter and show its curves")
     e.add_argument("run")
     e.set_defaults(fn=cmd_eval)
+    k = sub.add_parser("keys", help="key custody")
+    ksub = k.add_subparsers(dest="keys_cmd", required=True)
+    ki = ksub.add_parser("init", help="create the federation's keys for CONFIG's secure-sum backend")
+    ki.add_argument("config")
+    ki.add_argument("--out", default="")
+    ki.set_defaults(fn=cmd_keys_init)
     return p
 
 

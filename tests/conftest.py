@@ -3,6 +3,7 @@ the suite stays fast; the demo uses the full warm start. Both are the same code 
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from pathlib import Path
 
 import pytest
@@ -10,8 +11,8 @@ import torch
 
 from secure_fgrpo.model.tiny import TinyModelSpec, embedded_model_path
 
-QUICK = TinyModelSpec(warm_steps=40, warm_batch=32, seed=1)
-QUICK_TABLE = {"warm_steps": QUICK.warm_steps, "warm_batch": QUICK.warm_batch, "seed": QUICK.seed}
+QUICK = TinyModelSpec(warm_steps=40, clean_steps=30, warm_batch=32, seed=1)
+QUICK_TABLE = asdict(QUICK)
 
 
 @pytest.fixture(scope="session", autouse=True)
