@@ -76,12 +76,16 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import demo_config
 
     overrides: dict = {"secure_sum.backend": args.secure_sum, "seed": args.seed}
+    if args.reveal:
+        if args.secure_sum != "ckks":
+            raise ValueError("--reveal applies to --secure-sum ckks only")
+        overrides["secure_sum.options"] = {"reveal": args.reveal}
     if args.rounds:
         overrides["federation.rounds"] = args.rounds
     if args.workers:
         overrides["federation.workers"] = args.workers
     cfg = demo_config(**overrides)
-    run_dir = Path(args.out or f"runs/demo-{args.secure_sum}")
+    run_dir = Path(args.out or f"runs/demo-{args.secure_sum}" + (f"-{args.reveal}" if args.reveal else ""))
     if run_dir.exists() and not args.resume:
         shutil.rmtree(run_dir)
     console.print(f"[bold]secure_fgrpo demo[/]: {len(cfg.clients)} institutions, strategy "
@@ -128,6 +132,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="cmd", required=True)
     d = sub.add_parser("demo", help="four institutions, FGRPO, secure sum")
     d.add_argument("--secure-sum", default="plaintext", choices=["plaintext", "masked", "ckks"])
+    d.add_argument("--reveal", default="", choices=["", "server-learns-sum", "server-blind"],
+                   help="ckks only: who learns the sums (default server-learns-sum)")
     d.add_argument("--rounds", type=int, default=0)
     d.add_argument("--workers", type=int, default=0)
     d.add_argument("--seed", type=int, default=0)
