@@ -43,7 +43,14 @@ def run_secure_sum(
         for stage in server.stages:
             inbound: dict[str, Message] = {}
             for name in drops.alive(stage, names, gone):
-                msg = clients[name].respond(stage, replies.get(name))
+                try:
+                    msg = clients[name].respond(stage, replies.get(name))
+                except ProtocolError as err:
+                    # The client caught the server misbehaving: it stops taking part (its
+                    # secrets stay with it); too few left and the round aborts below.
+                    log.warning("client %s withdrew: %s", name, err)
+                    gone.add(name)
+                    continue
                 if msg is None:
                     continue
                 recorder.record(msg)

@@ -1,0 +1,22 @@
+"""Masked secure sum (SecAgg+, Bell et al. 2020), transport-agnostic, for ``[e·Δ, e]``.
+
+Stages (client message -> server reply):
+
+1. ``advertise``: two fresh X25519 public keys, signed with the institution's Ed25519 identity
+   -> each client gets its neighbours' signed keys (k-regular ring, graph.py).
+2. ``share``: Shamir shares (threshold t_k) of the self-mask seed and of the mask key, sealed
+   per holder (X25519 -> HKDF -> ChaCha20-Poly1305), plus a commitment to the seed
+   -> each client gets the sealed shares addressed to it.
+3. ``masked_input``: fixed-point words (fixedpoint.py) + self mask + ± pairwise masks (prg.py)
+   -> the survivor set U3 (the contributors).
+4. ``consistency``: a signature on U3 -> U3, all signatures, and what to reveal.
+5. ``unmask``: self-mask shares of survivors, mask-key shares of peers that dropped before
+   masking; never both for one peer. The server removes the masks and decodes the sum.
+
+See backend.py for the options, graph.py for the degree rule, fixedpoint.py for the bound.
+"""
+
+from .backend import OPTIONS, MaskedBackend, client_state_dir, server_state_dir
+from .fixedpoint import quantisation_bound
+
+__all__ = ["OPTIONS", "MaskedBackend", "client_state_dir", "quantisation_bound", "server_state_dir"]

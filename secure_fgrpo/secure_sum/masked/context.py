@@ -1,0 +1,86 @@
+"""Everything both sides derive from the public parameters of one round.
+
+The digest of these parameters enters every signature and every HKDF context: a server that
+showed different clients different parameters (threshold, graph, scale...) is caught by the
+first signature check, and keys of one round are useless in any other.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from ..base import SumSpec
+from .fixedpoint import FixedPoint
+from .graph import Graph, build_graph
+from .prg import PRGS
+
+STAGES = ("advertise", "share", "masked_input", "consistency", "unmask")
+
+
+@dataclass(frozen=True)
+class Params:
+    """Backend options that change the protocol (validated by the backend)."""
+
+    modulus_bits: int = 32
+    prg: str = "aes-ctr"
+    degree: int | None = None
+    scale: float | None = None
+    max_error: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.prg not in PRGS:
+            raise ValueError(f"secure_sum.prg: {self.prg!r} is not one of {', '.join(PRGS)}")
+
+
+@dataclass(frozen=True)
+class RoundContext:
+    spec: SumSpec
+    params: Params
+    fixed: FixedPoint
+    graph: Graph
+    digest: bytes
+    roster: dict[str, Ed25519PublicKey] | None
+
+    @classmethod
+    def build(cls, spec: SumSpec, params: Params,
+              roster: dict[str, Ed25519PublicKey] | None) -> "RoundContext":
+        n = len(spec.participants)
+        fixed = FixedPoint.derive(n, spec.data_bound, spec.weight_bound, params.modulus_bits,
+                                  params.scale, params.max_error)
+        graph = build_graph(spec.participants, spec.threshold, spec.seed, spec.round, params.degree)
+        if roster is not None:
+            missing = [p for p in spec.participants if p not in roster]
+            if missing:
+                raise ValueError(f"secure_sum.roster has no key for participant(s) {', '.join(missing)}")
+        doc = {
+            "protocol": "secure_fgrpo/masked/v1", "round": spec.round, "dim": spec.dim,
+            "data_bound": float(spec.data_bound).hex(), "weight_bound": float(spec.weight_bound).hex(),
+            "participants": list(spec.participants), "threshold": spec.threshold, "seed": spec.seed,
+            "bits": params.modulus_bits, "prg": params.prg, "degree": graph.degree,
+            "share_threshold": graph.share_threshold,
+            "data_scale": fixed.data_scale.hex(), "weight_scale": fixed.weight_scale.hex(),
+            "signed": roster is not None,
+        }
+        digest = hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).digest()
+        return cls(spec, params, fixed, graph, digest, roster)
+
+    @property
+    def signed(self) -> bool:
+        return self.roster is not None
+
+    def index(self, name: str) -> int:
+        """Public Shamir x-coordinate of a participant (1-based)."""
+        return self.spec.participants.index(name) + 1
+
+    def sign_bytes(self, what: str, *parts: bytes) -> bytes:
+        """The exact bytes an identity key signs for ``what``."""
+        head = b"secure_fgrpo/masked/v1/sig|" + what.encode() + b"|" + self.spec.round.to_bytes(8, "big")
+        return b"|".join([head, self.digest, *[len(p).to_bytes(4, "big") + p for p in parts]])
+
+    def survivors_digest(self, names: list[str] | tuple[str, ...]) -> bytes:
+        body = b"\0".join(n.encode() for n in sorted(names))
+        return hashlib.sha256(self.sign_bytes("survivors", body)).digest()

@@ -1,0 +1,293 @@
+"""The server's side of one SecAgg+ round: routes keys and sealed shares, sums masked words,
+and removes the masks of survivors (self masks) and of dropped clients (pairwise masks).
+
+Every stage validates all of its messages first and raises :class:`ProtocolError` naming the
+first offender before touching any state, as the driver expects. Survivor sets shrink by a
+fixed-point rule: a client whose secrets have fewer than ``t_k`` live holders can never be
+unmasked, so it is excluded early rather than breaking the round later.
+
+Replays and copies are caught by payload fingerprint: a payload already accepted in this round
+is a replay; of two identical payloads in one stage the later sender (by name) is rejected
+(the transport authenticates senders; signed stages also fail the signature check).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from typing import Any, Callable
+
+import numpy as np
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+
+from ..base import SERVER, Message, ProtocolError, RoundAborted, SumOutcome, SumServer
+from . import crypto, shamir
+from .client import pair_info, self_mask_seed
+from .context import STAGES, RoundContext
+from .keys import verify
+from .messages import (Advertise, ConsistencyAck, DecodeError, Forwarded, KeyBook, MaskedInput,
+                       SharePlain, ShareUpload, SurvivorList, UnmaskRequest, UnmaskShares, decode)
+from .prg import KeystreamPRG
+
+log = logging.getLogger(__name__)
+
+KINDS = {"advertise": Advertise, "share": ShareUpload, "masked_input": MaskedInput,
+         "consistency": ConsistencyAck, "unmask": UnmaskShares}
+
+
+def _fingerprint(payload: bytes) -> bytes:
+    """Cheap identity of a message for replay detection (big vectors: head and tail)."""
+    if len(payload) > 1 << 16:
+        return hashlib.sha256(len(payload).to_bytes(8, "big") + payload[:4096] + payload[-4096:]).digest()
+    return hashlib.sha256(payload).digest()
+
+
+def _sealed_len(owner: str, holder: str) -> int:
+    plain = 5 + 1 + len(owner.encode()) + 1 + len(holder.encode()) + 2 * shamir.SHARE_BYTES
+    return crypto.NONCE_BYTES + plain + crypto.TAG_BYTES
+
+
+class MaskedServer(SumServer):
+    stages = STAGES
+
+    def __init__(self, ctx: RoundContext) -> None:
+        super().__init__(ctx.spec)
+        self.ctx = ctx
+        self._next = 0
+        self._seen: dict[bytes, str] = {}
+        self._prints: dict[str, bytes] = {}
+        self._adv: dict[str, Advertise] = {}
+        self._live: set[str] = set(ctx.spec.participants)  # who may send at the next stage
+        self._uploads: dict[str, ShareUpload] = {}
+        self._sharers: set[str] = set()
+        self._total = np.zeros(ctx.spec.dim, dtype=ctx.fixed.word)
+        self._survivors: tuple[str, ...] = ()
+        self._acks: dict[str, ConsistencyAck] = {}
+        self._asked: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {}
+        self._outcome: SumOutcome | None = None
+        self.timings: dict[str, float] = {}
+
+    # --- driver entry point ----------------------------------------------------------------
+
+    def process(self, stage: str, inbound: dict[str, Message]) -> dict[str, Message]:
+        expected = STAGES[self._next] if self._next < len(STAGES) else None
+        if stage != expected:
+            first = sorted(inbound)[0] if inbound else None
+            reason = (f"stage {stage!r} already completed (replayed message)" if stage in STAGES[:self._next]
+                      else f"out of stage: the server expects {expected!r}")
+            if first is None:
+                raise RuntimeError(f"process({stage!r}) called out of order: {reason}")
+            raise ProtocolError(first, stage, reason)
+        start = time.perf_counter()
+        # Unsigned acknowledgements are legitimately identical; everything else carries fresh
+        # randomness, so an identical payload is a replay or a copy (checked by each stage
+        # after its own validation, so that a copier fails its signature check first).
+        fresh = stage != "consistency" or self.ctx.signed
+        self._prints = {s: _fingerprint(m.payload) for s, m in sorted(inbound.items())} if fresh else {}
+        bodies = {s: self._check(stage, s, m) for s, m in sorted(inbound.items())}
+        handler: Callable[[str, dict[str, Any]], dict[str, Any]] = getattr(self, f"_stage_{stage}")
+        replies = handler(stage, bodies)  # validates semantics first, then commits
+        for s, fp in self._prints.items():
+            self._seen[fp] = s
+        self._next += 1
+        nxt = STAGES[self._next] if self._next < len(STAGES) else ""
+        out = {r: Message(self.spec.round, nxt, SERVER, r, body.KIND, body.to_bytes())
+               for r, body in sorted(replies.items())}
+        self.timings[stage] = time.perf_counter() - start
+        return out
+
+    def _check(self, stage: str, sender: str, msg: Message) -> Any:
+        cls = KINDS[stage]
+        checks = ((msg.sender == sender, f"message claims sender {msg.sender!r}"),
+                  (sender in self.spec.participants, "not a participant of this round"),
+                  (msg.recipient == SERVER, f"addressed to {msg.recipient!r}"),
+                  (msg.round == self.spec.round, f"round {msg.round}, expected {self.spec.round} (replay?)"),
+                  (msg.stage == stage, f"message is for stage {msg.stage!r} (out of stage)"),
+                  (msg.kind == cls.KIND, f"kind {msg.kind!r}, expected {cls.KIND!r}"),
+                  (sender in self._live, "not expected at this stage (dropped or excluded earlier)"))
+        for ok, reason in checks:
+            if not ok:
+                raise ProtocolError(sender, stage, reason)
+        fp = self._prints.get(sender)
+        if fp is not None and fp in self._seen:
+            raise ProtocolError(sender, stage, f"replays a message already received from {self._seen[fp]!r}")
+        try:
+            return decode(cls.KIND, msg.payload)
+        except DecodeError as err:
+            raise ProtocolError(sender, stage, str(err)) from None
+
+    def _no_replays(self, stage: str) -> None:
+        """Reject a payload sent by two senders in this stage (earlier stages: see _check)."""
+        first: dict[bytes, str] = {}
+        for s, fp in self._prints.items():
+            if fp in first:
+                raise ProtocolError(s, stage, f"duplicates the message of {first[fp]!r}")
+            first[fp] = s
+
+    def _need(self, names: set[str] | list[str], what: str) -> None:
+        if len(names) < self.spec.threshold:
+            raise RoundAborted(f"round {self.spec.round}: only {len(names)} client(s) {what}; "
+                               f"threshold is {self.spec.threshold}")
+
+    def _closure(self, alive: set[str]) -> set[str]:
+        """Drop clients with fewer than t_k live holders until none is left to drop."""
+        g = self.ctx.graph
+        alive = set(alive)
+        while True:
+            weak = {u for u in alive if len(g.holders(u) & alive) < g.share_threshold}
+            if not weak:
+                return alive
+            log.info("excluding %s: too few live share holders", sorted(weak))
+            alive -= weak
+
+    # --- stages ----------------------------------------------------------------------------
+
+    def _stage_advertise(self, stage: str, bodies: dict[str, Advertise]) -> dict[str, KeyBook]:
+        keys: dict[bytes, str] = {}
+        for s, adv in bodies.items():
+            if adv.c_public == adv.s_public:
+                raise ProtocolError(s, stage, "the two advertised keys are identical")
+            for k in (adv.c_public, adv.s_public):
+                if k in keys:
+                    raise ProtocolError(s, stage, f"advertised key already advertised by {keys[k]!r}")
+                keys[k] = s
+                try:
+                    X25519PrivateKey.generate().exchange(crypto.public_key(k, "advertised key"))
+                except ValueError:
+                    raise ProtocolError(s, stage, "advertised key is invalid (low order)") from None
+            if not self._signed_ok(s, adv.signature, "advertise", s.encode(), adv.c_public, adv.s_public):
+                raise ProtocolError(s, stage, "advertisement signature does not verify against the roster")
+        self._no_replays(stage)
+        self._adv = dict(bodies)
+        self._live = self._closure(set(bodies))
+        self._need(self._live, "advertised keys")
+        g = self.ctx.graph
+        return {u: KeyBook(tuple((v, self._adv[v].c_public, self._adv[v].s_public, self._adv[v].signature)
+                                 for v in sorted(g.neighbours[u] & self._live)))
+                for u in self._live}
+
+    def _signed_ok(self, signer: str, signature: bytes, what: str, *parts: bytes) -> bool:
+        if self.ctx.roster is None:
+            return signature == b""
+        return verify(self.ctx.roster[signer], signature, self.ctx.sign_bytes(what, *parts))
+
+    def _stage_share(self, stage: str, bodies: dict[str, ShareUpload]) -> dict[str, Forwarded]:
+        g = self.ctx.graph
+        for s, up in bodies.items():
+            want = g.neighbours[s] & self._live
+            got = [r for r, _ in up.entries]
+            if len(set(got)) != len(got):
+                raise ProtocolError(s, stage, "two sealed shares for the same holder")
+            if set(got) != want:
+                raise ProtocolError(s, stage, f"sealed shares for {sorted(got)}, expected {sorted(want)}")
+            for r, blob in up.entries:
+                if len(blob) != _sealed_len(s, r):
+                    raise ProtocolError(s, stage, f"sealed share for {r!r} has {len(blob)} bytes")
+        self._no_replays(stage)
+        self._uploads = dict(bodies)
+        self._sharers = self._closure(set(bodies))
+        self._live = set(self._sharers)
+        self._need(self._live, "shared their keys")
+        sealed = {(s, r): blob for s, up in self._uploads.items() for r, blob in up.entries}
+        return {v: Forwarded(tuple((u, sealed[(u, v)]) for u in sorted(g.neighbours[v] & self._sharers)))
+                for v in self._live}
+
+    def _stage_masked_input(self, stage: str, bodies: dict[str, MaskedInput]) -> dict[str, SurvivorList]:
+        nbytes = self.spec.dim * self.ctx.fixed.word.itemsize
+        for s, mi in bodies.items():
+            if len(mi.words) != nbytes:
+                raise ProtocolError(s, stage, f"masked vector has {len(mi.words)} bytes, expected {nbytes}")
+        self._no_replays(stage)
+        for mi in bodies.values():
+            np.add(self._total, np.frombuffer(mi.words, dtype=self.ctx.fixed.word), out=self._total)
+        self._survivors = tuple(sorted(bodies))
+        self._live = set(bodies)
+        self._need(self._live, "sent a masked input")
+        return {u: SurvivorList(self._survivors) for u in self._survivors}
+
+    def _stage_consistency(self, stage: str, bodies: dict[str, ConsistencyAck]) -> dict[str, UnmaskRequest]:
+        digest = self.ctx.survivors_digest(self._survivors)
+        for s, ack in bodies.items():
+            if ack.digest != digest:
+                raise ProtocolError(s, stage, "acknowledges a different survivor set")
+            if not self._signed_ok(s, ack.signature, "ack", ack.digest):
+                raise ProtocolError(s, stage, "acknowledgement signature does not verify against the roster")
+        self._no_replays(stage)
+        self._acks = dict(bodies)
+        self._live = set(bodies)
+        self._need(self._live, "acknowledged the survivor set")
+        acks = tuple((s, a.digest, a.signature) for s, a in sorted(self._acks.items()))
+        out = {}
+        for u in sorted(self._live):
+            self._asked[u] = self._requests_for(u)
+            out[u] = UnmaskRequest(self._survivors, acks, *self._asked[u])
+        return out
+
+    def _dropped(self) -> list[str]:
+        """Sharers that never sent a masked input but masked with at least one survivor."""
+        g, surv = self.ctx.graph, set(self._survivors)
+        return sorted(d for d in self._sharers - surv if g.neighbours[d] & surv)
+
+    def _requests_for(self, u: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        held = ({u} | self.ctx.graph.neighbours[u]) & self._sharers
+        return tuple(sorted(held & set(self._survivors))), tuple(sorted(held & set(self._dropped())))
+
+    def _stage_unmask(self, stage: str, bodies: dict[str, UnmaskShares]) -> dict[str, Any]:
+        x_of = self.ctx.index
+        shares: dict[tuple[str, str], list[shamir.Share]] = {}
+        for s, us in bodies.items():
+            want_self, want_key = self._asked[s]
+            for kind, entries, want in (("self", us.self_shares, want_self), ("key", us.key_shares, want_key)):
+                peers = [p for p, _ in entries]
+                if sorted(peers) != list(want) or len(set(peers)) != len(peers):
+                    raise ProtocolError(s, stage, f"{kind}-mask shares for {sorted(peers)}, expected {list(want)}")
+                for p, raw in entries:
+                    try:
+                        shares.setdefault((kind, p), []).append(shamir.Share.from_bytes(x_of(s), raw))
+                    except shamir.ShamirError as err:
+                        raise ProtocolError(s, stage, f"share of {p!r}: {err}") from None
+        self._no_replays(stage)
+        self._need(set(bodies), "sent their unmasking shares")
+        self._unmask(shares)
+        return {}
+
+    def _recover(self, shares: dict[tuple[str, str], list[shamir.Share]], kind: str, peer: str) -> bytes:
+        got = sorted(shares.get((kind, peer), []), key=lambda sh: sh.x)
+        t_k = self.ctx.graph.share_threshold
+        if len(got) < t_k:
+            raise RoundAborted(f"round {self.spec.round}: {len(got)} share(s) of {peer!r}'s "
+                               f"{'self-mask seed' if kind == 'self' else 'mask key'}, need {t_k}")
+        return shamir.combine(got, t_k)
+
+    def _unmask(self, shares: dict[tuple[str, str], list[shamir.Share]]) -> None:
+        ctx, g = self.ctx, self.ctx.graph
+        prg = KeystreamPRG(ctx.params.prg, ctx.spec.dim, ctx.fixed.word)
+        for w in self._survivors:
+            b = self._recover(shares, "self", w)
+            if crypto.commit(b, ctx.spec.round, ctx.digest, w) != self._uploads[w].commitment:
+                raise RoundAborted(f"round {self.spec.round}: the self-mask seed of {w!r} does not match "
+                                   f"its commitment (a holder returned a wrong share)")
+            prg.add_into(self._total, self_mask_seed(ctx, w, b), -1)
+        surv = set(self._survivors)
+        for d in self._dropped():
+            sk = self._recover(shares, "key", d)
+            if crypto.public_of(sk) != self._adv[d].s_public:
+                raise RoundAborted(f"round {self.spec.round}: the recovered mask key of {d!r} does not "
+                                   f"match its advertised key (a holder returned a wrong share)")
+            private = crypto.private_key(sk)
+            for v in sorted(g.neighbours[d] & surv):
+                seed = crypto.agree(private, self._adv[v].s_public, pair_info(ctx, d, v))
+                prg.add_into(self._total, seed, -1 if v < d else +1)  # undo v's ±mask
+        total = ctx.fixed.decode(self._total)
+        self._outcome = SumOutcome(
+            contributors=self._survivors, total=total,
+            stats={"degree": float(g.degree), "share_threshold": float(g.share_threshold),
+                   "dropped_after_sharing": float(len(self._dropped())),
+                   "quantisation_bound": ctx.fixed.error_bound(len(self._survivors)),
+                   "modulus_bits": float(ctx.fixed.bits)})
+
+    def outcome(self) -> SumOutcome:
+        if self._outcome is None:
+            raise RuntimeError("outcome() called before the unmask stage completed")
+        return self._outcome

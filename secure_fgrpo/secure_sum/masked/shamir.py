@@ -1,0 +1,106 @@
+"""Shamir secret sharing over the prime field GF(2^521 - 1).
+
+Secrets here are 32-byte values (a self-mask seed, an X25519 private key), so one field
+element per secret is enough and no secret is ever split into chunks. The Mersenne prime
+2^521 - 1 is large enough for any 32-byte value and well known to be prime.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+
+PRIME = (1 << 521) - 1
+SHARE_BYTES = 66  # ceil(521 / 8): a share's y value, big-endian
+SECRET_BYTES = 32
+
+
+class ShamirError(ValueError):
+    """Shares that cannot yield a secret (too few, duplicated, out of range, inconsistent)."""
+
+
+@dataclass(frozen=True)
+class Share:
+    """Point ``(x, y)`` on the sharing polynomial; ``x`` is the holder's public index (>= 1)."""
+
+    x: int
+    y: int
+
+    def to_bytes(self) -> bytes:
+        return self.y.to_bytes(SHARE_BYTES, "big")
+
+    @classmethod
+    def from_bytes(cls, x: int, data: bytes) -> "Share":
+        if len(data) != SHARE_BYTES:
+            raise ShamirError(f"share has {len(data)} bytes, expected {SHARE_BYTES}")
+        y = int.from_bytes(data, "big")
+        if y >= PRIME:
+            raise ShamirError("share value is outside the field")
+        _check_x(x)
+        return cls(x, y)
+
+
+def _check_x(x: int) -> None:
+    if not 1 <= x < PRIME:
+        raise ShamirError(f"share index {x} is outside [1, p)")
+
+
+def split(secret: bytes, xs: list[int], threshold: int) -> list[Share]:
+    """Share ``secret`` so that any ``threshold`` of the holders at ``xs`` recover it.
+
+    Coefficients come from :mod:`secrets`: anything fewer than ``threshold`` shares is
+    independent of the secret.
+    """
+    if len(secret) != SECRET_BYTES:
+        raise ShamirError(f"secret must have {SECRET_BYTES} bytes, got {len(secret)}")
+    if not 1 <= threshold <= len(xs):
+        raise ShamirError(f"threshold {threshold} must be in [1, {len(xs)}] (number of holders)")
+    if len(set(xs)) != len(xs):
+        raise ShamirError("holder indices are not distinct")
+    for x in xs:
+        _check_x(x)
+    coeffs = [int.from_bytes(secret, "big")] + [secrets.randbelow(PRIME) for _ in range(threshold - 1)]
+    return [Share(x, _evaluate(coeffs, x)) for x in xs]
+
+
+def _evaluate(coeffs: list[int], x: int) -> int:
+    acc = 0
+    for c in reversed(coeffs):
+        acc = (acc * x + c) % PRIME
+    return acc
+
+
+def _lagrange_at(shares: list[Share], at: int) -> int:
+    """Value at ``at`` of the unique polynomial of degree < len(shares) through ``shares``.
+
+    Holder indices are small integers, so each Lagrange numerator and denominator is built
+    in plain integers and reduced once (one modular inverse per share).
+    """
+    total = 0
+    for i, si in enumerate(shares):
+        num, den = 1, 1
+        for j, sj in enumerate(shares):
+            if i != j:
+                num *= at - sj.x
+                den *= si.x - sj.x
+        total += si.y * (num % PRIME) * pow(den % PRIME, -1, PRIME)
+    return total % PRIME
+
+
+def combine(shares: list[Share], threshold: int) -> bytes:
+    """Recover the secret from at least ``threshold`` shares (the first ``threshold`` are used).
+
+    A wrong share yields a wrong secret, not an error: callers check the result against a
+    public commitment (the hash of a seed, the advertised public key of a private key).
+    """
+    if len(shares) < threshold:
+        raise ShamirError(f"{len(shares)} share(s), need {threshold}")
+    xs = [s.x for s in shares]
+    if len(set(xs)) != len(xs):
+        raise ShamirError("duplicate share indices")
+    for x in xs:
+        _check_x(x)
+    value = _lagrange_at(list(shares[:threshold]), 0)
+    if value >= 1 << (8 * SECRET_BYTES):
+        raise ShamirError("recovered value is not a 32-byte secret (wrong shares)")
+    return value.to_bytes(SECRET_BYTES, "big")

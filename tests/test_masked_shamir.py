@@ -1,0 +1,89 @@
+"""Shamir sharing over GF(2^521 - 1): any t shares recover, fewer do not, bad shares refused."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from secure_fgrpo.secure_sum.masked import shamir
+
+
+@st.composite
+def sharing(draw: st.DrawFn) -> tuple[bytes, list[int], int, list[int]]:
+    secret = draw(st.binary(min_size=32, max_size=32))
+    n = draw(st.integers(1, 20))
+    xs = draw(st.lists(st.integers(1, 10_000), min_size=n, max_size=n, unique=True))
+    t = draw(st.integers(1, n))
+    subset = draw(st.permutations(range(n)))
+    return secret, xs, t, list(subset)
+
+
+@settings(max_examples=200, deadline=None)
+@given(sharing(), st.data())
+def test_any_threshold_subset_recovers(case: tuple[bytes, list[int], int, list[int]], data: st.DataObject) -> None:
+    secret, xs, t, order = case
+    shares = shamir.split(secret, xs, t)
+    k = data.draw(st.integers(t, len(xs)))
+    chosen = [shares[i] for i in order[:k]]
+    assert shamir.combine(chosen, t) == secret
+
+
+@settings(max_examples=200, deadline=None)
+@given(sharing())
+def test_fewer_than_threshold_do_not_recover(case: tuple[bytes, list[int], int, list[int]]) -> None:
+    secret, xs, t, order = case
+    if t < 2:
+        return
+    shares = shamir.split(secret, xs, t)
+    chosen = [shares[i] for i in order[: t - 1]]
+    try:
+        assert shamir.combine(chosen, t - 1) != secret
+    except shamir.ShamirError:
+        pass  # the interpolated value did not even fit in 32 bytes
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.binary(min_size=32, max_size=32))
+def test_share_bytes_round_trip(secret: bytes) -> None:
+    for s in shamir.split(secret, [1, 2, 3], 2):
+        raw = s.to_bytes()
+        assert len(raw) == shamir.SHARE_BYTES
+        assert shamir.Share.from_bytes(s.x, raw) == s
+
+
+def test_shares_are_randomised() -> None:
+    secret = os.urandom(32)
+    a = shamir.split(secret, [1, 2, 3], 2)
+    b = shamir.split(secret, [1, 2, 3], 2)
+    assert [s.y for s in a] != [s.y for s in b]
+    # With threshold 1 the polynomial is constant: every share is the secret (sanity of the field maths).
+    assert {s.y for s in shamir.split(secret, [1, 2], 1)} == {int.from_bytes(secret, "big")}
+
+
+def test_a_wrong_share_changes_the_secret() -> None:
+    secret = os.urandom(32)
+    shares = shamir.split(secret, [1, 2, 3, 4], 3)
+    bad = shamir.Share(shares[0].x, (shares[0].y + 1) % shamir.PRIME)
+    try:
+        assert shamir.combine([bad, shares[1], shares[2]], 3) != secret
+    except shamir.ShamirError:
+        pass
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda: shamir.split(b"short", [1, 2], 2), "32 bytes"),
+    (lambda: shamir.split(bytes(32), [1, 2], 3), "threshold"),
+    (lambda: shamir.split(bytes(32), [1, 1], 2), "distinct"),
+    (lambda: shamir.split(bytes(32), [0, 1], 2), "outside"),
+    (lambda: shamir.combine([shamir.Share(1, 5)], 2), "need 2"),
+    (lambda: shamir.combine([shamir.Share(1, 5), shamir.Share(1, 6)], 2), "duplicate"),
+    (lambda: shamir.Share.from_bytes(1, b"\x00" * 65), "66"),
+    (lambda: shamir.Share.from_bytes(1, b"\xff" * 66), "outside the field"),
+    (lambda: shamir.Share.from_bytes(0, b"\x00" * 66), "outside"),
+])
+def test_bad_input_is_refused(call, match: str) -> None:  # noqa: ANN001
+    with pytest.raises(shamir.ShamirError, match=match):
+        call()
