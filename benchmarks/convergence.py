@@ -1,0 +1,348 @@
+"""Convergence benchmark: FGRPO vs FedAvg vs centralized GRPO vs local-only training, on the
+demo federation (four institutions, different task mixes and reward scales: non-IID), over
+several seeds. Same rollout budget for every method: rounds x clients x grpo.steps GRPO steps,
+each rolling out ``grpo.oversample`` prompts x ``grpo.group_size`` completions.
+
+    .venv/bin/python benchmarks/convergence.py [--rounds 6] [--seeds 0,1,2] [--out DIR] [--quick]
+
+writes convergence.{json,md,png} under --out (default benchmarks/results; --quick writes to a
+temp folder unless --out is given). Every (method, seed[, client]) unit runs single-threaded in
+its own worker process, so wall times are comparable single-core seconds. Not part of CI.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import multiprocessing
+import os
+import platform
+import shlex
+import statistics
+import sys
+import tempfile
+import time
+import warnings
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from secure_fgrpo.config import RunConfig
+from secure_fgrpo.configio import to_dict
+from secure_fgrpo.demo import DEMO, demo_config
+from secure_fgrpo.federation.datasets import build_data
+from secure_fgrpo.federation.runner import Federation
+from secure_fgrpo.grpo.evaluate import pass_at_1
+from secure_fgrpo.grpo.trainer import train_round
+from secure_fgrpo.model.load import load_base, resolve_model_path
+from secure_fgrpo.model.lora import attach_lora
+from secure_fgrpo.report import client_rows
+from secure_fgrpo.rollout import SamplingSpec, make_rollout
+from secure_fgrpo.seeding import derive_seed
+from secure_fgrpo.tasks import RewardSpec, score
+from secure_fgrpo.tasks.base import Problem
+
+log = logging.getLogger("convergence")
+REPO = Path(__file__).resolve().parent.parent
+RESULTS = REPO / "benchmarks" / "results"
+METHODS = ("fgrpo", "fedavg", "centralized", "local")
+LABELS = {"fgrpo": "FGRPO (federated)", "fedavg": "FedAvg (federated)",
+          "centralized": "centralized GRPO (pooled data)", "local": "local-only (mean over clients)",
+          "local-best": "local-only (best client)"}
+# Test-sized settings (the test suite's quick tiny model) for a smoke run of the script itself.
+QUICK: dict[str, Any] = {
+    "model.embedded": {"warm_steps": 40, "warm_batch": 32, "seed": 1}, "model.lora.r": 4,
+    "grpo.steps": 2, "grpo.group_size": 4, "grpo.prompts_per_step": 4, "grpo.oversample": 6,
+    "grpo.sampling.max_new_tokens": 6, "grpo.loss.max_completion_length": 6, "eval.max_new_tokens": 6,
+    "data.train_size": 40, "data.eval_size": 8, "data.global_eval_size": 16,
+}
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One independent piece of work: a method on a seed (local-only: one client of it)."""
+
+    method: str
+    seed: int
+    rounds: int
+    overrides: dict[str, Any] = field(default_factory=dict)
+    client: str | None = None
+
+    def cost(self, n_clients: int) -> int:
+        return 1 if self.client else n_clients
+
+
+def make_config(seed: int, rounds: int, overrides: dict[str, Any], strategy: str = "fgrpo") -> RunConfig:
+    # One single-threaded trainer per unit: units run side by side, not clients.
+    return demo_config(**{"seed": seed, "federation.rounds": rounds, "federation.strategy": strategy,
+                          "federation.workers": 1, **overrides})
+
+
+def _quiet_worker() -> None:
+    torch.set_num_threads(1)
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    import transformers
+
+    transformers.logging.set_verbosity_error()
+    transformers.logging.disable_progress_bar()
+
+
+def _eval_seed(cfg: RunConfig) -> int:
+    """The seed Federation.evaluate_global uses: every method is scored on the same samples."""
+    return cfg.seed * 7919 + 17
+
+
+def _federated(unit: Unit, root: Path) -> dict[str, Any]:
+    cfg = make_config(unit.seed, unit.rounds, unit.overrides, unit.method)
+    run_dir = root / f"{unit.method}-{unit.seed}"
+    rows = Federation(cfg, run_dir).run().rounds  # what the holder of the global model recorded
+    acc = {r["round"]: r["global_accuracy"] for r in rows}
+    clients = {n: {k: [r.get(k) for r in crows] for k in ("weight", "gain", "mean_reward", "eval_accuracy_of_global")}
+               for n, crows in client_rows(run_dir).items()}
+    return {"accuracy": [acc[r] for r in range(unit.rounds + 1)], "global_rows": rows, "clients": clients}
+
+
+@dataclass
+class _Reward:
+    spec: RewardSpec
+
+    def __call__(self, problem: Problem, completion: str, finished: bool) -> float:
+        return score(problem, completion, finished, self.spec)
+
+
+def _single_party(unit: Unit) -> dict[str, Any]:
+    """Centralized GRPO on the pooled prompts, or one client training alone. Both keep one
+    AdamW across rounds (nothing outside changes their adapter) and are evaluated after every
+    round's worth of steps on the federation's global held-out set."""
+    cfg = make_config(unit.seed, unit.rounds, unit.overrides)
+    data = build_data(cfg)
+    torch.manual_seed(cfg.seed)
+    base, tok = load_base(resolve_model_path(cfg.model.path, cfg.model.embedded))
+    model = attach_lora(base, cfg.model.lora)
+    rollout = make_rollout(cfg.model.rollout)
+    if unit.client is None:  # pooled data, one 0/1 reward, clients x steps per round
+        pool = [p for c in cfg.clients for p in data.clients[c.name].train]
+        reward, grpo, own_eval = _Reward(RewardSpec()), replace(cfg.grpo, steps=cfg.grpo.steps * len(cfg.clients)), None
+    else:
+        ccfg = next(c for c in cfg.clients if c.name == unit.client)
+        pool, reward, grpo = data.clients[unit.client].train, _Reward(ccfg.reward), cfg.grpo
+        own_eval = data.clients[unit.client].eval
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=grpo.lr, weight_decay=0.0)
+    sampling = SamplingSpec(cfg.eval.max_new_tokens, cfg.eval.temperature)
+
+    def evaluate() -> tuple[float, float | None]:
+        glob = pass_at_1(model, tok, rollout, data.global_eval, sampling, seed=_eval_seed(cfg))
+        own = pass_at_1(model, tok, rollout, own_eval, sampling, seed=_eval_seed(cfg) ^ 0x5EED) if own_eval else None
+        return glob, own
+
+    curve, own_curve, rewards = [], [], []
+    for r in range(unit.rounds + 1):
+        if r > 0:
+            tag = ("train", unit.client, r) if unit.client else ("central", r)
+            res = train_round(model, tok, rollout, pool, reward, grpo, seed=derive_seed(cfg.seed, *tag),
+                              make_optimizer=lambda _params: opt)
+            rewards.append(res.mean_reward)
+        glob, own = evaluate()
+        curve.append(glob)
+        own_curve.append(own)
+    out: dict[str, Any] = {"accuracy": curve, "mean_reward": rewards}
+    if unit.client:
+        out["own_eval_accuracy"] = own_curve
+    return out
+
+
+def run_unit(unit: Unit, root: str) -> dict[str, Any]:
+    _quiet_worker()
+    t0, c0 = time.perf_counter(), time.process_time()
+    body = _federated(unit, Path(root)) if unit.method in ("fgrpo", "fedavg") else _single_party(unit)
+    return {"method": unit.method, "seed": unit.seed, "client": unit.client, **body,
+            "wall_s": time.perf_counter() - t0, "cpu_s": time.process_time() - c0,
+            "loadavg_at_end": list(os.getloadavg())}
+
+
+def _spread(xs: list[float]) -> dict[str, float]:
+    return {"mean": statistics.fmean(xs), "std": statistics.stdev(xs) if len(xs) > 1 else 0.0,
+            "min": min(xs), "max": max(xs)}
+
+
+def summarise(runs: list[dict[str, Any]], seeds: list[int]) -> dict[str, Any]:
+    """Per method and seed one curve (local-only: mean over clients, and the client with the best
+    final accuracy), then mean/std/min/max over seeds of final accuracy, gain, and time."""
+    curves: dict[str, dict[int, list[float]]] = {m: {} for m in (*METHODS, "local-best")}
+    walls: dict[str, dict[int, float]] = {m: {} for m in curves}
+    for run in runs:
+        if run["method"] != "local":
+            curves[run["method"]][run["seed"]] = run["accuracy"]
+            walls[run["method"]][run["seed"]] = run["wall_s"]
+    for s in seeds:
+        mine = [r for r in runs if r["method"] == "local" and r["seed"] == s]
+        if not mine:
+            continue
+        curves["local"][s] = [statistics.fmean(v) for v in zip(*(r["accuracy"] for r in mine))]
+        curves["local-best"][s] = max(mine, key=lambda r: r["accuracy"][-1])["accuracy"]
+        walls["local"][s] = walls["local-best"][s] = sum(r["wall_s"] for r in mine)
+    out: dict[str, Any] = {}
+    for m, by_seed in curves.items():
+        if not by_seed:
+            continue
+        cs = [by_seed[s] for s in sorted(by_seed)]
+        out[m] = {
+            "seeds": sorted(by_seed), "curves": cs,
+            "curve_mean": [statistics.fmean(v) for v in zip(*cs)],
+            "curve_min": [min(v) for v in zip(*cs)], "curve_max": [max(v) for v in zip(*cs)],
+            "final": _spread([c[-1] for c in cs]),
+            "round0": _spread([c[0] for c in cs]),
+            "gain_over_round0": _spread([c[-1] - c[0] for c in cs]),
+            "mean_over_rounds": _spread([statistics.fmean(c[1:]) for c in cs]),
+            "wall_s": _spread([walls[m][s] for s in sorted(by_seed)]),
+        }
+    return out
+
+
+def _pm(d: dict[str, float], pct: bool = True) -> str:
+    k = 100.0 if pct else 1.0
+    return f"{k * d['mean']:.1f} ± {k * d['std']:.1f} ({k * d['min']:.1f}–{k * d['max']:.1f})"
+
+
+def write_markdown(path: Path, result: dict[str, Any]) -> None:
+    s, summ = result["settings"], result["summary"]
+    lines = [
+        "# Convergence: FGRPO vs FedAvg vs centralized vs local-only", "",
+        "    " + result["command"], "",
+        f"Demo federation (4 institutions, non-IID family mixes, reward scales 1/10/partial/format), "
+        f"{s['rounds']} rounds, seeds {s['seeds']}, {s['steps_per_round_per_client']} GRPO steps per client "
+        f"per round ({s['rollouts_per_step']} rollouts/step); every method gets "
+        f"{s['total_grpo_steps']} GRPO steps in all. Accuracy: sampled pass@1 (T = "
+        f"{s['eval_temperature']}) on the {s['global_eval_size']}-prompt global held-out set, in %. "
+        f"mean ± std (min–max) over seeds.", "",
+        "| method | final accuracy | round 0 | gain over round 0 | mean over rounds 1..R | wall s / seed (1 thread) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for m in (*METHODS, "local-best"):
+        if m in summ:
+            d = summ[m]
+            lines.append(f"| {LABELS[m]} | {_pm(d['final'])} | {_pm(d['round0'])} | {_pm(d['gain_over_round0'])} "
+                         f"| {_pm(d['mean_over_rounds'])} | {d['wall_s']['mean']:.0f} |")
+    lines += ["", "Accuracy by round (mean over seeds, %):", "",
+              "| round | " + " | ".join(LABELS[m] for m in summ) + " |",
+              "|---" * (len(summ) + 1) + "|"]
+    for r in range(s["rounds"] + 1):
+        lines.append(f"| {r} | " + " | ".join(f"{100 * summ[m]['curve_mean'][r]:.1f}" for m in summ) + " |")
+    mach = result["machine"]
+    lines += ["", f"Machine: {mach['platform']}, {mach['cpu_count']} CPUs shared with other jobs; "
+              f"load average {mach['loadavg_start'][0]:.2f} at start, {mach['loadavg_end'][0]:.2f} at end; "
+              f"{s['workers']} units in parallel; total {result['total_wall_s']:.0f} s. "
+              "Raw numbers: convergence.json; plot: convergence.png.", ""]
+    path.write_text("\n".join(lines))
+
+
+def write_plot(path: Path, result: dict[str, Any]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    summ = result["summary"]
+    fig, (ax, gx) = plt.subplots(1, 2, figsize=(11, 4.3), dpi=120)
+    styles = {"fgrpo": "C0-o", "fedavg": "C1-s", "centralized": "C2-^", "local": "C3-d", "local-best": "C3:"}
+    for m, d in summ.items():
+        xs = list(range(len(d["curve_mean"])))
+        lw = 1 if m == "local-best" else 2
+        ax.plot(xs, [100 * v for v in d["curve_mean"]], styles[m], label=LABELS[m], lw=lw)
+        gains = [[100 * (c[r] - c[0]) for r in xs] for c in d["curves"]]
+        gx.plot(xs, [statistics.fmean(g) for g in zip(*gains)], styles[m], label=LABELS[m], lw=lw)
+        if m != "local-best":
+            gx.fill_between(xs, [min(g) for g in zip(*gains)], [max(g) for g in zip(*gains)],
+                            color=styles[m][:2], alpha=0.12)
+    ax.set_ylabel("global held-out pass@1, % (mean over seeds)")
+    gx.set_ylabel("gain over round 0, points (mean, min–max band)")
+    gx.axhline(0, color="k", lw=0.8)
+    for a in (ax, gx):
+        a.set_xlabel("round (same GRPO-step budget for every method)")
+        a.xaxis.get_major_locator().set_params(integer=True)
+        a.grid(alpha=0.3)
+    gx.legend(fontsize=8)
+    fig.suptitle(f"demo federation (non-IID, heterogeneous reward scales), seeds {result['settings']['seeds']}")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def _units(seeds: list[int], rounds: int, overrides: dict[str, Any], clients: list[str]) -> list[Unit]:
+    units = [Unit(m, s, rounds, overrides) for s in seeds for m in ("fgrpo", "fedavg", "centralized")]
+    units += [Unit("local", s, rounds, overrides, c) for s in seeds for c in clients]
+    return sorted(units, key=lambda u: -u.cost(len(clients)))  # longest first: tighter packing
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rounds", type=int, default=None,
+                    help=f"federated rounds (default the demo's {DEMO['federation']['rounds']}; 2 with --quick)")
+    ap.add_argument("--seeds", default=None, help="comma-separated seeds (default 0,1,2; 0,1 with --quick)")
+    ap.add_argument("--out", type=Path, default=None, help="output folder (default benchmarks/results)")
+    ap.add_argument("--quick", action="store_true", help="test-sized model and settings: a smoke run")
+    ap.add_argument("--workers", type=int, default=2, help="units run in parallel (one core each)")
+    ap.add_argument("--replot", type=Path, default=None, help="re-render .md/.png from a convergence.json")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    if args.replot:
+        result = json.loads(args.replot.read_text())
+        result["summary"] = summarise(result["runs"], result["settings"]["seeds"])
+        args.replot.write_text(json.dumps(result, indent=1))
+        write_markdown(args.replot.with_suffix(".md"), result)
+        write_plot(args.replot.with_suffix(".png"), result)
+        return 0
+    rounds = args.rounds or (2 if args.quick else DEMO["federation"]["rounds"])
+    seeds = [int(x) for x in (args.seeds or ("0,1" if args.quick else "0,1,2")).split(",")]
+    out = args.out or (Path(tempfile.gettempdir()) / "secure_fgrpo_convergence_quick" if args.quick else RESULTS)
+    overrides = dict(QUICK) if args.quick else {}
+    if rounds < 1 or args.workers < 1 or not seeds:
+        ap.error("--rounds and --workers must be >= 1 and --seeds non-empty")
+    cfg = make_config(seeds[0], rounds, overrides)
+    clients = [c.name for c in cfg.clients]
+    resolve_model_path(cfg.model.path, cfg.model.embedded)  # build/cache the model once, before the workers
+    command = shlex.join([os.path.relpath(sys.executable, REPO), os.path.relpath(sys.argv[0], REPO), *sys.argv[1:]])
+    load0, t0 = list(os.getloadavg()), time.perf_counter()
+    units = _units(seeds, rounds, overrides, clients)
+    runs: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(prefix="convergence-") as root, ProcessPoolExecutor(
+            args.workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = [(u, pool.submit(run_unit, u, root)) for u in units]
+        for u, fut in futures:
+            runs.append(fut.result())
+            r = runs[-1]
+            log.info("%s seed %d%s: accuracy %s (%.0f s, load %.2f)", u.method, u.seed,
+                     f" {u.client}" if u.client else "", " ".join(f"{a:.3f}" for a in r["accuracy"]),
+                     r["wall_s"], r["loadavg_at_end"][0])
+    result = {
+        "command": command,
+        "settings": {"rounds": rounds, "seeds": seeds, "quick": args.quick, "workers": args.workers,
+                     "overrides": overrides, "clients": clients,
+                     "steps_per_round_per_client": cfg.grpo.steps,
+                     "rollouts_per_step": cfg.grpo.oversample * cfg.grpo.group_size,
+                     "total_grpo_steps": rounds * len(clients) * cfg.grpo.steps,
+                     "global_eval_size": cfg.data.global_eval_size, "eval_temperature": cfg.eval.temperature,
+                     "centralized_reward": "0/1 correctness (RewardSpec scale 1, no partial credit, no format term)",
+                     "config_seed0": to_dict(cfg)},
+        "machine": {"platform": platform.platform(), "python": platform.python_version(),
+                    "torch": torch.__version__, "cpu_count": os.cpu_count(), "loadavg_start": load0,
+                    "loadavg_end": list(os.getloadavg())},
+        "total_wall_s": time.perf_counter() - t0,
+        "summary": summarise(runs, seeds),
+        "runs": runs,
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "convergence.json").write_text(json.dumps(result, indent=1))
+    write_markdown(out / "convergence.md", result)
+    write_plot(out / "convergence.png", result)
+    log.info("wrote %s/convergence.{json,md,png}", out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
