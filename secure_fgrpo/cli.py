@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import shutil
 import sys
@@ -43,13 +44,52 @@ def _run(cfg: RunConfig, run_dir: Path) -> int:
                 acc = info.get("global_accuracy")
                 if acc is not None:
                     progress.console.print(f"round {info['round']}: global held-out accuracy {acc:.1%}"
-                                           + (" (aborted)" if info.get("aborted") else ""))
+                                           + (" (aborted)" if info.get("aborted") else "")
+                                           + _privacy_note(run_dir, info))
+            elif kind == "budget_exhausted":
+                progress.console.print(f"[yellow]stopped:[/] {info['reason']}")
 
         fed = Federation(cfg, run_dir, on_event)
         progress.update(rounds, completed=fed.server.last_completed_round)
         fed.run()
     _print_summary(run_dir, time.perf_counter() - t0)
     return 0
+
+
+def _privacy_note(run_dir: Path, info: dict) -> str:
+    """ε spent so far: client level from the server's row, example level from the clients' own
+    metrics (the demo operator plays every party, so it may read them)."""
+    parts = []
+    if "dp_client_epsilon" in info:
+        parts.append(f"client-level ε={info['dp_client_epsilon']:.2f} (δ={info['dp_client_delta']:g})")
+    eps = []
+    for path in sorted((run_dir / "clients").glob("*/metrics.jsonl")):
+        rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        eps += [(row["dp_example_epsilon"], row["dp_example_delta"]) for row in rows
+                if row.get("round") == info["round"] and "dp_example_epsilon" in row]
+    if eps:
+        parts.append(f"example-level ε≤{max(e for e, _ in eps):.2f} (δ={eps[0][1]:g})")
+    return ("; " + ", ".join(parts)) if parts else ""
+
+
+def _dp_overrides(specs: list[str], backend: str) -> dict:
+    """``--dp example:8`` / ``--dp client:8[:local|distributed]`` -> config overrides."""
+    out: dict = {}
+    for spec in specs:
+        kind, _, rest = spec.partition(":")
+        eps, _, mechanism = rest.partition(":")
+        if kind not in ("example", "client") or not eps:
+            raise ValueError(f"--dp {spec!r}: expected example:EPS or client:EPS[:local|distributed]")
+        try:
+            section: dict = {"epsilon": float(eps)}
+        except ValueError:
+            raise ValueError(f"--dp {spec!r}: {eps!r} is not a number") from None
+        if kind == "client":
+            section["mechanism"] = mechanism or ("local" if backend == "plaintext" else "distributed")
+        elif mechanism:
+            raise ValueError(f"--dp {spec!r}: example-level DP has no mechanism to choose")
+        out[f"privacy.{kind}_level"] = section
+    return out
 
 
 def _print_summary(run_dir: Path, seconds: float | None = None) -> None:
@@ -84,6 +124,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         overrides["federation.rounds"] = args.rounds
     if args.workers:
         overrides["federation.workers"] = args.workers
+    overrides.update(_dp_overrides(args.dp, args.secure_sum))
     cfg = demo_config(**overrides)
     run_dir = Path(args.out or f"runs/demo-{args.secure_sum}" + (f"-{args.reveal}" if args.reveal else ""))
     if run_dir.exists() and not args.resume:
@@ -126,6 +167,34 @@ def cmd_keys_init(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_audit(args: argparse.Namespace) -> int:
+    """What the server learned: reads RUN/server/ (and the public RUN/config.json) only."""
+    from .audit.keyscan import KnownSecret
+    from .audit.runner import audit_run
+
+    known = [KnownSecret(Path(f).name, Path(f).read_bytes()) for f in args.known_secret]
+    run_dir = Path(args.run)
+    report = audit_run(run_dir, Path(args.out) if args.out else None, attacks=not args.no_attacks,
+                       known_secrets=known)
+    s = report["summary"]
+    table = Table(title=f"audit of {run_dir} (backend {report['backend']['configured']})")
+    table.add_column("what")
+    table.add_column("result")
+    table.add_row("per-client data in clear", "[red]YES[/]" if s["per_client_plaintext"] else "[green]none found[/]")
+    table.add_row("flags", f"{s['high_flags']} high, {s['warnings']} warnings")
+    for c in report["checks"]:
+        table.add_row(f"check {c['name']}", f"{c['status']}: {c['summary']}")
+    for name, verdict in s["attacks"].items():
+        table.add_row(f"attack {name}", verdict)
+    dp = report["dp"]
+    eps = f"{dp['empirical_epsilon']:.3g}" if isinstance(dp["empirical_epsilon"], float) else dp["empirical_epsilon"]
+    table.add_row("canary audit of the sums", f"empirical ε {eps}, logged ε {dp['logged_epsilon'] or '-'}")
+    console.print(table)
+    out = Path(args.out) if args.out else run_dir / "audit"
+    console.print(f"report: {out / 'report.html'} (and report.json)")
+    return 1 if args.strict and (s["high_flags"] or s["checks_failed"]) else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="secure-fgrpo", description=__doc__)
     p.add_argument("-v", "--verbose", action="store_true")
@@ -138,6 +207,9 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--workers", type=int, default=0)
     d.add_argument("--seed", type=int, default=0)
     d.add_argument("--out", default="")
+    d.add_argument("--dp", action="append", default=[], metavar="KIND:EPS",
+                   help="differential privacy, δ=1e-5: example:EPS (DP-SGD per patient record) or "
+                        "client:EPS[:local|distributed] (noise per institution); repeatable")
     d.add_argument("--resume", action="store_true", help="continue an interrupted demo instead of starting over")
     d.set_defaults(fn=cmd_demo)
     r = sub.add_parser("run", help="run a federation from a TOML config (resumes if RUN exists)")
@@ -153,6 +225,14 @@ def build_parser() -> argparse.ArgumentParser:
     ki.add_argument("config")
     ki.add_argument("--out", default="")
     ki.set_defaults(fn=cmd_keys_init)
+    au = sub.add_parser("audit", help="what the server learned: inventory, checks, attacks -> RUN/audit/report.html")
+    au.add_argument("run")
+    au.add_argument("--out", default="", help="output folder (default RUN/audit)")
+    au.add_argument("--no-attacks", action="store_true", help="skip the attack simulation")
+    au.add_argument("--known-secret", action="append", default=[], metavar="FILE",
+                    help="a secret of your own institution to look for in RUN/server/ (repeatable)")
+    au.add_argument("--strict", action="store_true", help="exit 1 on a high flag or a failed check")
+    au.set_defaults(fn=cmd_audit)
     return p
 
 

@@ -15,6 +15,8 @@ from .model.tiny import TinyModelSpec
 from .tasks import GENERATED_FAMILIES
 from .tasks.base import RewardSpec
 from .federation.update import ServerOptConfig
+from .privacy.config import PrivacyConfig, check_privacy
+from .audit.transcript import AuditConfig
 
 
 @dataclass(frozen=True)
@@ -103,6 +105,8 @@ class RunConfig:
     secure_sum: SecureSumConfig = field(default_factory=SecureSumConfig)
     data: DataConfig = field(default_factory=DataConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    privacy: PrivacyConfig = field(default_factory=PrivacyConfig)  # privacy/config.py
+    audit: AuditConfig = field(default_factory=AuditConfig)  # audit/transcript.py
 
     def __post_init__(self) -> None:
         if len(self.clients) < 2:
@@ -122,6 +126,7 @@ class RunConfig:
                              "it needs federation.strategy = 'fgrpo'")
         if self.grpo.loss.max_completion_length != self.grpo.sampling.max_new_tokens:
             raise ValueError("grpo.loss.max_completion_length must equal grpo.sampling.max_new_tokens")
+        check_privacy(self)
 
 
 def load_config(path: str | Path) -> RunConfig:

@@ -21,13 +21,14 @@ def plaintext_global(quick_model_dir, tmp_path_factory) -> np.ndarray:
     return fed.global_model.state.vector.copy()
 
 
-@pytest.mark.parametrize("options, rtol", [
-    ({"reveal": "server-learns-sum"}, 1e-6),
-    ({"reveal": "server-blind"}, 1e-6),
-    ({"reveal": "server-learns-sum", "weights": "server"}, 1e-5),
+@pytest.mark.parametrize("backend, options, rtol", [
+    ("ckks", {"reveal": "server-learns-sum"}, 1e-6),
+    ("ckks", {"reveal": "server-blind"}, 1e-6),
+    ("ckks", {"reveal": "server-learns-sum", "weights": "server"}, 1e-5),
+    ("masked", {}, 1e-4),  # fixed-point quantisation
 ])
-def test_ckks_round_matches_plaintext(plaintext_global, tmp_path, options: dict, rtol: float) -> None:
-    raw = small_run(**{"federation.rounds": 1, "secure_sum.backend": "ckks", "secure_sum.options": options})
+def test_secure_round_matches_plaintext(plaintext_global, tmp_path, backend: str, options: dict, rtol: float) -> None:
+    raw = small_run(**{"federation.rounds": 1, "secure_sum.backend": backend, "secure_sum.options": options})
     fed = Federation(config_from_dict(raw), tmp_path / "run")
     fed.run()
     got = fed.global_model.state.vector
@@ -35,7 +36,7 @@ def test_ckks_round_matches_plaintext(plaintext_global, tmp_path, options: dict,
     assert np.allclose(got, plaintext_global, rtol=0, atol=rtol * scale)
     server = tmp_path / "run" / "server"
     row = json.loads((server / "metrics.jsonl").read_text().splitlines()[-1])
-    if options["reveal"] == "server-blind":
+    if options.get("reveal") == "server-blind":
         assert not (server / "checkpoints").exists() and not (server / "global_adapter").exists()
         assert not {"update_norm", "sum_of_weights", "global_accuracy"} & set(row)
         copies = [np.load(p)["vector"] for p in sorted((tmp_path / "run" / "clients").glob("*/checkpoints/round-1.npz"))]

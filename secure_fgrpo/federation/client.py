@@ -14,6 +14,8 @@ import numpy as np
 from ..config import ClientConfig, RunConfig
 from ..data.partition import ClientData
 from ..gain import GainState, relative_gain, weight, weight_bound
+from ..privacy.client_dp import ClientNoise
+from ..privacy.plan import ExampleLevelPlan
 from .local import TrainOutcome
 from .store import JsonlLog, latest_upto, prune, write_json_atomic
 
@@ -42,6 +44,7 @@ class Client:
         self.state_dir = root / "state"
         self.metrics = JsonlLog(root / "metrics.jsonl")
         self.gain_state = GainState()
+        self.example_dp = ExampleLevelPlan.build(run, len(data.train), cfg.name)  # None: no DP-SGD
 
     def resume(self, last_round: int) -> None:
         """Load own state as of the server's last completed round; forget later rounds."""
@@ -53,9 +56,15 @@ class Client:
     def max_examples(self) -> int:
         return self.run.grpo.steps * self.run.grpo.prompts_per_step
 
-    def prepare_input(self, round_: int, out: TrainOutcome, weights_on_server: bool = False) -> PreparedInput:
+    def can_train(self) -> bool:
+        """False when one more round of DP-SGD would exceed this client's example-level budget."""
+        return self.example_dp is None or self.example_dp.budget.affordable(len(self.metrics.rows()) + 1)
+
+    def prepare_input(self, round_: int, out: TrainOutcome, weights_on_server: bool = False,
+                      noise: ClientNoise | None = None) -> PreparedInput:
         """FGRPO: gain against own history -> weight e_i; clip Δ; build [e·Δ, e] — or, when the
-        server evaluates exp(g/τ) under encryption, [n^α·Δ, n^α, g]."""
+        server evaluates exp(g/τ) under encryption, [n^α·Δ, n^α, g]. With client-level DP,
+        ``noise`` clips [e·Δ, e] to its sensitivity and adds this client's noise (privacy/)."""
         res = out.result
         gain, self.gain_state = relative_gain(self.gain_state, res.mean_reward, res.reward_std, self.run.gain)
         strategy = self.run.federation.strategy
@@ -67,10 +76,13 @@ class Client:
             vector = np.concatenate([base * delta, [base, gain]])
         else:
             vector = np.concatenate([e * delta, [e]])
+            if noise is not None:
+                vector = noise.privatize(vector)
         write_json_atomic(self.state_dir / f"round-{round_}.json",
                           {"round": round_, "gain": asdict(self.gain_state)}, private=True)
         prune(self.state_dir, ".json")
-        self.metrics.append({
+        privacy = self.example_dp.row(len(self.metrics.rows()) + 1) if self.example_dp else {}
+        self.metrics.append({**privacy,
             "round": round_, "eval_accuracy_of_global": out.eval_accuracy, "mean_reward": res.mean_reward,
             "reward_std": res.reward_std, "examples": res.examples, "gain": gain, "weight": e,
             "delta_norm": norm, "clipped": norm > self.run.federation.delta_clip, "seconds": out.seconds,

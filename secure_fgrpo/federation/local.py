@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -18,6 +19,9 @@ from ..model.vector import VectorLayout, load_vector, to_vector
 from ..rollout import SamplingSpec, make_rollout
 from ..tasks import score
 from ..tasks.base import Problem, RewardSpec
+
+if TYPE_CHECKING:
+    from ..privacy.config import ExampleDPSettings
 
 
 @dataclass
@@ -35,6 +39,7 @@ class TrainJob:
     eval_sampling: SamplingSpec
     seed: int
     threads: int = 1
+    dp: ExampleDPSettings | None = None  # example-level DP-SGD (the client's own privacy plan)
 
 
 @dataclass
@@ -65,6 +70,7 @@ def run_training(job: TrainJob) -> TrainOutcome:
     load_vector(model, layout, job.global_vector)
     rollout = make_rollout(job.rollout)
     accuracy = pass_at_1(model, tok, rollout, job.eval_set, job.eval_sampling, seed=job.seed ^ 0x5EED)
-    result = train_round(model, tok, rollout, job.pool, _Scorer(job.reward), job.grpo, seed=job.seed)
+    result = train_round(model, tok, rollout, job.pool, _Scorer(job.reward), job.grpo, seed=job.seed,
+                         dp=job.dp)
     delta = to_vector(model, layout) - job.global_vector
     return TrainOutcome(job.client, delta.astype(np.float32), result, accuracy, time.perf_counter() - t0)

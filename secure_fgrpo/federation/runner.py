@@ -23,6 +23,7 @@ from ..grpo.evaluate import pass_at_1
 from ..model.load import load_base, resolve_model_path
 from ..model.lora import attach_lora
 from ..model.vector import VectorLayout, load_vector, to_vector
+from ..privacy.plan import ClientLevelPlan
 from ..rollout import SamplingSpec, make_rollout
 from ..secure_sum import DropSchedule, make_backend, run_secure_sum
 from ..secure_sum.base import client_state_dir, server_state_dir
@@ -41,6 +42,7 @@ Event = Callable[[str, dict], None]
 @dataclass
 class RunSummary:
     rounds: list[dict] = field(default_factory=list)  # server metrics rows (aggregates only)
+    stopped: str = ""  # why the run ended before federation.rounds (a privacy budget), if it did
 
 
 class _InlineExecutor:
@@ -67,6 +69,7 @@ class Federation:
         names = [c.name for c in cfg.clients]
         self.clients = {c.name: Client(c, self.data.clients[c.name], self.run_dir / "clients" / c.name, cfg)
                         for c in cfg.clients}
+        self.client_dp = ClientLevelPlan.build(cfg)  # None: no client-level noise
         self.backend = make_backend(cfg.secure_sum.backend, _backend_options(cfg))
         self.backend.setup(self.run_dir, names)
         self.server = Server(self.server_dir, cfg, names)
@@ -76,7 +79,8 @@ class Federation:
         self.global_model = GlobalModel([k / "checkpoints" for k in self.keepers], cfg.server,
                                         to_vector(self.model, self.layout), upto=self.server.last_completed_round)
         self.global_metrics = JsonlLog(self.run_dir / "global_metrics.jsonl")
-        self.recorder = TranscriptRecorder(self.server_dir / "transcript.jsonl")
+        self.recorder = TranscriptRecorder(self.server_dir / "transcript.jsonl", (self.server_dir / "inbox")
+                                           if cfg.audit.archive_payloads else None)
         self.eval_sampling = SamplingSpec(cfg.eval.max_new_tokens, cfg.eval.temperature)
         self._resume()
 
@@ -117,6 +121,7 @@ class Federation:
             global_vector=self.global_model.state.vector, pool=self.data.clients[n].train,
             eval_set=self.data.clients[n].eval, reward=self.clients[n].cfg.reward, grpo=cfg.grpo,
             eval_sampling=self.eval_sampling, seed=derive_seed(cfg.seed, "train", n, round_), threads=threads,
+            dp=self.clients[n].example_dp.settings if self.clients[n].example_dp else None,
         ) for n in names]
 
     def _drops(self, round_: int, names: list[str], stages: tuple[str, ...]) -> DropSchedule:
@@ -136,13 +141,29 @@ class Federation:
             self._record_global(0, {})
         end = cfg.federation.rounds if rounds is None else min(cfg.federation.rounds, done + rounds)
         executor = self._executor()
+        stopped = ""
         try:
             for r in range(done + 1, end + 1):
+                stopped = self._privacy_stop(r)
+                if stopped:
+                    log.warning("stopping before round %d: %s", r, stopped)
+                    self.emit("budget_exhausted", {"round": r, "reason": stopped})
+                    break
                 self._round(r, executor)
         finally:
             executor.shutdown()
         self.export_adapter()
-        return RunSummary(rounds=self.global_metrics.rows())
+        return RunSummary(rounds=self.global_metrics.rows(), stopped=stopped)
+
+    def _privacy_stop(self, r: int) -> str:
+        """Why round r must not run (it would exceed a privacy budget), or ""."""
+        if self.client_dp is not None and not self.client_dp.budget.affordable(r):
+            return (f"round {r} would exceed the client-level budget epsilon="
+                    f"{self.client_dp.cfg.epsilon:g} (spent {self.client_dp.budget.spent(r - 1):.3g})")
+        # Each client checks its own example-level budget; only the refusal leaves it.
+        if any(not self.clients[n].can_train() for n in self.server.participants(r)):
+            return f"round {r} would exceed a participant's example-level budget"
+        return ""
 
     def _round(self, r: int, executor: Executor | _InlineExecutor) -> None:
         names = self.server.participants(r)
@@ -152,9 +173,12 @@ class Federation:
             outcomes[out.client] = out
             self.emit("client_done", {"round": r, "client": out.client})
         spec = self.server.sum_spec(r, names, self.layout.size)
+        noise = self.client_dp.noise(spec) if self.client_dp is not None else None
+        if noise is not None:  # the noised vectors need a wider public box (privacy/client_dp.py)
+            spec = noise.widen(spec)
         sum_clients = {}
         for n in names:
-            prepared = self.clients[n].prepare_input(r, outcomes[n], self.backend.weights_on_server)
+            prepared = self.clients[n].prepare_input(r, outcomes[n], self.backend.weights_on_server, noise)
             sc = self.backend.client(n, spec, client_state_dir(self.run_dir, n))
             sc.set_input(prepared.vector)
             sum_clients[n] = sc
@@ -164,7 +188,14 @@ class Federation:
         total = outcome.total
         if total is None and not outcome.aborted:
             total = _agreed_client_result(sum_clients, outcome.contributors)
+        if noise is not None and not outcome.aborted and len(outcome.contributors) < spec.threshold:
+            outcome.aborted = True  # noise shares were calibrated for at least t contributions
+            outcome.reason = f"{len(outcome.contributors)} contributions, fewer than the threshold {spec.threshold}"
+        if total is not None and noise is not None:
+            total = self.client_dp.finish_sum(noise, total, len(outcome.contributors))
         row: dict = {"round": r, "contributors": len(outcome.contributors), "aborted": outcome.aborted}
+        if self.client_dp is not None:
+            row.update(self.client_dp.row(r))
         known: dict = {}  # what the holder of the global model learns
         if outcome.aborted or total is None or not total[-1] > 0:
             row.update(aborted=True, reason=outcome.reason or "sum of weights is 0: nothing to apply")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import random
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import torch
 from peft import PeftModel
@@ -21,6 +21,9 @@ from ..tasks.base import Problem
 from .advantages import ScaleRewards, group_advantages, informative_groups
 from .logprobs import completion_logprobs
 from .loss import LossConfig, policy_loss
+
+if TYPE_CHECKING:
+    from ..privacy.config import ExampleDPSettings
 
 log = logging.getLogger(__name__)
 RewardFn = Callable[[Problem, str, bool], float]
@@ -74,30 +77,45 @@ def _select(batch: RolloutBatch, keep_groups: list[int], g: int) -> RolloutBatch
 def train_round(model: PeftModel, tok: PreTrainedTokenizerBase, rollout: RolloutBackend,
                 pool: list[Problem], reward_fn: RewardFn, cfg: GRPOConfig, seed: int,
                 make_optimizer: Callable[[list[torch.nn.Parameter]], torch.optim.Optimizer] | None = None,
-                ) -> RoundResult:
+                dp: ExampleDPSettings | None = None) -> RoundResult:
     """Run ``cfg.steps`` GRPO steps on prompts drawn from ``pool``. Fresh optimizer each round:
-    the global adapter it starts from changed since the last one."""
+    the global adapter it starts from changed since the last one. With ``dp``, example-level
+    DP-SGD (privacy/dpsgd.py): Poisson-sampled prompts, per-group clipping and noise."""
     params = [p for p in model.parameters() if p.requires_grad]
     opt = make_optimizer(params) if make_optimizer else torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0)
+    engine = None
+    if dp is not None:
+        from ..privacy.dpsgd import GroupDPSGD
+
+        engine = GroupDPSGD(dp, model, opt, len(pool))
     rng = random.Random(seed)
     all_rewards: list[float] = []
     examples = 0
     steps = []
     g = cfg.group_size
     for step in range(cfg.steps):
-        problems = rng.sample(pool, min(cfg.oversample, len(pool)))
+        problems = (engine.sample(pool) if engine is not None
+                    else rng.sample(pool, min(cfg.oversample, len(pool))))
+        if engine is not None and not problems:  # an empty Poisson sample still takes its noisy steps
+            for _ in range(cfg.mu):
+                engine.empty_step()
+            steps.append({"groups": 0.0, "zero_std_frac": 1.0})
+            continue
         batch = rollout.generate(model, tok, [p.prompt for p in problems], g, cfg.sampling, rng.getrandbits(31))
         rewards = torch.tensor([reward_fn(problems[i // g], batch.texts[i], batch.finished[i])
                                 for i in range(len(batch.texts))], dtype=torch.float32)
         all_rewards.extend(rewards.tolist())
         informative = informative_groups(rewards, g)
         keep = [i for i in range(len(problems)) if informative[i] or not cfg.filter_informative]
-        keep = keep[: cfg.prompts_per_step]
+        if engine is None:  # under DP a cap would make one record's presence depend on others
+            keep = keep[: cfg.prompts_per_step]
         metrics = {"reward_mean": rewards.mean().item(), "reward_std": rewards.std().item(),
                    "zero_std_frac": 1.0 - informative.float().mean().item(),
                    "completion_len": batch.completion_mask.sum(1).float().mean().item(),
                    "groups": float(len(keep))}
         if not keep:  # nothing to learn from this batch
+            for _ in range(cfg.mu if engine is not None else 0):
+                engine.empty_step()
             steps.append(metrics)
             continue
         examples += len(keep)
@@ -114,6 +132,9 @@ def train_round(model: PeftModel, tok: PreTrainedTokenizerBase, rollout: Rollout
                     ref = completion_logprobs(model, batch, cfg.sampling.temperature)
         for _ in range(cfg.mu):
             logps = completion_logprobs(model, batch, cfg.sampling.temperature)
+            if engine is not None:
+                out = engine.step(logps, old, adv, mask, cfg.loss, ref, g)
+                continue
             out = policy_loss(logps, old if old is not None else logps.detach(), adv, mask, cfg.loss, ref)
             opt.zero_grad(set_to_none=True)
             out.loss.backward()
@@ -122,5 +143,7 @@ def train_round(model: PeftModel, tok: PreTrainedTokenizerBase, rollout: Rollout
         metrics.update({"loss": out.loss.item(), **out.metrics})
         steps.append(metrics)
         log.debug("step %d %s", step, metrics)
+    if engine is not None:
+        engine.close()
     t = torch.tensor(all_rewards)
     return RoundResult(mean_reward=t.mean().item(), reward_std=t.std().item(), examples=examples, steps=steps)

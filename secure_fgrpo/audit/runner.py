@@ -1,0 +1,150 @@
+"""``secure-fgrpo audit RUN``: inventory, payload checks, attacks, DP audit -> RUN/audit/.
+
+Reads ``RUN/server/`` and the public ``RUN/config.json`` only (see view.py). The attacks are
+scored in a simulation of the run's own backend and options (simulate.py), where the truth is
+known to the harness; the real run's payloads feed the inventory, the checks, and the list of
+what the server can read from each message.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import tempfile
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+
+from .attacks import AttackResult, gain_inference, message_membership, sum_canary_audit, update_recovery
+from .checks import check_archive, check_ckks, check_masked_uniform
+from .estimates import estimate_inputs
+from .inventory import Flag, build_inventory
+from .keyscan import KnownSecret, scan_key_material
+from .report_html import render
+from .simulate import simulate_federation
+from .view import ServerView, load_view
+
+log = logging.getLogger(__name__)
+
+SIM = {"clients": 8, "rounds": 3, "dim": 1025}
+
+
+def _server_reads(view: ServerView) -> list[dict]:
+    """What the server reads directly out of each input message of the real run."""
+    out = []
+    for m in estimate_inputs(view):
+        if m.kind == "vector":
+            w = float(m.vector[-1])
+            out.append({"round": m.round, "sender": m.sender, "kind": m.kind, "readable": True, "weight": w,
+                        "update_norm": float(np.linalg.norm(m.vector[:-1]) / w) if w > 0 else None})
+        else:
+            out.append({"round": m.round, "sender": m.sender, "kind": m.kind, "readable": False})
+    return out
+
+
+def _dp_section(view: ServerView, eps_logged: dict[str, float], seed: int) -> tuple[dict, list[Flag]]:
+    """Andrew et al.'s one-shot audit of the sums with the run's own noise multiplier."""
+    last = view.metrics[-1] if view.metrics else {}
+    z = next((float(v) for k, v in last.items() if "noise_multiplier" in k and isinstance(v, int | float)), 0.0)
+    delta = next((float(v) for k, v in last.items() if k.startswith("dp_") and k.endswith("_delta")
+                  and isinstance(v, int | float)), 1e-5)
+    q = float(view.config.get("federation", {}).get("fraction", 1.0)) if view.config else 1.0
+    rounds = max(1, len(view.rounds))
+    audit = sum_canary_audit(noise_multiplier=z, rounds=rounds, sample_rate=q, delta=delta, seed=seed)
+    logged = {k: v for k, v in eps_logged.items() if "client" in k} or eps_logged
+    reported = max(logged.values()) if logged else math.inf
+    est = audit.estimate
+    section = {"noise_multiplier": z, "delta": delta, "rounds": rounds, "sample_rate": q,
+               "logged_epsilon": logged, "simulated_mechanism_epsilon": _num(audit.accountant_epsilon),
+               "empirical_epsilon": _num(est.epsilon), "empirical_epsilon_lower": _num(est.epsilon_lower),
+               "auc": est.auc, "observed": audit.observed, "unobserved": audit.unobserved}
+    flags = []
+    if z > 0 and math.isfinite(reported) and est.epsilon_lower > reported * (1 + 1e-6):
+        flags.append(Flag("high", "epsilon-under-reported", "server/metrics.jsonl",
+                          f"the canary audit's lower bound ε >= {est.epsilon_lower:.3g} exceeds the logged "
+                          f"ε = {reported:.3g}"))
+    section["consistent"] = not flags if z > 0 else None
+    return section, flags
+
+
+def _num(x: float) -> float | str:
+    return x if math.isfinite(x) else "inf"
+
+
+def _attacks(view: ServerView, seed: int) -> tuple[dict, list[AttackResult]]:
+    backend, options = view.backend_options()
+    if backend not in ("plaintext", "masked", "ckks"):
+        return {"skipped": f"backend {backend!r} cannot be simulated"}, []
+    with tempfile.TemporaryDirectory(prefix="sfgrpo-audit-sim-") as tmp:
+        truth = simulate_federation(Path(tmp), backend, options, seed=seed, **SIM)
+        est = estimate_inputs(load_view(Path(tmp)))
+        results = [update_recovery(est, truth), gain_inference(est, truth), message_membership(est, truth, seed=seed)]
+    return {"backend": backend, "options": {k: v for k, v in options.items() if k != "roster"}, "seed": seed,
+            **SIM}, results
+
+
+def audit_run(run_dir: Path, out_dir: Path | None = None, *, attacks: bool = True,
+              known_secrets: list[KnownSecret] | None = None, seed: int = 0) -> dict:
+    """Audit ``run_dir`` and write ``report.json`` and ``report.html`` to ``out_dir``
+    (default ``RUN/audit``). Returns the report as a dict."""
+    run_dir = Path(run_dir)
+    view = load_view(run_dir)
+    inv = build_inventory(view)
+    checks = [check_archive(view), check_masked_uniform(view), check_ckks(view),
+              scan_key_material(view.server_dir, known_secrets)]
+    dp, dp_flags = _dp_section(view, inv.epsilon, seed)
+    harness, results = _attacks(view, seed) if attacks else ({"skipped": "--no-attacks"}, [])
+    flags = inv.flags + dp_flags
+    configured, _ = view.backend_options()
+    report = {
+        "run": str(run_dir), "reads": ["server/", "config.json"],
+        "backend": {"configured": configured, "inferred_from_messages": inv.backend},
+        "inventory": {"rows": [asdict(r) for r in inv.rows], "computable": inv.computable,
+                      "metric_keys": inv.metric_keys, "epsilon": inv.epsilon,
+                      "epsilon_by_round": {k: {str(r): v for r, v in d.items()}
+                                           for k, d in inv.epsilon_by_round.items()}},
+        "flags": [asdict(f) for f in flags],
+        "checks": [asdict(c) for c in checks],
+        "server_reads": _server_reads(view),
+        "attacks": {"harness": harness, "results": [asdict(a) for a in results]},
+        "dp": dp,
+        "summary": {
+            "per_client_plaintext": any(f.severity == "high" for f in inv.flags),
+            "high_flags": sum(f.severity == "high" for f in flags),
+            "warnings": sum(f.severity == "warn" for f in flags),
+            "checks_failed": [c.name for c in checks if c.status == "fail"],
+            "attacks": {a.name: a.verdict for a in results},
+        },
+    }
+    out_dir = Path(out_dir) if out_dir else run_dir / "audit"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    report = _clean(report)
+    # 0600: with the plaintext backend the report lists what the server read of each client.
+    _write_private(out_dir / "report.json", json.dumps(report, indent=1, allow_nan=False))
+    _write_private(out_dir / "report.html", render(report))
+    log.info("audit of %s written to %s", run_dir, out_dir)
+    return report
+
+
+def _write_private(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(text)
+    os.replace(tmp, path)
+
+
+def _clean(x: object) -> object:
+    """Strict JSON: numpy scalars to Python, non-finite floats to strings ("inf", "nan")."""
+    if isinstance(x, dict):
+        return {str(k): _clean(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [_clean(v) for v in x]
+    if isinstance(x, np.generic):
+        x = x.item()
+    if isinstance(x, float) and not math.isfinite(x):
+        return str(x)
+    return x

@@ -1,0 +1,122 @@
+"""Example-level DP-SGD for local GRPO, through Opacus.
+
+One record is one prompt with its whole group of G completions (one patient record), so the
+unit Opacus clips must be the group, not the completion row. Opacus' GradSampleModule gives
+per-row gradients of the LoRA parameters (the only trainable ones); the G rows of each group are
+summed into one per-group gradient, which Opacus' DPOptimizer clips to C, sums, noises and
+averages over the expected batch q·N. The loss is a sum of per-group losses, each normalised
+within its own group, so no record's gradient depends on another record (the whole-batch token
+normalisation of dapo would couple them). Prompts are Poisson-sampled with rate q, and a step
+with no informative group still adds its noise: whether a step happened must not depend on data.
+
+Noise and sampling use :class:`SecureRandom` (secret, not seeded).
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Sequence, TypeVar
+
+import torch
+from opacus import GradSampleModule
+from opacus.optimizers import DPOptimizer
+from opacus.optimizers.optimizer import _check_processed_flag, _mark_as_processed
+
+from ..grpo.loss import LossConfig, LossOutput, policy_loss
+from .config import ExampleDPSettings
+from .noise import SecureRandom
+
+T = TypeVar("T")
+
+
+class _SecureNoiseDPOptimizer(DPOptimizer):
+    """Opacus' DPOptimizer with its Gaussian noise drawn from a cryptographic stream."""
+
+    def __init__(self, optimizer: torch.optim.Optimizer, *, source: SecureRandom, **kwargs: object) -> None:
+        super().__init__(optimizer, **kwargs)  # type: ignore[arg-type]
+        self._source = source
+
+    def add_noise(self) -> None:
+        std = self.noise_multiplier * self.max_grad_norm
+        for p in self.params:
+            _check_processed_flag(p.summed_grad)
+            p.grad = (p.summed_grad + self._source.normal_like(p.summed_grad, std)).view_as(p)
+            _mark_as_processed(p.summed_grad)
+
+
+class GroupDPSGD:
+    """Per-group clipped, noised optimizer steps on a peft model's trainable parameters.
+
+    Use: ``sample(pool)`` the step's prompts; ``step(...)`` per policy-gradient iteration, or
+    ``empty_step()`` when no group survived; ``close()`` at the end (removes Opacus' hooks)."""
+
+    def __init__(self, settings: ExampleDPSettings, model: torch.nn.Module,
+                 optimizer: torch.optim.Optimizer, pool_size: int, source: SecureRandom | None = None) -> None:
+        if pool_size < 1:
+            raise ValueError("example-level DP needs a non-empty prompt pool")
+        self.settings = settings
+        self.random = source or SecureRandom()
+        self.params = [p for p in model.parameters() if p.requires_grad]
+        # Hooks on every trainable submodule: forward calls on ``model`` itself record activations.
+        self.module = GradSampleModule(model, batch_first=True, loss_reduction="sum")
+        self.optimizer = _SecureNoiseDPOptimizer(
+            optimizer, source=self.random, noise_multiplier=settings.noise_multiplier,
+            max_grad_norm=settings.max_grad_norm, expected_batch_size=settings.sample_rate * pool_size,
+            loss_reduction="mean")
+        self.noisy_steps = 0
+
+    def sample(self, pool: Sequence[T]) -> list[T]:
+        """Poisson sampling: each prompt independently with probability q (secret coins)."""
+        keep = self.random.bernoulli(len(pool), self.settings.sample_rate)
+        return [p for p, k in zip(pool, keep) if k]
+
+    def step(self, logps: torch.Tensor, old_logps: torch.Tensor | None, advantages: torch.Tensor,
+             mask: torch.Tensor, cfg: LossConfig, ref_logps: torch.Tensor | None, group_size: int) -> LossOutput:
+        """Backpropagate the sum of per-group losses, clip per group, noise, and step."""
+        n = logps.shape[0]
+        if n == 0 or n % group_size:
+            raise ValueError(f"{n} rows is not a positive multiple of group_size={group_size}")
+        old = logps.detach() if old_logps is None else old_logps
+        loss = sum(group_loss(logps, old, advantages, mask, cfg, ref_logps, k, group_size)
+                   for k in range(n // group_size))
+        with torch.no_grad():  # the usual whole-batch diagnostics; no gradient flows from them
+            report = policy_loss(logps.detach(), old, advantages, mask, cfg, ref_logps)
+        self.optimizer.zero_grad(set_to_none=True)
+        with warnings.catch_warnings():  # torch notes that token ids carry no gradient: expected
+            warnings.filterwarnings("ignore", message="Full backward hook is firing")
+            loss.backward()
+        self._per_group(group_size)
+        self.optimizer.step()
+        self.noisy_steps += 1
+        groups = n // group_size  # reported per group, comparable with the non-private mean loss
+        return LossOutput(loss=loss.detach() / groups, metrics={**report.metrics, "dp_groups": float(groups)})
+
+    def empty_step(self) -> None:
+        """A step with no record in it: pure noise, taken so the step count does not leak."""
+        self.optimizer.zero_grad(set_to_none=True)
+        for p in self.params:
+            p.grad_sample = p.new_zeros((0, *p.shape))
+        self.optimizer.step()
+        self.noisy_steps += 1
+
+    def _per_group(self, g: int) -> None:
+        for p in self.params:
+            gs = p.grad_sample
+            if isinstance(gs, list):  # several forward passes before one backward: not our loop
+                raise RuntimeError("one forward pass per DP step expected")
+            p.grad_sample = gs.view(gs.shape[0] // g, g, *gs.shape[1:]).sum(dim=1)
+
+    def close(self) -> None:
+        self.module.cleanup()  # removes the hooks and Opacus' attributes
+        for p in self.params:
+            for attr in ("grad_sample", "summed_grad"):
+                if hasattr(p, attr):
+                    delattr(p, attr)
+
+
+def group_loss(logps: torch.Tensor, old: torch.Tensor, advantages: torch.Tensor, mask: torch.Tensor,
+               cfg: LossConfig, ref: torch.Tensor | None, k: int, g: int) -> torch.Tensor:
+    """Group k's loss on its own rows only (its token normalisation sees no other record)."""
+    rows = slice(k * g, (k + 1) * g)
+    return policy_loss(logps[rows], old[rows], advantages[rows], mask[rows], cfg,
+                       None if ref is None else ref[rows]).loss
