@@ -11,13 +11,13 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import tempfile
 from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 
+from ..fileio import write_private
 from .attacks import AttackResult, gain_inference, message_membership, sum_canary_audit, update_recovery
 from .checks import check_archive, check_ckks, check_masked_uniform
 from .estimates import estimate_inputs
@@ -130,11 +130,7 @@ def audit_run(run_dir: Path, out_dir: Path | None = None, *, attacks: bool = Tru
 
 
 def _write_private(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(text)
-    os.replace(tmp, path)
+    write_private(path, text.encode("utf-8"))
 
 
 def _clean(x: object) -> object:

@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Iterator
 
+from ..fileio import write_private
 from ..secure_sum.base import Message
 
 INBOX = "inbox"
@@ -79,16 +80,7 @@ class TranscriptRecorder:
         path = folder / archive_name(msg.sender, msg.stage, digest)
         if path.exists() and _sha256(path) != digest:  # a second message in the same stage
             path = path.with_name(f"{path.stem}-{digest[:16]}.bin")
-        tmp = path.with_name(path.name + ".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        try:
-            os.fchmod(fd, 0o600)
-            view = memoryview(msg.payload)
-            while view:
-                view = view[os.write(fd, view):]
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
+        write_private(path, msg.payload)
 
     def truncate_after(self, last_round: int) -> None:
         """On resume: drop entries (and archived payloads) from a round that never completed."""

@@ -11,13 +11,18 @@ from typing import Any
 
 import numpy as np
 
+from ..fileio import write_private
+
 _ROUND = re.compile(r"round-(\d+)")
 
 
 def write_json_atomic(path: Path, obj: Any, private: bool = False) -> None:
+    if private:
+        write_private(path, json.dumps(obj, indent=1).encode())
+        return
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600 if private else 0o644)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     with os.fdopen(fd, "w") as fh:
         json.dump(obj, fh, indent=1)
     os.replace(tmp, path)

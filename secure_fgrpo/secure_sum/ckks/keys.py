@@ -31,6 +31,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from ...fileio import write_private
 from ..base import client_state_dir, server_state_dir
 from .params import ParamSet
 from .wire import KEY_ID_BYTES
@@ -95,21 +96,6 @@ def build_context(params: ParamSet) -> ts.Context:
     if params.scheme == "ckks":
         ctx.global_scale = 2.0 ** params.scale_bits
     return ctx
-
-
-def write_private(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` with mode 0600 (atomically, via a 0600 temp file)."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    os.chmod(path.parent, 0o700)
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.fchmod(fd, 0o600)
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
 
 
 def _meta(key_id: bytes, params: ParamSet, relin: bool, role: str) -> bytes:
