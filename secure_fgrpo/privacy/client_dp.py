@@ -74,7 +74,7 @@ class ClientNoise:
         if v.ndim != 1 or v.size < 2 or not np.all(np.isfinite(v)):
             raise ValueError("client-level DP: the input must be a finite vector [e·Δ, e]")
         if v[-1] < 0:
-            raise ValueError(f"client-level DP: weight e = {v[-1]:g} is negative")
+            raise ValueError("client-level DP: the weight e is negative")  # its value stays private
         if v[-1] > self.weight_max:  # scale the whole vector: Δ keeps its direction and norm bound
             v *= self.weight_max / v[-1]
         _clip(v, self.weight_max * self.delta_clip)
