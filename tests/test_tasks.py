@@ -118,7 +118,7 @@ def test_prompt_and_answer_format(name: str, samples: dict[str, list[Problem]]) 
         assert p.family == name
         assert set(p.prompt) <= set(ALPHABET), p.prompt
         assert len(p.prompt) <= 40 and p.prompt.endswith("="), p.prompt
-        assert 1 <= len(p.answer) <= 5 and set(p.answer) <= set(ALPHABET), p.answer
+        assert len(p.answer) in range(1, 6) and set(p.answer) <= set(ALPHABET), p.answer
         assert family.extract(p.answer) == p.answer  # answers are canonical
         # The answer is a function of the prompt: a repeated prompt never changes answer.
         assert answers_by_prompt.setdefault(p.prompt, p.answer) == p.answer
@@ -132,7 +132,7 @@ def test_slips_are_wellformed_wrong_answers(name: str, samples: dict[str, list[P
         assert slips, p
         assert p.answer not in slips and len(set(slips)) == len(slips), (p, slips)
         for s in slips:
-            assert 1 <= len(s) <= 5 and set(s) <= set(ALPHABET), (p, s)
+            assert len(s) in range(1, 6) and set(s) <= set(ALPHABET), (p, s)
             assert family.extract(s) == s, (p, s)
             assert family.correctness(p, s, partial=False) == 0.0
 
