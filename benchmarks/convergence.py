@@ -35,7 +35,7 @@ from secure_fgrpo.config import RunConfig
 from secure_fgrpo.configio import to_dict
 from secure_fgrpo.demo import DEMO, demo_config
 from secure_fgrpo.federation.datasets import build_data
-from secure_fgrpo.federation.runner import Federation
+from secure_fgrpo.federation.runner import Federation, eval_seed
 from secure_fgrpo.grpo.evaluate import pass_at_1
 from secure_fgrpo.grpo.trainer import train_round
 from secure_fgrpo.model.load import load_base, resolve_model_path
@@ -93,7 +93,7 @@ def _quiet_worker() -> None:
 
 def _eval_seed(cfg: RunConfig) -> int:
     """The seed Federation.evaluate_global uses: every method is scored on the same samples."""
-    return cfg.seed * 7919 + 17
+    return eval_seed(cfg.seed)
 
 
 def _federated(unit: Unit, root: Path) -> dict[str, Any]:

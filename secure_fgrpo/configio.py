@@ -86,6 +86,15 @@ def _coerce(tp: Any, value: Any, key: str) -> Any:
     raise ConfigError(key, f"unsupported type {tp}")
 
 
+def set_dotted(raw: dict, dotted: str, value: Any) -> None:
+    """Set ``raw["a"]["b"] = value`` for ``dotted = "a.b"``, creating tables on the way."""
+    node = raw
+    *parents, leaf = dotted.split(".")
+    for p in parents:
+        node = node.setdefault(p, {})
+    node[leaf] = value
+
+
 def to_dict(obj: Any) -> Any:
     """Dataclass -> plain TOML/JSON-able structure (tuples become lists)."""
     if dataclasses.is_dataclass(obj):

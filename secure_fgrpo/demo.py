@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .config import RunConfig, config_from_dict
+from .configio import set_dotted
 
 DEMO: dict = {
     "seed": 0,
@@ -23,11 +24,7 @@ def demo_config(**overrides: object) -> RunConfig:
     """The demo config with dotted overrides, e.g. ``{"secure_sum.backend": "masked"}``."""
     raw = _deep_copy(DEMO)
     for dotted, value in overrides.items():
-        node = raw
-        *parents, leaf = dotted.split(".")
-        for p in parents:
-            node = node.setdefault(p, {})
-        node[leaf] = value
+        set_dotted(raw, dotted, value)
     return config_from_dict(raw)
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from secure_fgrpo.configio import set_dotted
 from secure_fgrpo.model.tiny import TinyModelSpec, embedded_model_path
 
 QUICK = TinyModelSpec(warm_steps=40, clean_steps=30, warm_batch=32, seed=1)
@@ -42,9 +43,5 @@ def small_run(**over: object) -> dict:
         ],
     }
     for dotted, value in over.items():
-        node = raw
-        *parents, leaf = dotted.split(".")
-        for p in parents:
-            node = node.setdefault(p, {})
-        node[leaf] = value
+        set_dotted(raw, dotted, value)
     return raw

@@ -45,6 +45,12 @@ class RunSummary:
     stopped: str = ""  # why the run ended before federation.rounds (a privacy budget), if it did
 
 
+def eval_seed(seed: int) -> int:
+    """The sampling seed of the global evaluation: anything that scores a model on the global
+    held-out set (benchmarks included) uses it, so all are scored on the same samples."""
+    return seed * 7919 + 17
+
+
 class _InlineExecutor:
     """Same interface as a process pool, for workers = 1 (and for debugging)."""
 
@@ -97,7 +103,7 @@ class Federation:
     def evaluate_global(self, round_: int) -> float:
         load_vector(self.model, self.layout, self.global_model.state.vector)
         return pass_at_1(self.model, self.tok, make_rollout(self.cfg.model.rollout),
-                         self.data.global_eval, self.eval_sampling, seed=self.cfg.seed * 7919 + 17)
+                         self.data.global_eval, self.eval_sampling, seed=eval_seed(self.cfg.seed))
 
     def export_adapter(self) -> list[Path]:
         """The global adapter in peft's on-disk format (loads with PeftModel.from_pretrained),
