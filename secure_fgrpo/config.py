@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from .configio import ConfigError, build
-from .gain import GainConfig, Strategy
+from .gain import GainConfig, Strategy, weight_bound
 from .grpo.trainer import GRPOConfig
 from .model.lora import LoraSpec
 from .model.tiny import TinyModelSpec
@@ -127,6 +127,13 @@ class RunConfig:
         if self.grpo.loss.max_completion_length != self.grpo.sampling.max_new_tokens:
             raise ValueError("grpo.loss.max_completion_length must equal grpo.sampling.max_new_tokens")
         check_privacy(self)
+
+
+    @property
+    def weight_bound(self) -> float:
+        """e_max: the largest weight any client may send this round (public; fixed point and
+        DP sensitivity are sized from it). A client's examples are at most steps x groups."""
+        return weight_bound(self.federation.strategy, self.grpo.steps * self.grpo.prompts_per_step, self.gain)
 
 
 def load_config(path: str | Path) -> RunConfig:

@@ -13,7 +13,7 @@ import numpy as np
 
 from ..config import ClientConfig, RunConfig
 from ..data.partition import ClientData
-from ..gain import GainState, relative_gain, weight, weight_bound
+from ..gain import GainState, relative_gain, weight
 from ..privacy.client_dp import ClientNoise
 from ..privacy.plan import ExampleLevelPlan
 from .local import TrainOutcome
@@ -52,10 +52,6 @@ class Client:
         self.gain_state = GainState(**_read(found[1])["gain"]) if found else GainState()
         self.metrics.truncate_after(last_round)
 
-    @property
-    def max_examples(self) -> int:
-        return self.run.grpo.steps * self.run.grpo.prompts_per_step
-
     def can_train(self) -> bool:
         """False when one more round of DP-SGD would exceed this client's example-level budget."""
         return self.example_dp is None or self.example_dp.budget.affordable(len(self.metrics.rows()) + 1)
@@ -69,7 +65,7 @@ class Client:
         gain, self.gain_state = relative_gain(self.gain_state, res.mean_reward, res.reward_std, self.run.gain)
         strategy = self.run.federation.strategy
         e = weight(strategy, res.examples, gain, self.run.gain)
-        e = min(e, weight_bound(strategy, self.max_examples, self.run.gain))
+        e = min(e, self.run.weight_bound)
         delta, norm = clip_l2(out.delta.astype(np.float64), self.run.federation.delta_clip)
         if weights_on_server:
             base = float(res.examples) ** self.run.gain.alpha

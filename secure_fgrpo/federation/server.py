@@ -11,7 +11,6 @@ from pathlib import Path
 import numpy as np
 
 from ..config import RunConfig
-from ..gain import weight_bound
 from ..secure_sum.base import SumSpec
 from ..seeding import derive_seed
 from .store import JsonlLog, write_json_atomic
@@ -40,8 +39,7 @@ class Server:
 
     def sum_spec(self, round_: int, participants: list[str], dim: int) -> SumSpec:
         fed = self.run.federation
-        max_examples = self.run.grpo.steps * self.run.grpo.prompts_per_step
-        e_max = weight_bound(fed.strategy, max_examples, self.run.gain)
+        e_max = self.run.weight_bound
         t = max(1, int(np.ceil(self.run.secure_sum.threshold * len(participants))))
         return SumSpec(round=round_, dim=dim + 1, data_bound=e_max * fed.delta_clip, weight_bound=e_max,
                        participants=tuple(participants), threshold=t, seed=self.run.seed)

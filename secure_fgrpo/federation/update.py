@@ -5,7 +5,7 @@ the backend keeps the aggregate from the server, identically at every client."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
@@ -32,7 +32,6 @@ class ServerOptConfig:
 class ServerOptState:
     m: np.ndarray | None = None
     v: np.ndarray | None = None
-    extra: dict[str, float] = field(default_factory=dict)
 
 
 def ratio_of_sums(total: np.ndarray) -> np.ndarray:

@@ -20,7 +20,6 @@ from typing import Any
 
 import numpy as np
 
-from ..gain import weight_bound
 from ..secure_sum.base import SumSpec
 from .accountant import Budget, noise_for
 from .client_dp import ClientNoise, sensitivity, share_std
@@ -38,8 +37,7 @@ class ClientLevelPlan:
         self.cfg = cfg
         self.k, n = participants_per_round(run), len(run.clients)
         self.sample_rate = self.k / n
-        e_strategy = weight_bound(run.federation.strategy, run.grpo.steps * run.grpo.prompts_per_step, run.gain)
-        self.weight_max = min(e_strategy, cfg.weight_clip if cfg.weight_clip is not None else math.inf)
+        self.weight_max = min(run.weight_bound, cfg.weight_clip if cfg.weight_clip is not None else math.inf)
         self.delta_clip = run.federation.delta_clip
         self.sensitivity = sensitivity(self.weight_max, self.delta_clip)
         z = cfg.noise_multiplier
