@@ -73,13 +73,13 @@ def _privacy_note(run_dir: Path, info: dict) -> str:
 
 
 def _dp_overrides(specs: list[str], backend: str) -> dict:
-    """``--dp example:8`` / ``--dp client:8[:local|distributed]`` -> config overrides."""
+    """``--dp example:8`` / ``--dp client:8[:local|distributed|skellam]`` -> config overrides."""
     out: dict = {}
     for spec in specs:
         kind, _, rest = spec.partition(":")
         eps, _, mechanism = rest.partition(":")
         if kind not in ("example", "client") or not eps:
-            raise ValueError(f"--dp {spec!r}: expected example:EPS or client:EPS[:local|distributed]")
+            raise ValueError(f"--dp {spec!r}: expected example:EPS or client:EPS[:local|distributed|skellam]")
         try:
             section: dict = {"epsilon": float(eps)}
         except ValueError:
@@ -170,6 +170,7 @@ def cmd_keys_init(args: argparse.Namespace) -> int:
 def cmd_audit(args: argparse.Namespace) -> int:
     """What the server learned: reads RUN/server/ (and the public RUN/config.json) only."""
     from .audit.keyscan import KnownSecret
+    from .audit.dp_section import dp_summary_lines
     from .audit.runner import audit_run
 
     known = [KnownSecret(Path(f).name, Path(f).read_bytes()) for f in args.known_secret]
@@ -187,8 +188,8 @@ def cmd_audit(args: argparse.Namespace) -> int:
     for name, verdict in s["attacks"].items():
         table.add_row(f"attack {name}", verdict)
     dp = report["dp"]
-    eps = f"{dp['empirical_epsilon']:.3g}" if isinstance(dp["empirical_epsilon"], float) else dp["empirical_epsilon"]
-    table.add_row("canary audit of the sums", f"empirical ε {eps}, logged ε {dp['logged_epsilon'] or '-'}")
+    for label, line in dp_summary_lines(dp):
+        table.add_row(label, line)
     console.print(table)
     out = Path(args.out) if args.out else run_dir / "audit"
     console.print(f"report: {out / 'report.html'} (and report.json)")
@@ -209,7 +210,8 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--out", default="")
     d.add_argument("--dp", action="append", default=[], metavar="KIND:EPS",
                    help="differential privacy, δ=1e-5: example:EPS (DP-SGD per patient record) or "
-                        "client:EPS[:local|distributed] (noise per institution); repeatable")
+                        "client:EPS[:local|distributed|skellam] (noise per institution; skellam: integer "
+                        "noise inside --secure-sum masked); repeatable")
     d.add_argument("--resume", action="store_true", help="continue an interrupted demo instead of starting over")
     d.set_defaults(fn=cmd_demo)
     r = sub.add_parser("run", help="run a federation from a TOML config (resumes if RUN exists)")

@@ -14,7 +14,7 @@ import numpy as np
 from ..config import ClientConfig, RunConfig
 from ..data.partition import ClientData
 from ..gain import GainState, relative_gain, weight
-from ..privacy.client_dp import ClientNoise
+from ..privacy.client_dp import ClientNoise, SkellamNoise
 from ..privacy.plan import ExampleLevelPlan
 from .local import TrainOutcome
 from .store import JsonlLog, latest_upto, prune, write_json_atomic
@@ -57,10 +57,11 @@ class Client:
         return self.example_dp is None or self.example_dp.budget.affordable(len(self.metrics.rows()) + 1)
 
     def prepare_input(self, round_: int, out: TrainOutcome, weights_on_server: bool = False,
-                      noise: ClientNoise | None = None) -> PreparedInput:
+                      noise: ClientNoise | SkellamNoise | None = None) -> PreparedInput:
         """FGRPO: gain against own history -> weight e_i; clip Δ; build [e·Δ, e] — or, when the
         server evaluates exp(g/τ) under encryption, [n^α·Δ, n^α, g]. With client-level DP,
-        ``noise`` clips [e·Δ, e] to its sensitivity and adds this client's noise (privacy/)."""
+        ``noise`` clips [e·Δ, e] to its sensitivity and adds this client's noise (privacy/;
+        Skellam noise is added later, in the masked backend's words)."""
         res = out.result
         gain, self.gain_state = relative_gain(self.gain_state, res.mean_reward, res.reward_std, self.run.gain)
         strategy = self.run.federation.strategy

@@ -23,6 +23,7 @@ from ..grpo.evaluate import pass_at_1
 from ..model.load import load_base, resolve_model_path
 from ..model.lora import attach_lora
 from ..model.vector import VectorLayout, load_vector, to_vector
+from ..privacy.client_dp import SkellamNoise
 from ..privacy.plan import ClientLevelPlan
 from ..rollout import SamplingSpec, make_rollout
 from ..secure_sum import DropSchedule, make_backend, run_secure_sum
@@ -75,7 +76,7 @@ class Federation:
         names = [c.name for c in cfg.clients]
         self.clients = {c.name: Client(c, self.data.clients[c.name], self.run_dir / "clients" / c.name, cfg)
                         for c in cfg.clients}
-        self.client_dp = ClientLevelPlan.build(cfg)  # None: no client-level noise
+        self.client_dp = ClientLevelPlan.build(cfg, self.layout.size + 1)  # None: no client-level noise
         self.backend = make_backend(cfg.secure_sum.backend, _backend_options(cfg))
         self.backend.setup(self.run_dir, names)
         self.server = Server(self.server_dir, cfg, names)
@@ -182,13 +183,15 @@ class Federation:
         noise = self.client_dp.noise(spec) if self.client_dp is not None else None
         if noise is not None:  # the noised vectors need a wider public box (privacy/client_dp.py)
             spec = noise.widen(spec)
+        # Skellam noise is added by the masked backend's clients, in their fixed-point words.
+        in_backend = {"noise": noise} if isinstance(noise, SkellamNoise) else {}
         sum_clients = {}
         for n in names:
             prepared = self.clients[n].prepare_input(r, outcomes[n], self.backend.weights_on_server, noise)
-            sc = self.backend.client(n, spec, client_state_dir(self.run_dir, n))
+            sc = self.backend.client(n, spec, client_state_dir(self.run_dir, n), **in_backend)
             sc.set_input(prepared.vector)
             sum_clients[n] = sc
-        sum_server = self.backend.server(spec, server_state_dir(self.run_dir))
+        sum_server = self.backend.server(spec, server_state_dir(self.run_dir), **in_backend)
         outcome = run_secure_sum(sum_server, sum_clients, self.recorder,
                                  self._drops(r, names, sum_server.stages))
         total = outcome.total

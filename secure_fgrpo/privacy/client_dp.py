@@ -18,6 +18,12 @@ widened publicly by the noise's tail (exceeded with probability below 2^-46: Gau
 concentration, ``P(‖X‖ ≥ std·(sqrt(d) + 8)) ≤ e^-32``), the weight travels shifted by
 ``K = 8·std`` so it stays non-negative, the noised vector is projected into the box (post-
 processing: the guarantee is unchanged), and ``K·contributors`` is subtracted from the sum.
+
+``skellam`` (masked backend only, :class:`SkellamNoise`): the float vector is only clipped here;
+the masked client rounds it at the public fixed-point scale γ (conditional randomized rounding)
+and adds its integer share ``Sk(μ/t)`` to its words before masking, so the guarantee covers
+exactly what the server decodes (privacy/skellam.py). No weight offset is needed: words are
+signed, and the noised sum of weights is floored as for Gaussian noise (plan.finish_sum).
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ import numpy as np
 
 from ..secure_sum.base import SumSpec
 from .noise import SecureRandom
+from .skellam import conditional_round
 
 TAIL = 8.0  # standard deviations of headroom
 
@@ -70,14 +77,7 @@ class ClientNoise:
 
     def privatize(self, vector: np.ndarray, source: SecureRandom | None = None) -> np.ndarray:
         """Clip to the sensitivity, add this client's noise, shift the weight, fit the box."""
-        v = np.array(vector, dtype=np.float64)
-        if v.ndim != 1 or v.size < 2 or not np.all(np.isfinite(v)):
-            raise ValueError("client-level DP: the input must be a finite vector [e·Δ, e]")
-        if v[-1] < 0:
-            raise ValueError("client-level DP: the weight e is negative")  # its value stays private
-        if v[-1] > self.weight_max:  # scale the whole vector: Δ keeps its direction and norm bound
-            v *= self.weight_max / v[-1]
-        _clip(v, self.weight_max * self.delta_clip)
+        v = clip_to_sensitivity(vector, self.weight_max, self.delta_clip)
         v += (source or SecureRandom()).normal(v.size, self.std)
         v[-1] = min(max(v[-1] + self.weight_offset, 0.0), self.weight_bound)
         _clip(v, self.data_bound)
@@ -92,6 +92,58 @@ class ClientNoise:
         out = np.array(total, dtype=np.float64)
         out[-1] -= self.weight_offset * contributors
         return out
+
+
+@dataclass(frozen=True)
+class SkellamNoise:
+    """Public parameters of one round's Skellam noise, for the masked backend's clients (which
+    call :meth:`round` and :meth:`sample`); every party derives the same round context from them."""
+
+    scale: float  # γ: quanta per unit, data and weight alike (one scale: Δ2 is then γ·S rounded)
+    share: float  # each client adds Sk(share) per coordinate, variance 2·share quanta²
+    l2_bound: float  # Δ2: conditional rounding keeps every client's integer vector within it
+    word_bound: int  # ceil(Δ2) + the share's 2^-100 tail: a client's noised coordinate, in quanta
+    weight_max: float
+    delta_clip: float
+
+    def privatize(self, vector: np.ndarray, source: SecureRandom | None = None) -> np.ndarray:
+        """Clip to the sensitivity only: the noise is integer and added by the masked client."""
+        return clip_to_sensitivity(vector, self.weight_max, self.delta_clip)
+
+    def widen(self, spec: SumSpec) -> SumSpec:
+        """The box whose fixed-point words at scale γ hold ``word_bound`` quanta per client."""
+        bound = self.word_bound / self.scale
+        return replace(spec, data_bound=bound, weight_bound=bound)
+
+    def remove_offset(self, total: np.ndarray, contributors: int) -> np.ndarray:
+        return np.array(total, dtype=np.float64)  # no offset: the words are signed
+
+    def round(self, vector: np.ndarray, source: SecureRandom | None = None) -> np.ndarray:
+        """Clip, scale by γ and round conditionally: integers within L2 norm Δ2 (int64)."""
+        v = clip_to_sensitivity(vector, self.weight_max, self.delta_clip)
+        return conditional_round(v * self.scale, self.l2_bound, source or SecureRandom())
+
+    def sample(self, n: int, source: SecureRandom | None = None) -> np.ndarray:
+        """This client's share of the noise: n draws of Sk(share) (int64)."""
+        return (source or SecureRandom()).skellam(self.share, n)
+
+    def public(self) -> dict[str, str]:
+        """What the round context's digest binds (floats as exact hex)."""
+        return {"mechanism": "skellam", "scale": self.scale.hex(), "share": float(self.share).hex(),
+                "l2_bound": float(self.l2_bound).hex(), "word_bound": str(self.word_bound)}
+
+
+def clip_to_sensitivity(vector: np.ndarray, weight_max: float, delta_clip: float) -> np.ndarray:
+    """A copy of [e·Δ, e] with e ≤ e_max and ‖e·Δ‖ ≤ e_max·C: norm ≤ sensitivity()."""
+    v = np.array(vector, dtype=np.float64)
+    if v.ndim != 1 or v.size < 2 or not np.all(np.isfinite(v)):
+        raise ValueError("client-level DP: the input must be a finite vector [e·Δ, e]")
+    if v[-1] < 0:
+        raise ValueError("client-level DP: the weight e is negative")  # its value stays private
+    if v[-1] > weight_max:  # scale the whole vector: Δ keeps its direction and norm bound
+        v *= weight_max / v[-1]
+    _clip(v, weight_max * delta_clip)
+    return v
 
 
 def _clip(v: np.ndarray, bound: float) -> None:

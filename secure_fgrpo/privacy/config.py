@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 Accountant = Literal["rdp", "prv"]
 # local: each client adds the full noise; distributed: each adds a share so that the SUM of the
 # threshold t of survivors carries the full noise (Gaussian in floats); skellam: integer noise in
-# the masked backend's fixed-point domain (not built yet, refused).
+# the masked backend's fixed-point domain (privacy/skellam.py; masked backend only).
 ClientMechanism = Literal["local", "distributed", "skellam"]
 
 
@@ -63,7 +63,9 @@ class ClientLevelConfig:
     """Gaussian noise on each client's clipped ``[e·Δ, e]``; one record = one institution.
 
     The delta clip is ``federation.delta_clip``; the weight clip is the strategy's weight bound,
-    or ``weight_clip`` when smaller (a lower e_max means less noise for the same ε)."""
+    or ``weight_clip`` when smaller (a lower e_max means less noise for the same ε). With
+    ``mechanism = "skellam"`` the noise is integer (privacy/skellam.py), ``noise_multiplier`` is
+    σ/Δ2 in fixed-point quanta, and ε comes from the Skellam RDP bound ('rdp' only)."""
 
     epsilon: float | None = None
     noise_multiplier: float | None = None  # σ / sensitivity; derived from epsilon when unset
@@ -143,8 +145,9 @@ def check_privacy(run: Any) -> None:
                 raise ConfigError("privacy.client_level.mechanism", f"'skellam' is integer noise in the "
                                   f"masked backend's fixed-point domain; secure_sum.backend = {backend!r} "
                                   "cannot carry it (use 'distributed' or 'local')")
-            raise ConfigError("privacy.client_level.mechanism", "'skellam' is not built yet: use "
-                              "'distributed' (Gaussian shares in floats) with the masked backend")
+            if cl.accountant != "rdp":
+                raise ConfigError("privacy.client_level.accountant", "'skellam' is accounted with its own "
+                                  f"RDP bound; accountant = {cl.accountant!r} does not apply: use 'rdp'")
         if cl.mechanism == "distributed" and backend == "plaintext":
             log.warning("privacy.client_level.mechanism = 'distributed' with the plaintext backend: "
                         "the server sees each vector with only its share of the noise; the guarantee "

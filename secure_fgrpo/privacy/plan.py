@@ -11,6 +11,12 @@ multiplier z/sqrt(mu) before subsampling, and that is what is accounted. Noise i
 for a client that takes part in every round; taking part in fewer only spends less.
 
 Every round that reaches the secure sum is counted, aborted or not (conservative).
+
+Client level with ``mechanism = "skellam"`` (:class:`SkellamPlan`): integer noise in the masked
+backend's words. The fixed-point scale γ is the finest at which no sum can wrap (or
+``secure_sum.options.scale``), μ is calibrated at that γ from the target ε with the Skellam RDP
+bound (or from ``noise_multiplier`` as σ/Δ2: 2μ = (z·Δ2)²), and each client adds Sk(μ/t), t the
+threshold. Every round counts as a full release: no amplification by client sampling.
 """
 
 from __future__ import annotations
@@ -20,9 +26,12 @@ from typing import Any
 
 import numpy as np
 
+from ..configio import ConfigError
 from ..secure_sum.base import SumSpec
+from ..secure_sum.masked.fixedpoint import max_quantum
+from . import skellam
 from .accountant import Budget, noise_for
-from .client_dp import ClientNoise, sensitivity, share_std
+from .client_dp import ClientNoise, SkellamNoise, sensitivity, share_std
 from .config import ClientLevelConfig, ExampleDPSettings, ExampleLevelConfig, check_records
 
 
@@ -47,9 +56,16 @@ class ClientLevelPlan:
         self.budget = Budget(z, self.sample_rate, 1, cfg.delta, cfg.accountant, cfg.epsilon)
 
     @classmethod
-    def build(cls, run: Any) -> "ClientLevelPlan | None":
+    def build(cls, run: Any, dim: int | None = None) -> "ClientLevelPlan | SkellamPlan | None":
+        """``dim``: the summed vector's length (adapter size + 1), which Skellam needs."""
         cfg = run.privacy.client_level
-        return None if cfg is None else cls(cfg, run)
+        if cfg is None:
+            return None
+        if cfg.mechanism == "skellam":
+            if dim is None:
+                raise ValueError("a Skellam plan needs the vector dimension")
+            return SkellamPlan(cfg, run, dim)
+        return cls(cfg, run)
 
     @property
     def sigma(self) -> float:
@@ -76,6 +92,70 @@ class ClientLevelPlan:
         """What goes into server/metrics.jsonl after ``rounds_done`` rounds."""
         return {"dp_client_epsilon": self.budget.spent(rounds_done), "dp_client_delta": self.cfg.delta,
                 "dp_client_noise_multiplier": self.noise_multiplier, "dp_client_sigma": self.sigma}
+
+
+def _threshold(run: Any, k: int) -> int:
+    """t, as Server.sum_spec sets it for k participants."""
+    return max(1, math.ceil(run.secure_sum.threshold * k))
+
+
+class SkellamPlan:
+    """Client-level Skellam noise for the masked backend (module docstring); the same interface
+    as ClientLevelPlan. ``sigma`` is the std of the sum's noise in float units, sqrt(2μ)/γ."""
+
+    def __init__(self, cfg: ClientLevelConfig, run: Any, dim: int) -> None:
+        self.cfg, self.dim = cfg, dim
+        self.k = participants_per_round(run)
+        self.t = _threshold(run, self.k)
+        self.weight_max = min(run.weight_bound, cfg.weight_clip if cfg.weight_clip is not None else math.inf)
+        self.delta_clip = run.federation.delta_clip
+        self.sensitivity = sensitivity(self.weight_max, self.delta_clip)
+        options = run.secure_sum.options
+        bits, scale = options.get("modulus_bits", 32), options.get("scale")
+        z, rounds = cfg.noise_multiplier, run.federation.rounds
+
+        def mu_for(l2: float, l1: float) -> float:
+            if z is not None:
+                return (z * l2) ** 2 / 2.0
+            return skellam.mu_for_epsilon(cfg.epsilon, cfg.delta, l2, l1, rounds)
+
+        try:
+            cal = skellam.calibrate(self.sensitivity, dim, self.t, max_quantum(self.k, bits), mu_for, scale)
+        except ValueError as err:
+            key = "secure_sum.options.scale" if scale is not None else "secure_sum.options.modulus_bits"
+            hint = "lower the scale or use" if scale is not None else "use"
+            raise ConfigError(key, f"privacy.client_level.mechanism = 'skellam' with {self.k} participants "
+                              f"in {bits}-bit words: {err}; {hint} secure_sum.options.modulus_bits = 64, "
+                              "fewer participants per round or a larger privacy.client_level.epsilon") from None
+        self.calibration = cal
+        self.noise_multiplier = self.sigma / self.sensitivity  # the Gaussian-equivalent z
+        self.budget = skellam.SkellamBudget(cal.mu, cal.l2, cal.l1, cfg.delta, cfg.epsilon)
+        self._noise = SkellamNoise(scale=cal.scale, share=cal.share, l2_bound=cal.l2, word_bound=cal.word_bound,
+                                   weight_max=self.weight_max, delta_clip=self.delta_clip)
+
+    @property
+    def sigma(self) -> float:
+        return math.sqrt(2.0 * self.calibration.mu) / self.calibration.scale
+
+    def noise(self, spec: SumSpec) -> SkellamNoise:
+        """The round's public noise parameters; refuses a round other than the one calibrated."""
+        got = (len(spec.participants), spec.threshold, spec.dim)
+        if got != (self.k, self.t, self.dim):
+            raise RuntimeError(f"round {spec.round}: (participants, threshold, dim) = {got}, the Skellam "
+                               f"plan was calibrated for {(self.k, self.t, self.dim)}")
+        return self._noise
+
+    def finish_sum(self, noise: SkellamNoise, total: np.ndarray, contributors: int) -> np.ndarray:
+        """Floor the noised sum of weights at σ, as ClientLevelPlan.finish_sum does."""
+        out = noise.remove_offset(total, contributors)
+        out[-1] = max(float(out[-1]), self.sigma)
+        return out
+
+    def row(self, rounds_done: int) -> dict[str, float]:
+        c = self.calibration
+        return {"dp_client_epsilon": self.budget.spent(rounds_done), "dp_client_delta": self.cfg.delta,
+                "dp_client_noise_multiplier": self.noise_multiplier, "dp_client_sigma": self.sigma,
+                "dp_client_skellam_mu": c.mu, "dp_client_scale": c.scale}
 
 
 class ExampleLevelPlan:

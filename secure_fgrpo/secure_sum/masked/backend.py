@@ -14,6 +14,9 @@ Options (any other key is refused, by name):
 - ``prg`` (``"aes-ctr"`` default, or ``"chacha20"``): the mask keystream.
 - ``scale`` (float): explicit fixed-point scale (quanta per unit); refused if the sum could wrap.
 - ``max_error`` (float): refuse rounds whose quantisation bound would exceed it.
+
+``client``/``server`` take an optional public ``noise`` (context.IntegerNoise) for client-level
+Skellam noise; the federation runner passes the same one to every party of the round.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from ..base import Backend, SumClient, SumServer, SumSpec
 from .client import MaskedClient
-from .context import Params, RoundContext
+from .context import IntegerNoise, Params, RoundContext
 from .fixedpoint import BITS
 from .keys import SUBDIR, load_identity, load_or_create_identity, load_roster, public_bytes, write_roster
 from .server import MaskedServer
@@ -104,17 +107,18 @@ class MaskedBackend(Backend):
         write_roster(self.roster_path, keys)
         self._roster = load_roster(self.roster_path)
 
-    def _context(self, spec: SumSpec) -> RoundContext:
+    def _context(self, spec: SumSpec, noise: IntegerNoise | None) -> RoundContext:
         if self.signed and self._roster is None:
             raise ValueError("secure_sum: signed = true needs a roster: set secure_sum.roster, call "
                              "setup(run_dir, clients) first, or set signed = false")
-        return RoundContext.build(spec, self.params, self._roster if self.signed else None)
+        return RoundContext.build(spec, self.params, self._roster if self.signed else None, noise)
 
-    def server(self, spec: SumSpec, state_dir: Path) -> SumServer:
-        return MaskedServer(self._context(spec))
+    def server(self, spec: SumSpec, state_dir: Path, noise: IntegerNoise | None = None) -> SumServer:
+        return MaskedServer(self._context(spec, noise))
 
-    def client(self, name: str, spec: SumSpec, state_dir: Path) -> SumClient:
-        ctx = self._context(spec)
+    def client(self, name: str, spec: SumSpec, state_dir: Path,
+               noise: IntegerNoise | None = None) -> SumClient:
+        ctx = self._context(spec, noise)
         identity: Ed25519PrivateKey | None = None
         if ctx.roster is not None:
             identity = load_identity(Path(state_dir))

@@ -74,11 +74,18 @@ class MaskedClient(SumClient):
 
     def set_input(self, vector: np.ndarray) -> None:
         """Check the bounds and encode at once (stochastic rounding from a fresh keystream), so
-        the float vector is neither kept nor copied."""
+        the float vector is neither kept nor copied. With integer DP noise in the round, round
+        at the noise's scale and add this client's noise share to the words before masking."""
         vector = np.asarray(vector, dtype=np.float64)
         self.spec.check_input(vector, self.name)
         start = time.perf_counter()
-        self._words = self.ctx.fixed.encode(vector, self._prg.dither(os.urandom(32)))
+        noise = self.ctx.noise
+        if noise is None:
+            self._words = self.ctx.fixed.encode(vector, self._prg.dither(os.urandom(32)))
+        else:
+            ints = noise.round(vector)
+            ints += noise.sample(ints.size)
+            self._words = ints.astype(self.ctx.fixed.word)  # two's complement: mod 2^bits
         self.timings["encode"] = time.perf_counter() - start
 
     # --- driver entry point ----------------------------------------------------------------

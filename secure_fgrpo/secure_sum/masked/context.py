@@ -3,6 +3,10 @@
 The digest of these parameters enters every signature and every HKDF context: a server that
 showed different clients different parameters (threshold, graph, scale...) is caught by the
 first signature check, and keys of one round are useless in any other.
+
+With distributed integer DP (privacy.client_level.mechanism = "skellam") the round also carries
+an :class:`IntegerNoise`: its public parameters enter the digest, and its scale is the
+fixed-point scale of data and weight alike.
 """
 
 from __future__ import annotations
@@ -10,7 +14,9 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
+from typing import Protocol
 
+import numpy as np
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from ..base import SumSpec
@@ -36,6 +42,19 @@ class Params:
             raise ValueError(f"secure_sum.prg: {self.prg!r} is not one of {', '.join(PRGS)}")
 
 
+class IntegerNoise(Protocol):
+    """Public parameters of integer DP noise added in the fixed-point domain (privacy/client_dp.py
+    SkellamNoise): the client rounds at ``scale`` and adds its noise share to its words."""
+
+    scale: float
+
+    def round(self, vector: np.ndarray) -> np.ndarray: ...
+
+    def sample(self, n: int) -> np.ndarray: ...
+
+    def public(self) -> dict[str, str]: ...
+
+
 @dataclass(frozen=True)
 class RoundContext:
     spec: SumSpec
@@ -44,13 +63,20 @@ class RoundContext:
     graph: Graph
     digest: bytes
     roster: dict[str, Ed25519PublicKey] | None
+    noise: IntegerNoise | None = None
 
     @classmethod
-    def build(cls, spec: SumSpec, params: Params,
-              roster: dict[str, Ed25519PublicKey] | None) -> "RoundContext":
+    def build(cls, spec: SumSpec, params: Params, roster: dict[str, Ed25519PublicKey] | None,
+              noise: IntegerNoise | None = None) -> "RoundContext":
         n = len(spec.participants)
+        scale = params.scale
+        if noise is not None:
+            if scale is not None and scale != noise.scale:
+                raise ValueError(f"secure_sum.scale = {scale:g} differs from the scale {noise.scale:g} the "
+                                 "client-level Skellam noise was calibrated at")
+            scale = noise.scale
         fixed = FixedPoint.derive(n, spec.data_bound, spec.weight_bound, params.modulus_bits,
-                                  params.scale, params.max_error)
+                                  scale, params.max_error)
         graph = build_graph(spec.participants, spec.threshold, spec.seed, spec.round, params.degree)
         if roster is not None:
             missing = [p for p in spec.participants if p not in roster]
@@ -65,8 +91,10 @@ class RoundContext:
             "data_scale": fixed.data_scale.hex(), "weight_scale": fixed.weight_scale.hex(),
             "signed": roster is not None,
         }
+        if noise is not None:
+            doc["noise"] = noise.public()
         digest = hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).digest()
-        return cls(spec, params, fixed, graph, digest, roster)
+        return cls(spec, params, fixed, graph, digest, roster, noise)
 
     @property
     def signed(self) -> bool:
