@@ -7,7 +7,9 @@ r=4 on the tiny model, which memorises random codes only partly); an unrelated u
 same size does not (AUC 0.43). In a real one-round plaintext federation with canaries planted at client b, the
 server reads b's exact update from b's message, so it runs the test with the client's own
 update; the measured AUC is printed, not asserted (one round of GRPO on the tiny model leaves
-no measurable memorisation of single prompts, see the report)."""
+no measurable memorisation of random codes, which the policy never samples). Secret-choice
+canaries (below) are what GRPO can reinforce; their real-run measurement per backend is
+benchmarks/audit_canary.py."""
 
 from __future__ import annotations
 
@@ -146,3 +148,44 @@ def test_canaries_planted_at_one_client_of_a_real_federation(model, canaries, tm
     assert by_server.auc == pytest.approx(by_client.auc)  # the server tests with the client's own power
     log.warning("canary prompts planted at b (1 GRPO round, plaintext): membership AUC %.3f, empirical eps %.3g",
                 by_server.auc, by_server.epsilon)
+
+
+# --- Secret-choice canaries (the design GRPO can reinforce) ---------------------------------
+
+from secure_fgrpo.audit.canary import (CHOICE_LETTERS, choice_membership, choice_membership_scores,  # noqa: E402
+                                       make_choice_canaries)
+
+
+def test_choice_canaries_differ_only_by_tag_and_balance_the_letters() -> None:
+    cs = make_choice_canaries(30, seed=1)
+    assert len({c.prompt for c in cs}) == 30 and make_choice_canaries(30, seed=1) == cs
+    assert {c.prompt[6:] for c in cs} == {"? a)70 b)74 c)78="}  # the readings say nothing
+    assert [sum(c.answer == x for c in cs) for x in CHOICE_LETTERS] == [10, 10, 10]
+    fam = FAMILIES["choice"]
+    assert all(fam.extract(c.answer) == c.answer and len(c.prompt) <= 40 for c in cs)
+
+
+def test_choice_score_ignores_a_global_letter_preference_and_sees_a_planted_one() -> None:
+    cs = make_choice_canaries(30, seed=2)
+    shift = np.zeros((30, 3))
+    shift[:, 1] += 2.0  # the update prefers "b" everywhere: not membership
+    assert np.allclose(choice_membership_scores(shift, cs), 0.0)
+    for i in range(6):  # the first six learned their own letter
+        shift[i, CHOICE_LETTERS.index(cs[i].answer)] += 1.0
+    s = choice_membership_scores(shift, cs)
+    assert s[:6].min() > s[6:].max()
+
+
+def test_choice_scorer_on_the_model_has_teeth(model) -> None:  # noqa: ANN001
+    m, tok, layout = model
+    cs = make_choice_canaries(48, seed=3)
+    planted, held = split_canaries(cs, 8, seed=4)
+    base = to_vector(m, layout).astype(np.float64)
+    delta = _memorise(m, tok, layout, base, planted, steps=30)
+    hit = choice_membership(m, tok, layout, base, delta, planted, held)
+    rng = np.random.default_rng(1)
+    noise = rng.standard_normal(delta.size) * np.linalg.norm(delta) / np.sqrt(delta.size)
+    miss = choice_membership(m, tok, layout, base, noise, planted, held)
+    assert hit.auc > 0.7 and abs(miss.auc - 0.5) < 0.25 and hit.auc > miss.auc + 0.15
+    log.warning("choice canaries: memorising update AUC %.3f (eps %.3g), random update AUC %.3f",
+                hit.auc, hit.epsilon, miss.auc)

@@ -131,3 +131,61 @@ def prompt_membership(model: torch.nn.Module, tok: object, layout: VectorLayout,
     """Membership scores of the planted against the held-out canaries: AUC and one-shot ε."""
     scores = membership_scores(model, tok, layout, base, update, planted + held_out, decoys)
     return one_shot_epsilon(scores[:len(planted)], scores[len(planted):], delta)
+
+
+# --- Canaries GRPO can learn: a secret choice the model already samples ---------------------
+#
+# A random 3-digit code is never sampled by the policy, so GRPO never sees it rewarded and the
+# planted canaries do not move (AUC at chance in a real run). A choice canary asks a question
+# whose three options are the same normal readings for every canary, so the answer is a secret
+# letter fixed by the random tag alone: the policy samples each letter about a third of the
+# time, GRPO rewards the secret one, and only the planted tags can learn their letters.
+
+CHOICE_LETTERS = "abc"
+CHOICE_OPTIONS = "a)70 b)74 c)78"
+
+
+def make_choice_canaries(n: int, seed: int) -> list[Problem]:
+    """``n`` distinct ``"<tag>? a)70 b)74 c)78="`` -> a secret letter, letters balanced."""
+    rng = random.Random(seed)
+    tags: dict[str, None] = {}
+    while len(tags) < n:
+        tags.setdefault("".join(rng.choice(_LETTERS) for _ in range(6)))
+    return [Problem(f"{tag}? {CHOICE_OPTIONS}=", CHOICE_LETTERS[i % 3], "choice") for i, tag in enumerate(tags)]
+
+
+def letter_shift(model: torch.nn.Module, tok: object, layout: VectorLayout, base: np.ndarray,
+                 update: np.ndarray, canaries: list[Problem]) -> np.ndarray:
+    """Per canary and letter, the change of log p(letter | prompt) (renormalised over the
+    letters) from the global model to global + ``update``."""
+    prompts = [p.prompt for p in canaries]
+
+    def table() -> np.ndarray:
+        lp = np.stack([answer_logprobs(model, tok, prompts, [c] * len(prompts)) for c in CHOICE_LETTERS], axis=1)
+        return lp - np.logaddexp.reduce(lp, axis=1, keepdims=True)
+
+    load_vector(model, layout, base.astype(np.float32))
+    before = table()
+    load_vector(model, layout, (base + update).astype(np.float32))
+    after = table()
+    load_vector(model, layout, base.astype(np.float32))
+    return after - before
+
+
+def choice_membership_scores(shift: np.ndarray, canaries: list[Problem]) -> np.ndarray:
+    """How much more the update raised each canary's secret letter than the other letters,
+    after removing what it did to every canary alike (a global preference for one letter)."""
+    centred = shift - shift.mean(axis=0, keepdims=True)
+    idx = np.array([CHOICE_LETTERS.index(p.answer) for p in canaries])
+    own = centred[np.arange(len(canaries)), idx]
+    others = (centred.sum(axis=1) - own) / (len(CHOICE_LETTERS) - 1)
+    return own - others
+
+
+def choice_membership(model: torch.nn.Module, tok: object, layout: VectorLayout, base: np.ndarray,
+                      update: np.ndarray, planted: list[Problem], held_out: list[Problem],
+                      delta: float = 1e-5) -> EpsilonEstimate:
+    """AUC and one-shot ε of the planted against the held-out choice canaries."""
+    allc = planted + held_out
+    scores = choice_membership_scores(letter_shift(model, tok, layout, base, update, allc), allc)
+    return one_shot_epsilon(scores[:len(planted)], scores[len(planted):], delta)

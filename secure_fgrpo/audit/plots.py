@@ -77,7 +77,7 @@ def membership(observed: list[float], unobserved: list[float], title: str) -> st
     bins = np.linspace(lo, hi if hi > lo else lo + 1e-9, 40)
     ax.hist(unobserved, bins=bins, alpha=0.6, density=True, label="never planted")
     ax.hist(observed, bins=bins, alpha=0.6, density=True, label="planted canaries")
-    ax.set_xlabel("canary statistic (cosine)")
+    ax.set_xlabel("canary statistic")
     ax.set_title(title)
     ax.legend(fontsize=7)
     return _png(fig)

@@ -134,24 +134,62 @@ def _attacks(r: dict) -> str:
     return out + '<div class="grid">' + "".join(imgs) + "</div>"
 
 
+def _audit_row(label: str, a: dict) -> list[str]:
+    if "skipped" in a:
+        return [_e(label), _e(a["skipped"]), "", "", "", ""]
+    st = a["statistics"]
+    return [_e(label), _e(f"{a['mechanism']} / {a['backend']}"), _fmt(a["noise_multiplier"]),
+            f"{_fmt(st['sum']['epsilon'])} (≥ {_fmt(st['sum']['epsilon_lower'])}), AUC {_fmt(st['sum']['auc'])}",
+            f"{_fmt(st['message']['epsilon'])} (≥ {_fmt(st['message']['epsilon_lower'])}), "
+            f"AUC {_fmt(st['message']['auc'])}", _fmt(a["expected_sum_epsilon"])]
+
+
+def _example_level(ex: dict | None) -> str:
+    if not ex:
+        return "<p>No example-level DP-SGD in the config.</p>"
+    inputs = _table(["input", "value"], [[_e(k), _fmt(v)] for k, v in ex["inputs"].items()])
+    own = (f" Clients with their own data file ({_e(', '.join(ex['own_data_clients']))}) have their own record "
+           "count; the config's data.train_size is assumed." if ex["own_data_clients"] else "")
+    return (f"<p><b>Example level: ε = {_fmt(ex['epsilon_after_rounds_done'])} after the rounds run "
+            f"({_fmt(ex['epsilon_after_all_rounds'])} after all planned rounds), {_e(ex['status'])}</b>: "
+            f"{_e(ex['why'])}. Formula: <code>{_e(ex['formula'])}</code>.{own}</p>{inputs}")
+
+
 def _dp(r: dict) -> str:
     d = r["dp"]
-    z = d["noise_multiplier"]
-    if z > 0:
+    out = ""
+    if "skipped" in d:
+        out += f"<p class='muted'>Client-level DP not audited: {_e(d['skipped'])}</p>"
+    per_round = ", ".join(f"round {x['round']}: {_fmt(x['dp_client_epsilon'])}" for x in d["epsilon_per_round"])
+    cl = d.get("client_level")
+    if cl and "skipped" not in cl:
         verdict = (_pill("pass") + " consistent" if d["consistent"]
-                   else _pill("high") + " the logged ε is below the empirical bound")
-        head = (f"<p>Client-level DP: noise multiplier {_fmt(z)}, {d['rounds']} round(s), "
-                f"sampling rate {_fmt(d['sample_rate'])}, "
-                f"δ = {_fmt(d['delta'])}. Logged ε: {_e(d['logged_epsilon'])}. {verdict}</p>")
+                   else _pill("high") + " the audit's lower bound exceeds the accountant's ε")
+        out += (f"<p>Client-level DP, mechanism <code>{_e(cl['mechanism'])}</code>: noise multiplier "
+                f"{_fmt(cl['noise_multiplier'])}, sum std σ = {_fmt(cl['sigma'])}, {cl['rounds']} round(s), "
+                f"sampling rate {_fmt(cl['sample_rate'])}. ε spent per round (server/metrics.jsonl): "
+                f"{_e(per_round or 'not logged')}. {verdict}</p>"
+                f"<p>One-shot canary audit of the run's own mechanism (Andrew et al., ICLR 2024): "
+                f"{cl['trials'] * cl['clients']} canary clients at full sensitivity through "
+                f"<code>ClientNoise.privatize</code> and the real <code>{_e(cl['backend'])}</code> secure sum; "
+                f"empirical ε = {_fmt(d['empirical_epsilon'])} (95% lower bound {_fmt(d['empirical_epsilon_lower'])}, "
+                f"{_e(d['statistic'])} statistic) against the accountant's ε = {_fmt(d['reference_epsilon'])}.</p>")
+    elif cl:
+        out += f"<p>{_pill('warn')} Client-level mechanism not audited: {_e(cl['skipped'])}</p>"
     else:
-        head = ("<p>No client-level DP noise in this run. Secure aggregation hides <i>which</i> client sent what, not "
-                "<i>whether</i> a record shaped the sum: whoever holds the sums sees planted canaries.</p>")
-    head += ("<p>One-shot canary audit of the sums (Andrew et al., ICLR 2024): "
-             f"empirical ε = {_fmt(d['empirical_epsilon'])} "
-             f"(95% lower bound {_fmt(d['empirical_epsilon_lower'])}), AUC {_fmt(d['auc'])}; ε of the simulated "
-             f"mechanism: {_fmt(d['simulated_mechanism_epsilon'])}.</p>")
-    fig = plots.membership(d["observed"], d["unobserved"], "Canaries in the sums (final model)")
-    return head + _img(fig, "dp audit")
+        out += ("<p>No client-level DP noise in this run. Secure aggregation hides <i>which</i> client sent what, "
+                "not <i>whether</i> a record shaped the sum: whoever holds the sums sees planted canaries.</p>")
+    rows = [_audit_row("with the run's noise", cl)] if cl else []
+    if d.get("control"):
+        rows.append(_audit_row("control: same audit without noise", d["control"]))
+    if rows:
+        out += _table(["audit", "mechanism / backend", "noise multiplier", "ε from the sums",
+                       "ε from each message", "expected ε (sums)"], rows)
+    shown = cl if cl and "skipped" not in cl else d.get("control")
+    if shown and "skipped" not in shown:
+        title = "Canaries, run's mechanism" if shown is cl else "Canaries without noise (control)"
+        out += _img(plots.membership(shown["observed"], shown["unobserved"], title), "dp audit")
+    return out + _example_level(d.get("example_level"))
 
 
 def render(report: dict) -> str:

@@ -3,7 +3,8 @@
 Reads ``RUN/server/`` and the public ``RUN/config.json`` only (see view.py). The attacks are
 scored in a simulation of the run's own backend and options (simulate.py), where the truth is
 known to the harness; the real run's payloads feed the inventory, the checks, and the list of
-what the server can read from each message.
+what the server can read from each message. The DP section (dp_section.py) runs the run's own
+client-level mechanism with canaries (dp_canary.py).
 """
 
 from __future__ import annotations
@@ -18,8 +19,9 @@ from pathlib import Path
 import numpy as np
 
 from ..fileio import write_private
-from .attacks import AttackResult, gain_inference, message_membership, sum_canary_audit, update_recovery
+from .attacks import AttackResult, gain_inference, message_membership, update_recovery
 from .checks import check_archive, check_ckks, check_masked_uniform
+from .dp_section import dp_section
 from .estimates import estimate_inputs
 from .inventory import Flag, build_inventory
 from .keyscan import KnownSecret, scan_key_material
@@ -45,35 +47,6 @@ def _server_reads(view: ServerView) -> list[dict]:
     return out
 
 
-def _dp_section(view: ServerView, eps_logged: dict[str, float], seed: int) -> tuple[dict, list[Flag]]:
-    """Andrew et al.'s one-shot audit of the sums with the run's own noise multiplier."""
-    last = view.metrics[-1] if view.metrics else {}
-    z = next((float(v) for k, v in last.items() if "noise_multiplier" in k and isinstance(v, int | float)), 0.0)
-    delta = next((float(v) for k, v in last.items() if k.startswith("dp_") and k.endswith("_delta")
-                  and isinstance(v, int | float)), 1e-5)
-    q = float(view.config.get("federation", {}).get("fraction", 1.0)) if view.config else 1.0
-    rounds = max(1, len(view.rounds))
-    audit = sum_canary_audit(noise_multiplier=z, rounds=rounds, sample_rate=q, delta=delta, seed=seed)
-    logged = {k: v for k, v in eps_logged.items() if "client" in k} or eps_logged
-    reported = max(logged.values()) if logged else math.inf
-    est = audit.estimate
-    section = {"noise_multiplier": z, "delta": delta, "rounds": rounds, "sample_rate": q,
-               "logged_epsilon": logged, "simulated_mechanism_epsilon": _num(audit.accountant_epsilon),
-               "empirical_epsilon": _num(est.epsilon), "empirical_epsilon_lower": _num(est.epsilon_lower),
-               "auc": est.auc, "observed": audit.observed, "unobserved": audit.unobserved}
-    flags = []
-    if z > 0 and math.isfinite(reported) and est.epsilon_lower > reported * (1 + 1e-6):
-        flags.append(Flag("high", "epsilon-under-reported", "server/metrics.jsonl",
-                          f"the canary audit's lower bound ε >= {est.epsilon_lower:.3g} exceeds the logged "
-                          f"ε = {reported:.3g}"))
-    section["consistent"] = not flags if z > 0 else None
-    return section, flags
-
-
-def _num(x: float) -> float | str:
-    return x if math.isfinite(x) else "inf"
-
-
 def _attacks(view: ServerView, seed: int) -> tuple[dict, list[AttackResult]]:
     backend, options = view.backend_options()
     if backend not in ("plaintext", "masked", "ckks"):
@@ -95,7 +68,7 @@ def audit_run(run_dir: Path, out_dir: Path | None = None, *, attacks: bool = Tru
     inv = build_inventory(view)
     checks = [check_archive(view), check_masked_uniform(view), check_ckks(view),
               scan_key_material(view.server_dir, known_secrets)]
-    dp, dp_flags = _dp_section(view, inv.epsilon, seed)
+    dp, dp_flags = dp_section(view, seed)
     harness, results = _attacks(view, seed) if attacks else ({"skipped": "--no-attacks"}, [])
     flags = inv.flags + dp_flags
     configured, _ = view.backend_options()

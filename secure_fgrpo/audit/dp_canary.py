@@ -1,0 +1,207 @@
+"""One-shot canary audit of the run's REAL client-level mechanism (Andrew et al., ICLR 2024).
+
+Nothing here re-implements the noise. The run's public config gives the privacy plan
+(privacy/plan.py ``ClientLevelPlan``), the server's participant draw and ``SumSpec``
+(federation/server.py ``Server``) and the secure-sum backend (``make_backend``); each round then
+goes through :func:`release_round`, which takes the steps ``Federation._round`` takes (plan.noise
+-> widen -> ``ClientNoise.privatize`` per client -> ``run_secure_sum`` -> plan.finish_sum).
+
+Canary clients replace the run's clients: each sends its own random unit direction u at full
+sensitivity, ``[e_max·C·u, e_max]``, in every round the server samples it. A never-sent
+direction of the same kind is its null. Two statistics, Σ over rounds of the projection on u of
+
+- ``sum``: the sum the round releases (what the masked/CKKS server, or the model holder, gets);
+- ``message``: the server's best estimate of that client's own message (audit/estimates.py,
+  from the recorded server view: the float vector in plaintext, noise-like words otherwise).
+
+Each gives ε at δ via :func:`epsilon.one_shot_epsilon`; the attacker's best is the larger.
+The statistic ignores the weight coordinate, so it sees C/sqrt(C²+1) of the sensitivity.
+
+Hook for new mechanisms: :func:`release_round` is the only place that knows how a mechanism
+noises a round. A mechanism it does not know (e.g. ``skellam``, integer noise inside the masked
+backend) raises :class:`UnauditedMechanism` until it is added there.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..federation.server import Server
+from ..privacy.plan import ClientLevelPlan
+from ..secure_sum import make_backend, run_secure_sum
+from ..secure_sum.base import Backend, Message, SumSpec, client_state_dir, server_state_dir
+from .epsilon import EpsilonEstimate, gdp_epsilon, one_shot_epsilon
+from .estimates import INPUT_KINDS, estimate_inputs
+from .transcript import INBOX, TranscriptRecorder
+from .view import load_view
+
+log = logging.getLogger(__name__)
+
+FLOAT_MECHANISMS = ("local", "distributed")  # Gaussian shares added by ClientNoise.privatize
+
+
+class UnauditedMechanism(RuntimeError):
+    """The run's mechanism has no path in :func:`release_round` yet (names the mechanism)."""
+
+
+@dataclass(frozen=True)
+class DPAudit:
+    mechanism: str  # the config's mechanism, or "none" (the same audit without noise)
+    backend: str
+    rounds: int
+    clients: int  # n: canary clients per trial (the run's client count)
+    participants: int  # k per round
+    threshold: int  # t of the round's SumSpec
+    sample_rate: float
+    noise_multiplier: float  # 0 without noise
+    sigma: float  # std the SUM carries per coordinate (0 without noise)
+    dim: int  # length of [e·Δ, e] audited
+    trials: int
+    sum: EpsilonEstimate
+    message: EpsilonEstimate
+    expected_sum_epsilon: float | None  # GDP ε of the sum statistic when every client is in every round
+    statistics: dict[str, dict[str, list[float]]] = field(default_factory=dict)
+
+    @property
+    def best(self) -> EpsilonEstimate:
+        """The attacker picks the statistic with the larger lower bound."""
+        return max((self.sum, self.message), key=lambda e: (e.epsilon_lower, e.epsilon))
+
+    @property
+    def best_statistic(self) -> str:
+        return "sum" if self.best is self.sum else "message"
+
+
+class _InputsRecorder:
+    """Records (and archives) only the input messages: the per-message estimates need no
+    other stage, and archiving every key-exchange message would dominate the audit's time."""
+
+    def __init__(self, inner: TranscriptRecorder) -> None:
+        self.inner = inner
+
+    def record(self, msg: Message) -> None:
+        if msg.kind in INPUT_KINDS:
+            self.inner.record(msg)
+
+
+def backend_options(cfg: Any) -> dict:
+    """The backend options the federation passes (federation/runner.py ``_backend_options``)."""
+    options = dict(cfg.secure_sum.options)
+    if options.get("weights") == "server":
+        options.setdefault("tau", cfg.gain.tau)
+        options.setdefault("gain_clip", cfg.gain.clip)
+    return options
+
+
+def release_round(plan: ClientLevelPlan | None, backend: Backend, spec: SumSpec, vectors: dict[str, np.ndarray],
+                  run_dir: Path, recorder: Any) -> np.ndarray:
+    """One round of the client-level mechanism exactly as ``Federation._round`` runs it;
+    returns the released sum (offsets removed). ``plan`` None: the non-private path."""
+    noise = None
+    if plan is not None:
+        if plan.cfg.mechanism not in FLOAT_MECHANISMS:
+            raise UnauditedMechanism(f"privacy.client_level.mechanism {plan.cfg.mechanism!r} has no audit path "
+                                     "yet: add it to secure_fgrpo/audit/dp_canary.py release_round")
+        noise = plan.noise(spec)
+        spec = noise.widen(spec)
+    clients = {}
+    for name, vector in vectors.items():
+        sc = backend.client(name, spec, client_state_dir(run_dir, name))
+        sc.set_input(noise.privatize(vector) if noise is not None else vector)
+        clients[name] = sc
+    outcome = run_secure_sum(backend.server(spec, server_state_dir(run_dir)), clients, recorder)
+    if outcome.aborted:
+        raise RuntimeError(f"audit round {spec.round} aborted: {outcome.reason}")
+    total = outcome.total
+    if total is None:  # server-blind backend: the clients decrypt the same sum
+        total = clients[outcome.contributors[0]].result()
+    if total is None:
+        raise RuntimeError(f"audit round {spec.round}: no party learned the sum")
+    if noise is not None and plan is not None:
+        total = plan.finish_sum(noise, total, len(outcome.contributors))
+    return np.asarray(total, dtype=np.float64)
+
+
+def _unit(rng: np.random.Generator, n: int) -> np.ndarray:
+    v = rng.standard_normal(n)
+    return v / np.linalg.norm(v)
+
+
+def audit_client_dp(cfg: Any, rounds: int, *, noise: bool = True, trials: int | None = None,
+                    canaries: int = 240, dim: int = 2049, delta: float | None = None, seed: int = 0) -> DPAudit:
+    """Run ``trials`` copies of ``rounds`` rounds of the run's mechanism with canary clients.
+
+    ``cfg`` is the run's RunConfig (public). ``noise=False`` runs the same audit through the
+    non-private path: the control that shows the audit has teeth. ``dim`` counts the weight;
+    the noise is per coordinate, so it changes only the canaries' cross-talk (~1/sqrt(dim))."""
+    if rounds < 1:
+        raise ValueError(f"rounds must be >= 1, got {rounds}")
+    if cfg.secure_sum.options.get("weights") == "server":
+        raise UnauditedMechanism("secure_sum.options.weights = 'server' carries the gain, not [e·Δ, e]")
+    cl = cfg.privacy.client_level
+    if noise and cl is not None and cl.mechanism not in FLOAT_MECHANISMS:
+        raise UnauditedMechanism(f"privacy.client_level.mechanism {cl.mechanism!r} has no audit path yet: add it "
+                                 "to secure_fgrpo/audit/dp_canary.py release_round (its plan needs the run's dim)")
+    plan = ClientLevelPlan.build(cfg) if noise else None
+    if noise and plan is None:
+        raise ValueError("the config has no privacy.client_level section: nothing to audit with noise")
+    names = [c.name for c in cfg.clients]
+    n = len(names)
+    trials = trials or max(2, math.ceil(canaries / n))
+    delta = delta if delta is not None else (plan.cfg.delta if plan else 1e-5)
+    e_max = plan.weight_max if plan else cfg.weight_bound
+    clip = cfg.federation.delta_clip
+    d = dim - 1
+    rng = np.random.default_rng(seed)  # canary directions are public; the DP noise is not ours
+    with tempfile.TemporaryDirectory(prefix="sfgrpo-dp-audit-") as tmp:
+        out = Path(tmp)
+        be = make_backend(cfg.secure_sum.backend, backend_options(cfg))
+        be.setup(out, names)
+        server = Server(out / "server", cfg, names)  # the federation's participant draw and SumSpec
+        recorder = _InputsRecorder(TranscriptRecorder(out / "server" / "transcript.jsonl", out / "server" / INBOX))
+        sums: dict[int, np.ndarray] = {}
+        sampled: dict[int, list[str]] = {}
+        dirs, nulls = rng.standard_normal((trials, n, d)), rng.standard_normal((trials, n, d))
+        dirs /= np.linalg.norm(dirs, axis=2, keepdims=True)
+        nulls /= np.linalg.norm(nulls, axis=2, keepdims=True)
+        spec = None
+        for t in range(trials):
+            for r in range(1, rounds + 1):
+                rid = t * rounds + r
+                parts = server.participants(rid)
+                spec = server.sum_spec(rid, parts, d)
+                vectors = {p: np.concatenate([e_max * clip * dirs[t, names.index(p)], [e_max]]) for p in parts}
+                sums[rid], sampled[rid] = release_round(plan, be, spec, vectors, out, recorder), parts
+        messages = {(m.round, m.sender): m.vector[:d] for m in estimate_inputs(load_view(out))}
+    scale = e_max * clip
+    stats = {k: {"observed": [], "unobserved": []} for k in ("sum", "message")}
+    for t in range(trials):
+        rids = range(t * rounds + 1, (t + 1) * rounds + 1)
+        for i, name in enumerate(names):
+            for key, direction in (("observed", dirs[t, i]), ("unobserved", nulls[t, i])):
+                stats["sum"][key].append(sum(float(sums[r][:d] @ direction) for r in rids) / scale)
+                stats["message"][key].append(sum(float(messages[(r, name)] @ direction) for r in rids
+                                                 if name in sampled[r] and (r, name) in messages) / scale)
+    est = {k: one_shot_epsilon(np.array(v["observed"]), np.array(v["unobserved"]), delta, seed=seed)
+           for k, v in stats.items()}
+    k = len(sampled[1])
+    threshold = spec.threshold if spec is not None else k
+    sigma = plan.sigma if plan else 0.0
+    expected = None
+    if k == n:  # every canary in every round: the sum statistic is exactly Gaussian
+        share = 0.0 if plan is None else (sigma if plan.cfg.mechanism == "local" else sigma / math.sqrt(threshold))
+        expected = math.inf if share == 0 else gdp_epsilon(math.sqrt(rounds) * scale / (share * math.sqrt(k)), delta)
+    log.info("dp canary audit (%s, %s): %d trials x %d rounds, eps sum %.3g message %.3g",
+             plan.cfg.mechanism if plan else "none", cfg.secure_sum.backend, trials, rounds,
+             est["sum"].epsilon, est["message"].epsilon)
+    return DPAudit(mechanism=plan.cfg.mechanism if plan else "none", backend=cfg.secure_sum.backend, rounds=rounds,
+                   clients=n, participants=k, threshold=threshold, sample_rate=k / n,
+                   noise_multiplier=plan.noise_multiplier if plan else 0.0, sigma=sigma, dim=dim, trials=trials,
+                   sum=est["sum"], message=est["message"], expected_sum_epsilon=expected, statistics=stats)
