@@ -2,13 +2,14 @@
 non-IID task mixes and reward scales) against the privacy budget ε (δ = 1e-5), for
 
 - example-level DP-SGD (each patient record: one prompt with its group of completions), and
-- client-level distributed DP (each institution; Gaussian shares, sum calibrated for the
-  threshold t of survivors),
+- client-level distributed DP (each institution; Skellam integer noise inside the masked words
+  by default, the sum calibrated for the threshold t of survivors),
 
 both through the masked secure sum, over several seeds; plus the DP-SGD update-step time
-against a non-private update on the same batch.
+against a non-private update on the same batch. Every row uses the DP-tuned settings TUNED /
+TUNED_EXAMPLE below (``--untuned``: the demo's own).
 
-    .venv/bin/python benchmarks/privacy_utility.py [--rounds 6] [--seeds 0,1,2] [--eps inf,16,8,4,2,1]
+    .venv/bin/python benchmarks/privacy_utility.py [--rounds 3] [--seeds 0,1,2] [--eps inf,16,8,4,2,1]
     .venv/bin/python benchmarks/privacy_utility.py --quick          # smoke run, writes to /tmp
     .venv/bin/python benchmarks/privacy_utility.py --replot benchmarks/results/privacy_utility.json
 
@@ -40,7 +41,7 @@ import torch
 
 from secure_fgrpo.config import RunConfig
 from secure_fgrpo.configio import to_dict
-from secure_fgrpo.demo import DEMO, demo_config
+from secure_fgrpo.demo import DP_SGD_EXAMPLE_LEVEL, DP_SGD_SETTINGS, demo_config
 from secure_fgrpo.federation.runner import Federation
 from secure_fgrpo.report import client_rows
 
@@ -50,12 +51,20 @@ RESULTS = REPO / "benchmarks" / "results"
 DELTA = 1e-5
 MODES = ("example", "client")
 LABELS = {"none": "non-private", "example": "example-level DP-SGD", "client": "client-level distributed DP"}
+
+
+def label(mode: str, settings: dict[str, Any]) -> str:
+    mech = settings.get("client_mechanism", "distributed")
+    return LABELS[mode] + (f" ({'Skellam' if mech == 'skellam' else 'Gaussian'})" if mode == "client" else "")
 QUICK: dict[str, Any] = {  # the test suite's tiny model and sizes: a smoke run of the script itself
     "model.embedded": {"warm_steps": 40, "clean_steps": 30, "warm_batch": 32, "seed": 1}, "model.lora.r": 4,
     "grpo.steps": 2, "grpo.group_size": 4, "grpo.prompts_per_step": 4, "grpo.oversample": 6,
     "grpo.sampling.max_new_tokens": 6, "grpo.loss.max_completion_length": 6, "eval.max_new_tokens": 6,
     "data.train_size": 40, "data.eval_size": 8, "data.global_eval_size": 16,
 }
+# Every row (the non-private baseline included) runs the demo's DP-tuned settings, the same
+# ones `secure-fgrpo demo --dp example:EPS` uses (secure_fgrpo/demo.py explains each).
+TUNED, TUNED_EXAMPLE = DP_SGD_SETTINGS, DP_SGD_EXAMPLE_LEVEL
 
 
 @dataclass(frozen=True)
@@ -66,6 +75,7 @@ class Unit:
     rounds: int
     overrides: dict[str, Any] = field(default_factory=dict)
     example_options: dict[str, Any] = field(default_factory=dict)  # extra privacy.example_level keys
+    client_mechanism: str = "skellam"  # privacy.client_level.mechanism
 
 
 def make_config(unit: Unit) -> RunConfig:
@@ -74,7 +84,8 @@ def make_config(unit: Unit) -> RunConfig:
     if unit.mode == "example":
         over["privacy.example_level"] = {"epsilon": unit.epsilon, "delta": DELTA, **unit.example_options}
     elif unit.mode == "client":
-        over["privacy.client_level"] = {"epsilon": unit.epsilon, "delta": DELTA, "mechanism": "distributed"}
+        over["privacy.client_level"] = {"epsilon": unit.epsilon, "delta": DELTA,
+                                         "mechanism": unit.client_mechanism}
     return demo_config(**over)
 
 
@@ -205,7 +216,7 @@ def write_markdown(path: Path, result: dict[str, Any]) -> None:
         if key == "base_gain":
             continue
         secs = f"{d['client_seconds_per_round']:.1f}" if d["client_seconds_per_round"] else ""
-        lines.append(f"| {LABELS[d['mode']]} | {_eps(d['epsilon'])} | {100 * d['final_mean']:.1f} ± "
+        lines.append(f"| {label(d['mode'], s)} | {_eps(d['epsilon'])} | {100 * d['final_mean']:.1f} ± "
                      f"{100 * d['final_std']:.1f} | {100 * d['gain_mean']:+.1f} | {100 * d['retained']:.0f} % | "
                      f"{d['spent_max']:.2f} | {d['noise_multiplier']:.3g} | {secs} |")
     lines += ["", f"DP-SGD update step (forward + backward + optimizer step on one batch of {step['groups']} "
@@ -235,7 +246,8 @@ def write_plot(path: Path, result: dict[str, Any]) -> None:
         ds = sorted((d for k, d in summ.items() if k != "base_gain" and d["mode"] == mode), key=lambda d: d["epsilon"])
         if ds:
             ax.errorbar([d["epsilon"] for d in ds], [100 * d["final_mean"] for d in ds],
-                        yerr=[100 * d["final_std"] for d in ds], fmt=style, capsize=3, label=LABELS[mode])
+                        yerr=[100 * d["final_std"] for d in ds], fmt=style, capsize=3,
+                        label=label(mode, result["settings"]))
     ax.set_xscale("log", base=2)
     ax.set_xlabel(f"privacy budget ε (δ = {DELTA:g}), whole run")
     ax.set_ylabel("final global held-out pass@1, %")
@@ -262,7 +274,7 @@ def _pairs(items: list[str]) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--rounds", type=int, default=None, help=f"default {DEMO['federation']['rounds']}; 2 with --quick")
+    ap.add_argument("--rounds", type=int, default=None, help="default 3 (2 with --quick)")
     ap.add_argument("--seeds", default=None, help="comma-separated (default 0,1,2; 0 with --quick)")
     ap.add_argument("--eps", default=None, help="comma-separated targets, inf = non-private "
                                                 "(default inf,16,8,4,2,1; inf,8,1 with --quick)")
@@ -275,6 +287,11 @@ def main(argv: list[str] | None = None) -> int:
                     help="config override for every unit, e.g. model.lora.r=4 (repeatable)")
     ap.add_argument("--example-option", action="append", default=[], metavar="KEY=JSON",
                     help="extra privacy.example_level key, e.g. sample_rate=0.25 or max_grad_norm=1.0")
+    ap.add_argument("--client-mechanism", default="skellam", choices=("skellam", "distributed"),
+                    help="client-level noise: skellam (integers in the masked words, default) or distributed "
+                         "(Gaussian floats before the fixed-point rounding)")
+    ap.add_argument("--untuned", action="store_true",
+                    help="the demo's own settings instead of the DP-tuned ones (TUNED, TUNED_EXAMPLE)")
     ap.add_argument("--replot", type=Path, default=None, help="re-render .md/.png from a privacy_utility.json")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
@@ -284,17 +301,18 @@ def main(argv: list[str] | None = None) -> int:
         write_markdown(args.replot.with_suffix(".md"), result)
         write_plot(args.replot.with_suffix(".png"), result)
         return 0
-    rounds = args.rounds or (2 if args.quick else DEMO["federation"]["rounds"])
+    rounds = args.rounds or (2 if args.quick else 3)
     seeds = [int(x) for x in (args.seeds or ("0" if args.quick else "0,1,2")).split(",")]
     targets = [float(x) for x in (args.eps or ("inf,8,1" if args.quick else "inf,16,8,4,2,1")).split(",")]
     modes = [m for m in args.modes.split(",") if m]
     if any(m not in MODES for m in modes) or rounds < 1 or args.workers < 1 or not seeds:
         ap.error(f"--modes from {MODES}; --rounds, --workers >= 1; --seeds non-empty")
     out = args.out or (Path(tempfile.gettempdir()) / "secure_fgrpo_privacy_quick" if args.quick else RESULTS)
-    overrides = {**(QUICK if args.quick else {}), **_pairs(args.set)}
-    ex_opts = _pairs(args.example_option)
+    tuned, tuned_ex = ({}, {}) if args.untuned else (TUNED, TUNED_EXAMPLE)
+    overrides = {**tuned, **(QUICK if args.quick else {}), **_pairs(args.set)}
+    ex_opts = {**tuned_ex, **_pairs(args.example_option)}
     units = [Unit("none", math.inf, s, rounds, overrides) for s in seeds if math.inf in targets]
-    units += [Unit(m, e, s, rounds, overrides, ex_opts if m == "example" else {})
+    units += [Unit(m, e, s, rounds, overrides, ex_opts if m == "example" else {}, args.client_mechanism)
               for m in modes for e in targets if not math.isinf(e) for s in seeds]
     cfg = make_config(units[0])
     from secure_fgrpo.model.load import resolve_model_path
@@ -318,6 +336,7 @@ def main(argv: list[str] | None = None) -> int:
         "settings": {"rounds": rounds, "seeds": seeds, "targets": [_eps(e) for e in targets], "modes": modes,
                      "delta": DELTA, "quick": args.quick, "workers": args.workers, "overrides": overrides,
                      "example_options": ex_opts,
+                     "client_mechanism": args.client_mechanism,
                      "backend": "masked", "global_eval_size": cfg.data.global_eval_size,
                      "config_seed0": to_dict(cfg)},
         "machine": {"platform": platform.platform(), "python": platform.python_version(), "torch": torch.__version__,

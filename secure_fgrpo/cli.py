@@ -16,6 +16,7 @@ from rich.table import Table
 
 from .config import RunConfig, config_from_dict, load_config
 from .configio import ConfigError, to_dict
+from .demo import DP_SGD_EXAMPLE_LEVEL, DP_SGD_SETTINGS
 from .report import accuracy_curves, load_run_config, plot_accuracy, save_run_config
 
 console = Console()
@@ -73,7 +74,8 @@ def _privacy_note(run_dir: Path, info: dict) -> str:
 
 
 def _dp_overrides(specs: list[str], backend: str) -> dict:
-    """``--dp example:8`` / ``--dp client:8[:local|distributed|skellam]`` -> config overrides."""
+    """``--dp example:8`` / ``--dp client:8[:local|distributed|skellam]`` -> config overrides.
+    Example-level DP-SGD brings the demo's DP-tuned settings (demo.DP_SGD_SETTINGS)."""
     out: dict = {}
     for spec in specs:
         kind, _, rest = spec.partition(":")
@@ -84,10 +86,13 @@ def _dp_overrides(specs: list[str], backend: str) -> dict:
             section: dict = {"epsilon": float(eps)}
         except ValueError:
             raise ValueError(f"--dp {spec!r}: {eps!r} is not a number") from None
-        if kind == "client":
-            section["mechanism"] = mechanism or ("local" if backend == "plaintext" else "distributed")
+        if kind == "client":  # masked: integer noise in its words, so the guarantee covers what it decodes
+            section["mechanism"] = mechanism or {"plaintext": "local", "masked": "skellam"}.get(backend, "distributed")
         elif mechanism:
             raise ValueError(f"--dp {spec!r}: example-level DP has no mechanism to choose")
+        else:
+            section.update(DP_SGD_EXAMPLE_LEVEL)
+            out.update(DP_SGD_SETTINGS)
         out[f"privacy.{kind}_level"] = section
     return out
 
@@ -131,6 +136,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
         shutil.rmtree(run_dir)
     console.print(f"[bold]secure_fgrpo demo[/]: {len(cfg.clients)} institutions, strategy "
                   f"{cfg.federation.strategy}, secure sum {cfg.secure_sum.backend}, {cfg.federation.rounds} rounds")
+    if cfg.privacy.example_level is not None:
+        tuned = {**DP_SGD_SETTINGS, **{f"privacy.example_level.{k}": v for k, v in DP_SGD_EXAMPLE_LEVEL.items()}}
+        console.print("example-level DP-SGD with the demo's DP-tuned settings: "
+                      + ", ".join(f"{k}={v}" for k, v in tuned.items()))
     return _run(cfg, run_dir)
 
 

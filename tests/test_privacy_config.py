@@ -9,6 +9,7 @@ import pytest
 from conftest import small_run
 
 from secure_fgrpo.cli import _dp_overrides
+from secure_fgrpo.demo import DP_SGD_EXAMPLE_LEVEL, DP_SGD_SETTINGS, demo_config
 from secure_fgrpo.config import config_from_dict, load_config
 from secure_fgrpo.configio import ConfigError
 from secure_fgrpo.privacy.accountant import epsilon
@@ -81,8 +82,13 @@ def test_plans_calibrate_to_the_target_over_the_whole_run() -> None:
 
 
 def test_dp_shorthand() -> None:
-    assert _dp_overrides(["example:8"], "masked") == {EX: {"epsilon": 8.0}}
+    # example-level DP-SGD brings the demo's DP-tuned settings along
+    assert _dp_overrides(["example:8"], "masked") == {EX: {"epsilon": 8.0, **DP_SGD_EXAMPLE_LEVEL},
+                                                      **DP_SGD_SETTINGS}
     assert _dp_overrides(["client:2"], "ckks") == {CL: {"epsilon": 2.0, "mechanism": "distributed"}}
+    assert _dp_overrides(["client:2"], "masked") == {CL: {"epsilon": 2.0, "mechanism": "skellam"}}
+    tuned = demo_config(**_dp_overrides(["example:8"], "masked"))  # the tuned demo is a valid config
+    assert (tuned.model.lora.r, tuned.privacy.example_level.sample_rate) == (1, DP_SGD_EXAMPLE_LEVEL["sample_rate"])
     assert _dp_overrides(["client:2"], "plaintext") == {CL: {"epsilon": 2.0, "mechanism": "local"}}
     for bad in ("example", "patient:8", "example:eight", "example:8:local"):
         with pytest.raises(ValueError, match="--dp"):
