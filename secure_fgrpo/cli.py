@@ -163,12 +163,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
 def cmd_keys_init(args: argparse.Namespace) -> int:
     """Create a federation's keys before the first round: each client's secret material in its
     own folder (0600), the server's public part in server/keys. The run then reuses them."""
-    from .federation.runner import _backend_options
     from .secure_sum import make_backend
 
     cfg = load_config(args.config)
     run_dir = Path(args.out or Path("runs") / Path(args.config).stem)
-    backend = make_backend(cfg.secure_sum.backend, _backend_options(cfg))
+    backend = make_backend(cfg.secure_sum.backend, cfg.backend_options)
     backend.setup(run_dir, [c.name for c in cfg.clients])
     save_run_config(run_dir, to_dict(cfg))
     console.print(f"keys for the {cfg.secure_sum.backend!r} backend created under {run_dir} "

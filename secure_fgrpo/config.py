@@ -135,6 +135,16 @@ class RunConfig:
         DP sensitivity are sized from it). A client's examples are at most steps x groups."""
         return weight_bound(self.federation.strategy, self.grpo.steps * self.grpo.prompts_per_step, self.gain)
 
+    @property
+    def backend_options(self) -> dict:
+        """The secure-sum backend's options plus the public round settings a server-side weight
+        needs (τ and G), so the federation, the key tool and the audit build the same backend."""
+        options = dict(self.secure_sum.options)
+        if options.get("weights") == "server":
+            options.setdefault("tau", self.gain.tau)
+            options.setdefault("gain_clip", self.gain.clip)
+        return options
+
 
 def load_config(path: str | Path) -> RunConfig:
     """Read and validate a TOML run config; errors name the offending key."""

@@ -3,8 +3,9 @@
 Nothing here re-implements the noise. The run's public config gives the privacy plan
 (privacy/plan.py ``ClientLevelPlan``), the server's participant draw and ``SumSpec``
 (federation/server.py ``Server``) and the secure-sum backend (``make_backend``); each round then
-goes through :func:`release_round`, which takes the steps ``Federation._round`` takes (plan.noise
--> widen -> ``ClientNoise.privatize`` per client -> ``run_secure_sum`` -> plan.finish_sum).
+goes through federation/release.py ``release_round``, the function ``Federation._round`` itself
+calls (plan.noise -> widen -> privatize per client, or Skellam's integer noise inside the
+masked backend -> ``run_secure_sum`` -> abort under t -> plan.finish_sum).
 
 Canary clients replace the run's clients: each sends its own random unit direction u at full
 sensitivity, ``[e_max·C·u, e_max]``, in every round the server samples it. A never-sent
@@ -17,9 +18,9 @@ direction of the same kind is its null. Two statistics, Σ over rounds of the pr
 Each gives ε at δ via :func:`epsilon.one_shot_epsilon`; the attacker's best is the larger.
 The statistic ignores the weight coordinate, so it sees C/sqrt(C²+1) of the sensitivity.
 
-Hook for new mechanisms: :func:`release_round` is the only place that knows how a mechanism
-noises a round. A mechanism it does not know (e.g. ``skellam``, integer noise inside the masked
-backend) raises :class:`UnauditedMechanism` until it is added there.
+Skellam's plan depends on the vector's length (the rounding bound Δ2 grows with it), so it is
+built at the audit's ``dim``; :attr:`DPAudit.plan_row` gives the audited instance's σ, μ, γ and
+ε for comparison with the run's logged ones (audit/dp_section.py does that comparison).
 """
 
 from __future__ import annotations
@@ -33,10 +34,11 @@ from typing import Any
 
 import numpy as np
 
+from ..federation.release import NoisePlan, release_round
 from ..federation.server import Server
 from ..privacy.plan import ClientLevelPlan
-from ..secure_sum import make_backend, run_secure_sum
-from ..secure_sum.base import Backend, Message, SumSpec, client_state_dir, server_state_dir
+from ..secure_sum import make_backend
+from ..secure_sum.base import Backend, Message, SumSpec
 from .epsilon import EpsilonEstimate, gdp_epsilon, one_shot_epsilon
 from .estimates import INPUT_KINDS, estimate_inputs
 from .transcript import INBOX, TranscriptRecorder
@@ -44,11 +46,10 @@ from .view import load_view
 
 log = logging.getLogger(__name__)
 
-FLOAT_MECHANISMS = ("local", "distributed")  # Gaussian shares added by ClientNoise.privatize
-
 
 class UnauditedMechanism(RuntimeError):
-    """The run's mechanism has no path in :func:`release_round` yet (names the mechanism)."""
+    """The run's secure sum does not carry ``[e·Δ, e]`` (server-side weights): the canary
+    audit cannot run it (names the setting)."""
 
 
 @dataclass(frozen=True)
@@ -67,6 +68,8 @@ class DPAudit:
     sum: EpsilonEstimate
     message: EpsilonEstimate
     expected_sum_epsilon: float | None  # GDP ε of the sum statistic when every client is in every round
+    accountant_epsilon: float | None  # the audited plan's own ε after ``rounds`` (None without noise)
+    plan_row: dict[str, float] = field(default_factory=dict)  # the audited plan's metrics row (σ, μ, γ)
     statistics: dict[str, dict[str, list[float]]] = field(default_factory=dict)
 
     @property
@@ -91,42 +94,21 @@ class _InputsRecorder:
             self.inner.record(msg)
 
 
-def backend_options(cfg: Any) -> dict:
-    """The backend options the federation passes (federation/runner.py ``_backend_options``)."""
-    options = dict(cfg.secure_sum.options)
-    if options.get("weights") == "server":
-        options.setdefault("tau", cfg.gain.tau)
-        options.setdefault("gain_clip", cfg.gain.clip)
-    return options
-
-
-def release_round(plan: ClientLevelPlan | None, backend: Backend, spec: SumSpec, vectors: dict[str, np.ndarray],
-                  run_dir: Path, recorder: Any) -> np.ndarray:
-    """One round of the client-level mechanism exactly as ``Federation._round`` runs it;
+def audit_round(plan: NoisePlan | None, backend: Backend, spec: SumSpec, vectors: dict[str, np.ndarray],
+                run_dir: Path, recorder: Any) -> np.ndarray:
+    """One round of the client-level mechanism through the federation's own
+    :func:`release_round` (each canary's input privatized as ``Client.prepare_input`` does);
     returns the released sum (offsets removed). ``plan`` None: the non-private path."""
-    noise = None
-    if plan is not None:
-        if plan.cfg.mechanism not in FLOAT_MECHANISMS:
-            raise UnauditedMechanism(f"privacy.client_level.mechanism {plan.cfg.mechanism!r} has no audit path "
-                                     "yet: add it to secure_fgrpo/audit/dp_canary.py release_round")
-        noise = plan.noise(spec)
-        spec = noise.widen(spec)
-    clients = {}
-    for name, vector in vectors.items():
-        sc = backend.client(name, spec, client_state_dir(run_dir, name))
-        sc.set_input(noise.privatize(vector) if noise is not None else vector)
-        clients[name] = sc
-    outcome = run_secure_sum(backend.server(spec, server_state_dir(run_dir)), clients, recorder)
-    if outcome.aborted:
-        raise RuntimeError(f"audit round {spec.round} aborted: {outcome.reason}")
-    total = outcome.total
-    if total is None:  # server-blind backend: the clients decrypt the same sum
-        total = clients[outcome.contributors[0]].result()
-    if total is None:
+
+    def prepare(name: str, noise: Any) -> np.ndarray:
+        return noise.privatize(vectors[name]) if noise is not None else vectors[name]
+
+    release = release_round(plan, backend, spec, prepare, run_dir, recorder)
+    if release.outcome.aborted:
+        raise RuntimeError(f"audit round {spec.round} aborted: {release.outcome.reason}")
+    if release.total is None:
         raise RuntimeError(f"audit round {spec.round}: no party learned the sum")
-    if noise is not None and plan is not None:
-        total = plan.finish_sum(noise, total, len(outcome.contributors))
-    return np.asarray(total, dtype=np.float64)
+    return np.asarray(release.total, dtype=np.float64)
 
 
 def _unit(rng: np.random.Generator, n: int) -> np.ndarray:
@@ -140,16 +122,13 @@ def audit_client_dp(cfg: Any, rounds: int, *, noise: bool = True, trials: int | 
 
     ``cfg`` is the run's RunConfig (public). ``noise=False`` runs the same audit through the
     non-private path: the control that shows the audit has teeth. ``dim`` counts the weight;
-    the noise is per coordinate, so it changes only the canaries' cross-talk (~1/sqrt(dim))."""
+    Gaussian noise is per coordinate, so it changes only the canaries' cross-talk
+    (~1/sqrt(dim)); a Skellam plan is calibrated at this ``dim`` (see ``plan_row``)."""
     if rounds < 1:
         raise ValueError(f"rounds must be >= 1, got {rounds}")
     if cfg.secure_sum.options.get("weights") == "server":
         raise UnauditedMechanism("secure_sum.options.weights = 'server' carries the gain, not [e·Δ, e]")
-    cl = cfg.privacy.client_level
-    if noise and cl is not None and cl.mechanism not in FLOAT_MECHANISMS:
-        raise UnauditedMechanism(f"privacy.client_level.mechanism {cl.mechanism!r} has no audit path yet: add it "
-                                 "to secure_fgrpo/audit/dp_canary.py release_round (its plan needs the run's dim)")
-    plan = ClientLevelPlan.build(cfg) if noise else None
+    plan = ClientLevelPlan.build(cfg, dim) if noise else None
     if noise and plan is None:
         raise ValueError("the config has no privacy.client_level section: nothing to audit with noise")
     names = [c.name for c in cfg.clients]
@@ -162,7 +141,7 @@ def audit_client_dp(cfg: Any, rounds: int, *, noise: bool = True, trials: int | 
     rng = np.random.default_rng(seed)  # canary directions are public; the DP noise is not ours
     with tempfile.TemporaryDirectory(prefix="sfgrpo-dp-audit-") as tmp:
         out = Path(tmp)
-        be = make_backend(cfg.secure_sum.backend, backend_options(cfg))
+        be = make_backend(cfg.secure_sum.backend, cfg.backend_options)
         be.setup(out, names)
         server = Server(out / "server", cfg, names)  # the federation's participant draw and SumSpec
         recorder = _InputsRecorder(TranscriptRecorder(out / "server" / "transcript.jsonl", out / "server" / INBOX))
@@ -178,7 +157,7 @@ def audit_client_dp(cfg: Any, rounds: int, *, noise: bool = True, trials: int | 
                 parts = server.participants(rid)
                 spec = server.sum_spec(rid, parts, d)
                 vectors = {p: np.concatenate([e_max * clip * dirs[t, names.index(p)], [e_max]]) for p in parts}
-                sums[rid], sampled[rid] = release_round(plan, be, spec, vectors, out, recorder), parts
+                sums[rid], sampled[rid] = audit_round(plan, be, spec, vectors, out, recorder), parts
         messages = {(m.round, m.sender): m.vector[:d] for m in estimate_inputs(load_view(out))}
     scale = e_max * clip
     stats = {k: {"observed": [], "unobserved": []} for k in ("sum", "message")}
@@ -195,7 +174,8 @@ def audit_client_dp(cfg: Any, rounds: int, *, noise: bool = True, trials: int | 
     threshold = spec.threshold if spec is not None else k
     sigma = plan.sigma if plan else 0.0
     expected = None
-    if k == n:  # every canary in every round: the sum statistic is exactly Gaussian
+    if k == n:  # every canary in every round: the sum statistic is Gaussian (Skellam: μ ≫ 1, nearly)
+        # distributed Gaussian and Skellam: each contributor adds 1/t of the sum's variance
         share = 0.0 if plan is None else (sigma if plan.cfg.mechanism == "local" else sigma / math.sqrt(threshold))
         expected = math.inf if share == 0 else gdp_epsilon(math.sqrt(rounds) * scale / (share * math.sqrt(k)), delta)
     log.info("dp canary audit (%s, %s): %d trials x %d rounds, eps sum %.3g message %.3g",
@@ -204,4 +184,6 @@ def audit_client_dp(cfg: Any, rounds: int, *, noise: bool = True, trials: int | 
     return DPAudit(mechanism=plan.cfg.mechanism if plan else "none", backend=cfg.secure_sum.backend, rounds=rounds,
                    clients=n, participants=k, threshold=threshold, sample_rate=k / n,
                    noise_multiplier=plan.noise_multiplier if plan else 0.0, sigma=sigma, dim=dim, trials=trials,
-                   sum=est["sum"], message=est["message"], expected_sum_epsilon=expected, statistics=stats)
+                   sum=est["sum"], message=est["message"], expected_sum_epsilon=expected,
+                   accountant_epsilon=plan.budget.spent(rounds) if plan else None,
+                   plan_row=plan.row(rounds) if plan else {}, statistics=stats)

@@ -5,6 +5,16 @@ the example-level ε the public config claims.
   canary audit (dp_canary.py) runs the run's own mechanism for as many rounds as were logged,
   and the same audit without noise as the control. A high flag when the audit's lower bound
   exceeds the logged ε; a warning when the log disagrees with the ε the public plan gives.
+- Skellam: the plan depends on the length of ``[e·Δ, e]`` (the rounding bound Δ2 grows with
+  it). The run's length is the word count of the masked inputs the server archived; the audit
+  runs at ``min(AUDIT_DIM, run's length)`` and still compares against the LOGGED ε. Why that is
+  sound: a canary's sum statistic is fixed by its signal e_max·C and the sum's noise
+  σ = sqrt(2μ)/γ (float units; rounding adds unbiased noise of std ≤ 1/(2γ) per coordinate and
+  client). Both plans are calibrated to the same ε over the same rounds, and a shorter vector
+  inflates Δ2 less, so the audited σ is at most the run's: the audited instance leaks at least as
+  much per canary as the run's mechanism (conservative: no under-reporting hides behind the
+  smaller dim). Both σ, μ, γ and ε are reported; a warning when the audited σ exceeds the logged
+  one (the audit would then be optimistic).
 - Example level: DP-SGD runs inside each client and its ε stays in the client's own log. The
   server can only recompute what the public config claims (privacy/plan.py ExampleLevelPlan
   with the config's data.train_size as the record count), so it is reported as claimed, not
@@ -25,6 +35,7 @@ from .view import ServerView
 log = logging.getLogger(__name__)
 
 CONTROL_CANARIES = 60  # enough to show separation without noise
+AUDIT_DIM = 2049  # canary vector length (data + weight): enough to keep the canaries' cross-talk small
 
 
 def _num(x: float | None) -> float | str | None:
@@ -57,6 +68,57 @@ def _run_config(view: ServerView) -> tuple[Any | None, str]:
         return config_from_dict(view.config), ""
     except Exception as err:  # noqa: BLE001 - any invalid config: report it, audit the rest
         return None, f"RUN/config.json does not load as a run config ({type(err).__name__}: {err})"
+
+
+def run_dim(view: ServerView) -> int | None:
+    """Length of the run's ``[e·Δ, e]``: the word count the server's archived masked inputs
+    share (the most common one: a rejected, malformed message does not decide it; Skellam runs
+    are masked). None when no masked payload was archived or none could be read."""
+    from collections import Counter
+
+    from .checks import masked_words
+
+    _, options = view.backend_options()
+    word_bytes = int(options.get("modulus_bits", 32)) // 8
+    counts: Counter[int] = Counter()
+    for entry in view.entries:
+        if entry.kind != "masked":
+            continue
+        try:
+            payload = view.payload(entry)
+            if payload is not None:
+                counts[memoryview(masked_words(payload)).nbytes // word_bytes] += 1
+        except ValueError as err:  # a bad payload is the payload checks' finding, not this one's
+            log.info("round %d masked input from %s unreadable (%s)", entry.round, entry.sender, type(err).__name__)
+    return counts.most_common(1)[0][0] if counts else None
+
+
+def _skellam_calibration(audit: DPAudit, rows: list[dict], dim: int | None, planned: float) -> tuple[dict, list[Flag]]:
+    """The audited Skellam instance next to the run's logged one (module docstring: why the
+    comparison against the logged ε is conservative while the audited σ is at most the run's)."""
+    last = rows[-1] if rows else {}
+    own = audit.plan_row
+    info = {"audit_dim": audit.dim, "run_dim": dim,
+            "audited": {"sigma": own.get("dp_client_sigma"), "mu": own.get("dp_client_skellam_mu"),
+                        "scale": own.get("dp_client_scale"), "epsilon": audit.accountant_epsilon},
+            "run": {"sigma": last.get("dp_client_sigma"), "mu": last.get("dp_client_skellam_mu"),
+                    "scale": last.get("dp_client_scale"), "epsilon": last.get("dp_client_epsilon"),
+                    "planned_epsilon": planned},
+            "compared": "the canary audit's ε lower bound against the run's logged ε",
+            "why": "a canary's sum statistic depends on e_max·C and the sum's σ only; the audited σ is at most the "
+                   "run's, so the audited instance leaks at least as much per canary (conservative)"}
+    flags: list[Flag] = []
+    audited, logged = info["audited"]["sigma"], info["run"]["sigma"]
+    if isinstance(audited, float) and isinstance(logged, int | float) and logged > 0:
+        info["sigma_ratio"] = audited / logged
+        if audited > logged * (1 + 1e-6):
+            flags.append(Flag("warn", "dp-audit-noisier-than-run", "server/metrics.jsonl",
+                              f"the Skellam instance audited at dim {audit.dim} carries σ = {audited:.6g}, more than "
+                              f"the run's logged σ = {logged:.6g}: its empirical ε may under-state the run's"))
+    else:
+        flags.append(Flag("warn", "dp-audit-sigma-unknown", "server/metrics.jsonl",
+                          "no dp_client_sigma logged: the Skellam audit's calibration cannot be compared to the run's"))
+    return info, flags
 
 
 def _logged_rows(view: ServerView) -> list[dict]:
@@ -119,18 +181,24 @@ def dp_section(view: ServerView, seed: int = 0) -> tuple[dict, list[Flag]]:
             flags.append(Flag("warn", "dp-log-without-plan", "server/metrics.jsonl",
                               "dp_client_epsilon is logged but the config has no privacy.client_level"))
         return section, flags
+    dim = run_dim(view)
+    skellam = cl.mechanism == "skellam"
+    audit_dim = min(AUDIT_DIM, dim) if skellam and dim is not None else AUDIT_DIM
     try:
-        audit = audit_client_dp(cfg, rounds, noise=True, seed=seed)
+        audit = audit_client_dp(cfg, rounds, noise=True, dim=audit_dim, seed=seed)
     except UnauditedMechanism as err:
         section["client_level"] = {"skipped": str(err)}
         flags.append(Flag("warn", "dp-not-audited", "privacy.client_level.mechanism", str(err)))
         return section, flags
     from ..privacy.plan import ClientLevelPlan
 
-    plan = ClientLevelPlan.build(cfg)
+    plan = ClientLevelPlan.build(cfg, dim or audit_dim)  # Skellam: at the run's own length when known
     assert plan is not None
     planned = plan.budget.spent(rounds)
     section["planned_epsilon"] = planned
+    if skellam:
+        section["skellam"], more = _skellam_calibration(audit, rows, dim, planned)
+        flags.extend(more)
     if logged is None:
         flags.append(Flag("warn", "dp-epsilon-not-logged", "server/metrics.jsonl",
                           "privacy.client_level is configured but no dp_client_epsilon was logged"))
@@ -166,6 +234,12 @@ def dp_summary_lines(dp: dict) -> list[tuple[str, str]]:
                     f"accountant ε {_g(dp['reference_epsilon'])}: {verdict}"))
     elif cl:
         out.append(("DP canary audit (run's mechanism)", f"not audited: {cl['skipped']}"))
+    sk = dp.get("skellam")
+    if sk:
+        ratio = sk.get("sigma_ratio")
+        out.append(("Skellam calibration (audit vs run)",
+                    f"dim {sk['audit_dim']} vs {sk['run_dim'] or 'unknown'}: σ {_g(sk['audited']['sigma'])} vs "
+                    f"{_g(sk['run']['sigma'])}" + (f" (ratio {ratio:.6f})" if ratio is not None else "")))
     control = dp.get("control")
     if control and "skipped" not in control:
         st = control["statistics"][control["best_statistic"]]

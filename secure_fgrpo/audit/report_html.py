@@ -163,6 +163,8 @@ def _dp(r: dict) -> str:
     per_round = ", ".join(f"round {x['round']}: {_fmt(x['dp_client_epsilon'])}" for x in d["epsilon_per_round"])
     cl = d.get("client_level")
     if cl and "skipped" not in cl:
+        path = ("the masked backend's integer Skellam shares" if cl["mechanism"] == "skellam"
+                else "<code>ClientNoise.privatize</code>")
         verdict = (_pill("pass") + " consistent" if d["consistent"]
                    else _pill("high") + " the audit's lower bound exceeds the accountant's ε")
         out += (f"<p>Client-level DP, mechanism <code>{_e(cl['mechanism'])}</code>: noise multiplier "
@@ -171,7 +173,7 @@ def _dp(r: dict) -> str:
                 f"{_e(per_round or 'not logged')}. {verdict}</p>"
                 f"<p>One-shot canary audit of the run's own mechanism (Andrew et al., ICLR 2024): "
                 f"{cl['trials'] * cl['clients']} canary clients at full sensitivity through "
-                f"<code>ClientNoise.privatize</code> and the real <code>{_e(cl['backend'])}</code> secure sum; "
+                f"{path} and the real <code>{_e(cl['backend'])}</code> secure sum; "
                 f"empirical ε = {_fmt(d['empirical_epsilon'])} (95% lower bound {_fmt(d['empirical_epsilon_lower'])}, "
                 f"{_e(d['statistic'])} statistic) against the accountant's ε = {_fmt(d['reference_epsilon'])}.</p>")
     elif cl:

@@ -23,15 +23,15 @@ from ..grpo.evaluate import pass_at_1
 from ..model.load import load_base, resolve_model_path
 from ..model.lora import attach_lora
 from ..model.vector import VectorLayout, load_vector, to_vector
-from ..privacy.client_dp import SkellamNoise
+from ..privacy.client_dp import ClientNoise, SkellamNoise
 from ..privacy.plan import ClientLevelPlan
 from ..rollout import SamplingSpec, make_rollout
-from ..secure_sum import DropSchedule, make_backend, run_secure_sum
-from ..secure_sum.base import client_state_dir, server_state_dir
+from ..secure_sum import DropSchedule, make_backend
 from .client import Client
 from .datasets import build_data
 from .local import TrainJob, TrainOutcome, run_training
 from .global_model import GlobalModel
+from .release import release_round
 from .server import Server
 from .store import JsonlLog, write_json_atomic
 from ..seeding import derive_seed
@@ -77,7 +77,7 @@ class Federation:
         self.clients = {c.name: Client(c, self.data.clients[c.name], self.run_dir / "clients" / c.name, cfg)
                         for c in cfg.clients}
         self.client_dp = ClientLevelPlan.build(cfg, self.layout.size + 1)  # None: no client-level noise
-        self.backend = make_backend(cfg.secure_sum.backend, _backend_options(cfg))
+        self.backend = make_backend(cfg.secure_sum.backend, cfg.backend_options)
         self.backend.setup(self.run_dir, names)
         self.server = Server(self.server_dir, cfg, names)
         # The global model lives wherever the sum is revealed (see global_model.py).
@@ -180,28 +180,13 @@ class Federation:
             outcomes[out.client] = out
             self.emit("client_done", {"round": r, "client": out.client})
         spec = self.server.sum_spec(r, names, self.layout.size)
-        noise = self.client_dp.noise(spec) if self.client_dp is not None else None
-        if noise is not None:  # the noised vectors need a wider public box (privacy/client_dp.py)
-            spec = noise.widen(spec)
-        # Skellam noise is added by the masked backend's clients, in their fixed-point words.
-        in_backend = {"noise": noise} if isinstance(noise, SkellamNoise) else {}
-        sum_clients = {}
-        for n in names:
-            prepared = self.clients[n].prepare_input(r, outcomes[n], self.backend.weights_on_server, noise)
-            sc = self.backend.client(n, spec, client_state_dir(self.run_dir, n), **in_backend)
-            sc.set_input(prepared.vector)
-            sum_clients[n] = sc
-        sum_server = self.backend.server(spec, server_state_dir(self.run_dir), **in_backend)
-        outcome = run_secure_sum(sum_server, sum_clients, self.recorder,
-                                 self._drops(r, names, sum_server.stages))
-        total = outcome.total
-        if total is None and not outcome.aborted:
-            total = _agreed_client_result(sum_clients, outcome.contributors)
-        if noise is not None and not outcome.aborted and len(outcome.contributors) < spec.threshold:
-            outcome.aborted = True  # noise shares were calibrated for at least t contributions
-            outcome.reason = f"{len(outcome.contributors)} contributions, fewer than the threshold {spec.threshold}"
-        if total is not None and noise is not None:
-            total = self.client_dp.finish_sum(noise, total, len(outcome.contributors))
+
+        def prepare(n: str, noise: ClientNoise | SkellamNoise | None) -> np.ndarray:
+            return self.clients[n].prepare_input(r, outcomes[n], self.backend.weights_on_server, noise).vector
+
+        release = release_round(self.client_dp, self.backend, spec, prepare, self.run_dir, self.recorder,
+                                lambda stages: self._drops(r, names, stages))
+        outcome, total = release.outcome, release.total
         row: dict = {"round": r, "contributors": len(outcome.contributors), "aborted": outcome.aborted}
         if self.client_dp is not None:
             row.update(self.client_dp.row(r))
@@ -224,24 +209,3 @@ class Federation:
         self.global_metrics.append({"round": r, "global_accuracy": acc, **known})
         if r == 0:
             self.emit("round", {"round": 0, "global_accuracy": acc})
-
-
-def _agreed_client_result(sum_clients: dict, contributors: tuple[str, ...]) -> np.ndarray | None:
-    """Server-blind backends deliver the sum to clients only; they must all agree on it."""
-    results = [sum_clients[n].result() for n in contributors]
-    results = [r for r in results if r is not None]
-    if not results:
-        return None
-    for other in results[1:]:
-        if not np.allclose(other, results[0], rtol=1e-9, atol=1e-12):
-            raise RuntimeError("clients decrypted different aggregates: refusing to apply the round")
-    return results[0]
-
-
-def _backend_options(cfg: RunConfig) -> dict:
-    """Backend options plus the round settings a server-side weight needs (τ and G are public)."""
-    options = dict(cfg.secure_sum.options)
-    if options.get("weights") == "server":
-        options.setdefault("tau", cfg.gain.tau)
-        options.setdefault("gain_clip", cfg.gain.clip)
-    return options
