@@ -50,7 +50,8 @@ REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "benchmarks" / "results"
 DELTA = 1e-5
 MODES = ("example", "client")
-LABELS = {"none": "non-private", "example": "example-level DP-SGD", "client": "client-level distributed DP"}
+LABELS = {"none": "non-private", "matched": "non-private, DP-SGD's batch", "example": "example-level DP-SGD",
+          "client": "client-level distributed DP"}
 
 
 def label(mode: str, settings: dict[str, Any]) -> str:
@@ -69,7 +70,7 @@ TUNED, TUNED_EXAMPLE = DP_SGD_SETTINGS, DP_SGD_EXAMPLE_LEVEL
 
 @dataclass(frozen=True)
 class Unit:
-    mode: str  # "none" (ε = ∞), "example" or "client"
+    mode: str  # "none" (ε = ∞), "matched" (ε = ∞, DP-SGD's prompts per step), "example" or "client"
     epsilon: float
     seed: int
     rounds: int
@@ -81,6 +82,10 @@ class Unit:
 def make_config(unit: Unit) -> RunConfig:
     over: dict[str, Any] = {"seed": unit.seed, "federation.rounds": unit.rounds, "federation.workers": 1,
                             "secure_sum.backend": "masked", **unit.overrides}
+    if unit.mode == "matched":  # roll out and train on as many prompts per step as DP-SGD samples
+        cfg = demo_config(**over)
+        q = unit.example_options.get("sample_rate") or cfg.grpo.oversample / cfg.data.train_size
+        over["grpo.oversample"] = over["grpo.prompts_per_step"] = max(1, round(q * cfg.data.train_size))
     if unit.mode == "example":
         over["privacy.example_level"] = {"epsilon": unit.epsilon, "delta": DELTA, **unit.example_options}
     elif unit.mode == "client":
@@ -174,10 +179,13 @@ def step_overhead(overrides: dict[str, Any], reps: int) -> dict[str, Any]:
 
 
 def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
-    base = {r["seed"]: r["accuracy"] for r in runs if r["mode"] == "none"}
-    base_gain = statistics.fmean(a[-1] - a[0] for a in base.values()) if base else float("nan")
-    out: dict[str, Any] = {"base_gain": base_gain}
-    for mode in ("none", *MODES):
+    def gain_of(mode: str) -> float:
+        base = [r["accuracy"] for r in runs if r["mode"] == mode]
+        return statistics.fmean(a[-1] - a[0] for a in base) if base else float("nan")
+
+    base_gain, matched_gain = gain_of("none"), gain_of("matched")
+    out: dict[str, Any] = {"base_gain": base_gain, "matched_gain": matched_gain}
+    for mode in ("none", "matched", *MODES):
         for eps in sorted({r["epsilon"] for r in runs if r["mode"] == mode}, reverse=True):
             mine = [r for r in runs if r["mode"] == mode and r["epsilon"] == eps]
             finals = [r["accuracy"][-1] for r in mine]
@@ -188,6 +196,7 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
                 "final_mean": statistics.fmean(finals), "final_std": statistics.stdev(finals) if len(finals) > 1 else 0.0,
                 "gain_mean": statistics.fmean(gains),
                 "retained": statistics.fmean(gains) / base_gain if base_gain > 0 else float("nan"),
+                "retained_matched": statistics.fmean(gains) / matched_gain if matched_gain > 0 else float("nan"),
                 "spent_max": max((r["epsilon_spent"][-1] for r in mine if r["epsilon_spent"]), default=0.0),
                 "noise_multiplier": statistics.fmean(r["noise_multiplier"] or 0.0 for r in mine),
                 "client_seconds_per_round": statistics.fmean(secs) if secs else None,
@@ -206,24 +215,32 @@ def write_markdown(path: Path, result: dict[str, Any]) -> None:
              f"Demo federation (4 institutions, non-IID), masked secure sum, {s['rounds']} rounds, seeds "
              f"{s['seeds']}, δ = {DELTA:g}. Accuracy: sampled pass@1 on the {s['global_eval_size']}-prompt global "
              "held-out set, %, mean ± std over seeds. *Retained* = gain over round 0 / the non-private gain "
-             f"(non-private gain: {100 * summ['base_gain']:.1f} points). z = noise multiplier the target ε needs.", "",
+             f"(non-private gain: {100 * summ['base_gain']:.1f} points); *vs matched* = the same over the "
+             "non-private run that rolls out and trains on as many prompts per step as DP-SGD's expected "
+             f"Poisson batch (gain {100 * summ.get('matched_gain', math.nan):.1f} points): the fairer "
+             "comparison, since DP-SGD's larger batch is part of its tuning. z = noise multiplier the target "
+             "ε needs.", "",
              *([f"Overrides: `{json.dumps(s['overrides'])}`; example-level options: "
                 f"`{json.dumps(s.get('example_options', {}))}`.", ""]
                if s["overrides"] or s.get("example_options") else []),
-             "| mechanism | target ε | final accuracy | gain (points) | retained | ε spent | z | client s/round |",
-             "|---|---|---|---|---|---|---|---|"]
+             "| mechanism | target ε | final accuracy | gain (points) | retained | vs matched | ε spent | z "
+             "| client s/round |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for key, d in summ.items():
-        if key == "base_gain":
+        if not isinstance(d, dict):
             continue
+        vs = d.get("retained_matched", math.nan)
         secs = f"{d['client_seconds_per_round']:.1f}" if d["client_seconds_per_round"] else ""
         lines.append(f"| {label(d['mode'], s)} | {_eps(d['epsilon'])} | {100 * d['final_mean']:.1f} ± "
                      f"{100 * d['final_std']:.1f} | {100 * d['gain_mean']:+.1f} | {100 * d['retained']:.0f} % | "
-                     f"{d['spent_max']:.2f} | {d['noise_multiplier']:.3g} | {secs} |")
+                     f"{'' if math.isnan(vs) else f'{100 * vs:.0f} %'} | {d['spent_max']:.2f} | {d['noise_multiplier']:.3g} | {secs} |")
     lines += ["", f"DP-SGD update step (forward + backward + optimizer step on one batch of {step['groups']} "
               f"groups × {step['group_size']} completions, {step['trainable_params']} LoRA parameters, 1 thread, "
               f"median of {step['reps']}): non-private {1000 * step['median_s']['plain']:.1f} ms, DP-SGD "
               f"{1000 * step['median_s']['dp']:.1f} ms (× {step['ratio']:.2f}). A whole local step also rolls "
               "out the group's completions, which DP does not change: see the client s/round column.", ""]
+    if s.get("merged"):
+        lines += [f"Note: {s['merged']}.", ""]
     mach = result["machine"]
     lines += [f"Machine: {mach['platform']}, {mach['cpu_count']} CPUs shared with other jobs; load average "
               f"{mach['loadavg_start'][0]:.2f} at start, {mach['loadavg_end'][0]:.2f} at end; {s['workers']} units "
@@ -239,11 +256,18 @@ def write_plot(path: Path, result: dict[str, Any]) -> None:
 
     summ = result["summary"]
     fig, ax = plt.subplots(figsize=(6.5, 4.2), dpi=120)
-    base = [d for k, d in summ.items() if k != "base_gain" and d["mode"] == "none"]
+    rows = [d for d in summ.values() if isinstance(d, dict)]
+    base = [d for d in rows if d["mode"] == "none"]
     if base:
         ax.axhline(100 * base[0]["final_mean"], color="k", ls="--", lw=1, label="non-private (ε = ∞)")
+    matched = [d for d in rows if d["mode"] == "matched"]
+    if matched:
+        ax.axhline(100 * matched[0]["final_mean"], color="C2", ls="--", lw=1,
+                   label="non-private, DP-SGD's batch (ε = ∞)")
+    start = [r["accuracy"][0] for r in result["runs"]]
+    ax.axhline(100 * statistics.fmean(start), color="grey", ls=":", lw=1, label="round 0 (before training)")
     for mode, style in (("example", "C0-o"), ("client", "C3-s")):
-        ds = sorted((d for k, d in summ.items() if k != "base_gain" and d["mode"] == mode), key=lambda d: d["epsilon"])
+        ds = sorted((d for d in rows if d["mode"] == mode), key=lambda d: d["epsilon"])
         if ds:
             ax.errorbar([d["epsilon"] for d in ds], [100 * d["final_mean"] for d in ds],
                         yerr=[100 * d["final_std"] for d in ds], fmt=style, capsize=3,
@@ -311,7 +335,9 @@ def main(argv: list[str] | None = None) -> int:
     tuned, tuned_ex = ({}, {}) if args.untuned else (TUNED, TUNED_EXAMPLE)
     overrides = {**tuned, **(QUICK if args.quick else {}), **_pairs(args.set)}
     ex_opts = {**tuned_ex, **_pairs(args.example_option)}
-    units = [Unit("none", math.inf, s, rounds, overrides) for s in seeds if math.inf in targets]
+    units = [Unit(m, math.inf, s, rounds, overrides, ex_opts if m == "matched" else {})
+             for m in ("none", "matched") if math.inf in targets and (m == "none" or "example" in modes)
+             for s in seeds]
     units += [Unit(m, e, s, rounds, overrides, ex_opts if m == "example" else {}, args.client_mechanism)
               for m in modes for e in targets if not math.isinf(e) for s in seeds]
     cfg = make_config(units[0])
