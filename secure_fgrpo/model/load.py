@@ -8,6 +8,7 @@ from pathlib import Path
 import torch
 from transformers import (AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase,
                           PreTrainedTokenizerFast)
+from transformers.utils import logging as hf_logging
 
 from .tiny import TinyModelSpec, embedded_model_path
 
@@ -36,7 +37,13 @@ def load_base(name_or_path: str, spec: TinyModelSpec | None = None) -> tuple[Pre
     tok.padding_side = "left"
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()  # a bar per client per round would drown the demo's output
+    try:
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
+    finally:
+        if bars:
+            hf_logging.enable_progress_bar()
     model.eval()
     for p in model.parameters():
         p.requires_grad_(False)

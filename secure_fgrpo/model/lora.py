@@ -3,6 +3,7 @@ client deltas of B is exactly the delta of the summed adapter."""
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -36,7 +37,9 @@ def attach_lora(base: PreTrainedModel, spec: LoraSpec) -> PeftModel:
     that builds it gets the same A), freezing A in FFA mode."""
     cfg = LoraConfig(r=spec.r, lora_alpha=spec.alpha, target_modules=list(spec.target_modules),
                      lora_dropout=0.0, bias="none", task_type="CAUSAL_LM")
-    with torch.random.fork_rng(devices=[]):
+    with torch.random.fork_rng(devices=[]), warnings.catch_warnings():
+        # peft 0.21 calls transformers 5's deprecated is_gradient_checkpointing: not ours to fix
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
         torch.manual_seed(spec.init_seed)
         model = get_peft_model(base, cfg)
     if spec.mode == "ffa":
