@@ -3,15 +3,16 @@ CLI's --dp shorthand; the plan's calibration from a target ε."""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pytest
 from conftest import small_run
 
 from secure_fgrpo.cli import _dp_overrides
-from secure_fgrpo.demo import DP_SGD_EXAMPLE_LEVEL, DP_SGD_SETTINGS, demo_config
 from secure_fgrpo.config import config_from_dict, load_config
 from secure_fgrpo.configio import ConfigError
+from secure_fgrpo.demo import DP_SGD_EXAMPLE_LEVEL, DP_SGD_SETTINGS, demo_config
 from secure_fgrpo.privacy.accountant import epsilon
 from secure_fgrpo.privacy.plan import ClientLevelPlan, ExampleLevelPlan
 
@@ -126,3 +127,12 @@ def _value(v: object) -> str:
     if isinstance(v, list):
         return "[" + ", ".join(_value(x) for x in v) + "]"
     return repr(v)
+
+
+@pytest.mark.parametrize("strategy,warned", [("fgrpo", True), ("fedavg", True), ("uniform", False)])
+def test_weights_computed_outside_dp_sgd_are_warned_about(strategy: str, warned: bool,
+                                                         caplog: pytest.LogCaptureFixture) -> None:
+    """FGRPO's and FedAvg's e_i come from the same records, outside DP-SGD: the config says so."""
+    with caplog.at_level(logging.WARNING, logger="secure_fgrpo.privacy.config"):
+        config_from_dict(small_run(**{EX: {"epsilon": 8.0}, "federation.strategy": strategy}))
+    assert ("outside DP-SGD" in caplog.text) is warned
