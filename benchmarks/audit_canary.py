@@ -23,7 +23,6 @@ import random
 import statistics
 import tempfile
 import time
-from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np

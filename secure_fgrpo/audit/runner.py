@@ -23,7 +23,7 @@ from .attacks import AttackResult, gain_inference, message_membership, update_re
 from .checks import check_archive, check_ckks, check_masked_uniform
 from .dp_section import dp_section
 from .estimates import estimate_inputs
-from .inventory import Flag, build_inventory
+from .inventory import build_inventory
 from .keyscan import KnownSecret, scan_key_material
 from .report_html import render
 from .simulate import simulate_federation

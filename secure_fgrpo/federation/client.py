@@ -5,7 +5,6 @@ leaves is one vector ``[e_i·Δ_i, e_i]`` handed to the secure-sum backend."""
 
 from __future__ import annotations
 
-import logging
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -18,8 +17,6 @@ from ..privacy.client_dp import ClientNoise, SkellamNoise
 from ..privacy.plan import ExampleLevelPlan
 from .local import TrainOutcome
 from .store import JsonlLog, latest_upto, prune, write_json_atomic
-
-log = logging.getLogger(__name__)
 
 
 def clip_l2(vector: np.ndarray, bound: float) -> tuple[np.ndarray, float]:

@@ -17,7 +17,6 @@ total, its metrics and its model.
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Protocol
@@ -28,8 +27,6 @@ from ..privacy.client_dp import ClientNoise, SkellamNoise
 from ..secure_sum import DropSchedule, run_secure_sum
 from ..secure_sum.base import Backend, SumClient, SumOutcome, SumSpec, client_state_dir, server_state_dir
 from ..secure_sum.driver import Recorder
-
-log = logging.getLogger(__name__)
 
 Noise = ClientNoise | SkellamNoise
 Prepare = Callable[[str, Noise | None], np.ndarray]  # (client, round noise) -> the vector it sends

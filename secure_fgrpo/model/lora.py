@@ -4,7 +4,7 @@ client deltas of B is exactly the delta of the summed adapter."""
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
 import torch
