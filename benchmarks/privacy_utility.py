@@ -13,7 +13,9 @@ TUNED_EXAMPLE below (``--untuned``: the demo's own).
     .venv/bin/python benchmarks/privacy_utility.py --quick          # smoke run, writes to /tmp
     .venv/bin/python benchmarks/privacy_utility.py --replot benchmarks/results/privacy_utility.json
 
-writes privacy_utility.{json,md,png} under --out (default benchmarks/results). Each
+    .venv/bin/python benchmarks/privacy_utility.py --rounds 6 --eps inf,8 --modes example --name privacy_utility_6rounds
+
+writes NAME.{json,md,png} (--name, default privacy_utility) under --out (default benchmarks/results). Each
 (mode, ε, seed) unit runs single-threaded in its own worker process. Not part of CI.
 """
 
@@ -244,7 +246,7 @@ def write_markdown(path: Path, result: dict[str, Any]) -> None:
     mach = result["machine"]
     lines += [f"Machine: {mach['platform']}, {mach['cpu_count']} CPUs shared with other jobs; load average "
               f"{mach['loadavg_start'][0]:.2f} at start, {mach['loadavg_end'][0]:.2f} at end; {s['workers']} units "
-              f"in parallel; total {result['total_wall_s']:.0f} s. Raw numbers: privacy_utility.json.", ""]
+              f"in parallel; total {result['total_wall_s']:.0f} s. Raw numbers: {path.stem}.json.", ""]
     path.write_text("\n".join(lines))
 
 
@@ -316,6 +318,7 @@ def main(argv: list[str] | None = None) -> int:
                          "(Gaussian floats before the fixed-point rounding)")
     ap.add_argument("--untuned", action="store_true",
                     help="the demo's own settings instead of the DP-tuned ones (TUNED, TUNED_EXAMPLE)")
+    ap.add_argument("--name", default="privacy_utility", help="results file stem (default privacy_utility)")
     ap.add_argument("--replot", type=Path, default=None, help="re-render .md/.png from a privacy_utility.json")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
@@ -373,10 +376,10 @@ def main(argv: list[str] | None = None) -> int:
         "runs": runs,
     }
     out.mkdir(parents=True, exist_ok=True)
-    (out / "privacy_utility.json").write_text(json.dumps(result, indent=1, default=str))
-    write_markdown(out / "privacy_utility.md", result)
-    write_plot(out / "privacy_utility.png", result)
-    log.info("wrote %s/privacy_utility.{json,md,png}", out)
+    (out / f"{args.name}.json").write_text(json.dumps(result, indent=1, default=str))
+    write_markdown(out / f"{args.name}.md", result)
+    write_plot(out / f"{args.name}.png", result)
+    log.info("wrote %s/%s.{json,md,png}", out, args.name)
     return 0
 
 
