@@ -332,6 +332,8 @@ def main(argv: list[str] | None = None) -> int:
     seeds = [int(x) for x in (args.seeds or ("0" if args.quick else "0,1,2")).split(",")]
     targets = [float(x) for x in (args.eps or ("inf,8,1" if args.quick else "inf,16,8,4,2,1")).split(",")]
     modes = [m for m in args.modes.split(",") if m]
+    if not args.name or Path(args.name).name != args.name:
+        ap.error(f"--name must be a plain file stem (no directory), got {args.name!r}: use --out for the folder")
     if any(m not in MODES for m in modes) or rounds < 1 or args.workers < 1 or not seeds:
         ap.error(f"--modes from {MODES}; --rounds, --workers >= 1; --seeds non-empty")
     out = args.out or (Path(tempfile.gettempdir()) / "secure_fgrpo_privacy_quick" if args.quick else RESULTS)
