@@ -153,8 +153,10 @@ def test_example_level_claim_is_recomputed_from_public_parameters() -> None:
     q = cfg.grpo.oversample / cfg.data.train_size
     assert inp["sample_rate"] == pytest.approx(q) and inp["records_assumed"] == cfg.data.train_size
     assert inp["grpo_steps_per_round"] == cfg.grpo.steps and inp["federation_rounds"] == cfg.federation.rounds
-    # Independently: Opacus' RDP accountant on the same public inputs.
-    z = inp["noise_multiplier"] / math.sqrt(cfg.grpo.mu)
+    # Independently: Opacus' RDP accountant on the same public inputs (FGRPO's reward moments ride
+    # on each step at k times the noise: one Gaussian of multiplier z / sqrt(mu + 2/k²)).
+    assert cfg.federation.strategy == "fgrpo" and inp["reward_noise_ratio"] == 5.0
+    z = inp["noise_multiplier"] / math.sqrt(cfg.grpo.mu + 2 / inp["reward_noise_ratio"] ** 2)
     for rounds, key in ((1, "epsilon_after_rounds_done"), (cfg.federation.rounds, "epsilon_after_all_rounds")):
         from opacus.accountants import RDPAccountant
 

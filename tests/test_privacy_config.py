@@ -30,6 +30,8 @@ EX, CL = "privacy.example_level", "privacy.client_level"
     ({CL: {"epsilon": 8.0, "delta": 0.34}}, f"{CL}.delta"),  # 3 clients: δ must be < 1/3
     ({EX: {"epsilon": 8.0, "max_grad_norm": 0.0}}, f"{EX}.max_grad_norm"),
     ({EX: {"epsilon": 8.0, "max_grad_norm": -1.0}}, f"{EX}.max_grad_norm"),
+    ({EX: {"epsilon": 8.0, "reward_noise_ratio": 0.0}}, f"{EX}.reward_noise_ratio"),
+    ({EX: {"epsilon": 8.0, "reward_noise_ratio": float("inf")}}, f"{EX}.reward_noise_ratio"),
     ({CL: {"epsilon": 8.0, "weight_clip": 0.0}}, f"{CL}.weight_clip"),
     ({EX: {"epsilon": 8.0, "sample_rate": 1.5}}, f"{EX}.sample_rate"),
     ({EX: {"epsilon": 8.0, "accountant": "moments"}}, f"{EX}.accountant"),
@@ -73,9 +75,11 @@ def test_plans_calibrate_to_the_target_over_the_whole_run() -> None:
                                         "federation.rounds": 3, "grpo.mu": 2}))
     ex = ExampleLevelPlan(cfg.privacy.example_level, cfg, pool_size=40, client="a")
     assert ex.settings.sample_rate == pytest.approx(6 / 40)  # grpo.oversample / pool
-    # mu = 2 noisy updates per sample account as one Gaussian with z/sqrt(2)
-    steps = 3 * cfg.grpo.steps
-    spent = epsilon([(ex.settings.noise_multiplier / 2 ** 0.5, 6 / 40, steps)], 1e-5)
+    # mu = 2 noisy updates per sample, plus FGRPO's two reward moments at k times the noise,
+    # account as one Gaussian with z / sqrt(mu + 2/k²)
+    steps, k = 3 * cfg.grpo.steps, cfg.privacy.example_level.reward_noise_ratio
+    assert cfg.federation.strategy == "fgrpo" and ex.settings.reward_noise == pytest.approx(k * ex.settings.noise_multiplier)
+    spent = epsilon([(ex.settings.noise_multiplier / (2 + 2 / k**2) ** 0.5, 6 / 40, steps)], 1e-5)
     assert 2.95 < spent <= 3.0 and ex.budget.spent(3) == pytest.approx(spent)
     cl = ClientLevelPlan(cfg.privacy.client_level, cfg)
     assert cl.sample_rate == 1.0 and 4.95 < cl.budget.spent(3) <= 5.0
@@ -129,10 +133,19 @@ def _value(v: object) -> str:
     return repr(v)
 
 
-@pytest.mark.parametrize("strategy,warned", [("fgrpo", True), ("fedavg", True), ("uniform", False)])
-def test_weights_computed_outside_dp_sgd_are_warned_about(strategy: str, warned: bool,
-                                                         caplog: pytest.LogCaptureFixture) -> None:
-    """FGRPO's and FedAvg's e_i come from the same records, outside DP-SGD: the config says so."""
+@pytest.mark.parametrize("strategy,releases", [("fgrpo", True), ("fedavg", True), ("uniform", False)])
+def test_weights_from_rewards_are_released_inside_the_example_level_mechanism(
+        strategy: str, releases: bool, caplog: pytest.LogCaptureFixture) -> None:
+    """FGRPO's and FedAvg's e_i come from noisy reward moments released with each DP-SGD step, so
+    nothing is left outside the guarantee to warn about; 'uniform' releases none and keeps z."""
     with caplog.at_level(logging.WARNING, logger="secure_fgrpo.privacy.config"):
-        config_from_dict(small_run(**{EX: {"epsilon": 8.0}, "federation.strategy": strategy}))
-    assert ("outside DP-SGD" in caplog.text) is warned
+        cfg = config_from_dict(small_run(**{EX: {"epsilon": 8.0}, "federation.strategy": strategy}))
+    assert caplog.text == ""
+    plan = ExampleLevelPlan(cfg.privacy.example_level, cfg, pool_size=40, client="b")
+    uniform = ExampleLevelPlan(cfg.privacy.example_level, config_from_dict(small_run(
+        **{EX: {"epsilon": 8.0}, "federation.strategy": "uniform"})), pool_size=40, client="b")
+    assert plan.releases_rewards is releases and (plan.settings.reward_noise is not None) is releases
+    assert plan.settings.reward_bound == 10.0  # client b scores 0..10
+    factor = (1 + 2 / 5.0**2) ** 0.5 if releases else 1.0
+    assert plan.settings.noise_multiplier == pytest.approx(uniform.settings.noise_multiplier * factor)
+    assert plan.budget.spent(2) == pytest.approx(uniform.budget.spent(2))  # same ε, same mechanism strength

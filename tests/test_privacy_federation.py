@@ -22,7 +22,8 @@ def _rows(path: Path) -> list[dict]:
 
 def test_example_level_epsilon_grows_per_round_and_the_run_stops_at_its_budget(quick_model_dir, tmp_path) -> None:
     q, steps = 6 / 40, 2  # small_run: grpo.oversample / data.train_size, grpo.steps
-    spend = Budget(1.0, q, steps, 1e-5, "rdp", None)
+    # FGRPO's reward moments ride on each step at k = 5 times the noise: z_eff = z / sqrt(1 + 2/k²)
+    spend = Budget(1.0 / (1 + 2 / 5**2) ** 0.5, q, steps, 1e-5, "rdp", None)
     limit = (spend.spent(2) + spend.spent(3)) / 2  # room for two rounds, not three
     raw = small_run(**{"federation.rounds": 3, "privacy.example_level": {"noise_multiplier": 1.0, "epsilon": limit}})
     summary = Federation(config_from_dict(raw), tmp_path / "run").run()

@@ -147,8 +147,11 @@ def example_level_claim(cfg: Any, rounds_done: int) -> dict | None:
                    f"{cfg.grpo.oversample} / {records}",
                    "grpo_steps_per_round": cfg.grpo.steps, "grpo_mu": cfg.grpo.mu, "rounds_done": rounds_done,
                    "federation_rounds": cfg.federation.rounds, "delta": ex.delta, "accountant": ex.accountant,
-                   "target_epsilon": ex.epsilon, "records_assumed": records},
-        "formula": "accountant(noise_multiplier / sqrt(mu), sample_rate, steps = grpo.steps x rounds) at delta",
+                   "target_epsilon": ex.epsilon, "records_assumed": records,
+                   "reward_noise_ratio": ex.reward_noise_ratio if plan.releases_rewards else None},
+        "formula": "accountant(noise_multiplier / sqrt(mu + 2/k^2), sample_rate, steps = grpo.steps x rounds) "
+                   "at delta; k = reward_noise_ratio when the weights release reward moments, "
+                   "else the 2/k^2 term is 0",
         "own_data_clients": [c.name for c in cfg.clients if c.data],
     }
 

@@ -8,6 +8,7 @@ group advantages, and take ``mu`` policy-gradient steps against the stored old l
 from __future__ import annotations
 
 import logging
+import math
 import random
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable
@@ -85,9 +86,11 @@ def train_round(model: PeftModel, tok: PreTrainedTokenizerBase, rollout: Rollout
     opt = make_optimizer(params) if make_optimizer else torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0)
     engine = None
     if dp is not None:
-        from ..privacy.dpsgd import GroupDPSGD
+        from ..privacy.dpsgd import GroupDPSGD, record_moments
 
         engine = GroupDPSGD(dp, model, opt, len(pool))
+    release = engine is not None and dp is not None and dp.reward_noise is not None
+    moments = [0.0, 0.0]  # noisy sums of per-record reward moments, when the weights need them
     rng = random.Random(seed)
     all_rewards: list[float] = []
     examples = 0
@@ -97,6 +100,8 @@ def train_round(model: PeftModel, tok: PreTrainedTokenizerBase, rollout: Rollout
         problems = (engine.sample(pool) if engine is not None
                     else rng.sample(pool, min(cfg.oversample, len(pool))))
         if engine is not None and not problems:  # an empty Poisson sample still takes its noisy steps
+            if release:
+                moments = [m + x for m, x in zip(moments, engine.release_moments([], []))]
             for _ in range(cfg.mu):
                 engine.empty_step()
             steps.append({"groups": 0.0, "zero_std_frac": 1.0})
@@ -105,6 +110,9 @@ def train_round(model: PeftModel, tok: PreTrainedTokenizerBase, rollout: Rollout
         rewards = torch.tensor([reward_fn(problems[i // g], batch.texts[i], batch.finished[i])
                                 for i in range(len(batch.texts))], dtype=torch.float32)
         all_rewards.extend(rewards.tolist())
+        if release:  # every sampled record, informative or not
+            released = engine.release_moments(*record_moments(rewards, g, dp.reward_bound))
+            moments = [m + x for m, x in zip(moments, released)]
         informative = informative_groups(rewards, g)
         keep = [i for i in range(len(problems)) if informative[i] or not cfg.filter_informative]
         if engine is None:  # under DP a cap would make one record's presence depend on others
@@ -145,5 +153,16 @@ def train_round(model: PeftModel, tok: PreTrainedTokenizerBase, rollout: Rollout
         log.debug("step %d %s", step, metrics)
     if engine is not None:
         engine.close()
+    if release:
+        return _private_result(moments, cfg.steps * dp.sample_rate * len(pool), dp.reward_bound, steps)
     t = torch.tensor(all_rewards)
     return RoundResult(mean_reward=t.mean().item(), reward_std=t.std().item(), examples=examples, steps=steps)
+
+
+def _private_result(moments: list[float], expected: float, bound: float, steps: list[dict[str, float]]) -> RoundResult:
+    """The round's reward mean and spread from the noisy moment sums over the expected (public)
+    number of sampled records, and that public count as n_i: everything the weight e_i then uses
+    is post-processing of DP releases."""
+    mean = min(max(moments[0] / expected, 0.0), 1.0)
+    var = max(moments[1] / expected - mean * mean, 0.0)
+    return RoundResult(mean_reward=bound * mean, reward_std=bound * math.sqrt(var), examples=round(expected), steps=steps)

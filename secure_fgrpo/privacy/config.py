@@ -46,10 +46,15 @@ class ExampleLevelConfig:
     max_grad_norm: float = 0.5  # C: L2 bound on one record's gradient (≈ the median measured on the demo)
     sample_rate: float | None = None  # Poisson rate q per step; default grpo.oversample / pool size
     accountant: Accountant = "rdp"
+    # k: noise on the released reward moments (FGRPO / FedAvg weights) is k times the gradient's,
+    # in [0, 1] reward units; their share of the sensitivity is 2/k² (privacy/plan.py).
+    reward_noise_ratio: float = 5.0
 
     def __post_init__(self) -> None:
         p = "privacy.example_level"
         _budget(p, self.epsilon, self.noise_multiplier, self.delta)
+        if not (self.reward_noise_ratio > 0 and math.isfinite(self.reward_noise_ratio)):
+            raise ConfigError(f"{p}.reward_noise_ratio", f"must be finite and > 0, got {self.reward_noise_ratio!r}")
         if not (self.max_grad_norm > 0 and math.isfinite(self.max_grad_norm)):
             raise ConfigError(f"{p}.max_grad_norm", f"the clip bound must be > 0, got {self.max_grad_norm!r}")
         if self.sample_rate is not None and not 0 < self.sample_rate <= 1:
@@ -99,8 +104,16 @@ class ExampleDPSettings:
     noise_multiplier: float  # σ/C of each noisy step
     max_grad_norm: float  # C: per-record (per-group) L2 clip
     sample_rate: float  # Poisson rate q of each prompt per step
+    # Std of the noise on each step's sums of per-record reward moments (in [0, 1] units), or None
+    # when the weights need no reward statistic ('uniform'); rewards are clipped to [0, reward_bound].
+    reward_noise: float | None = None
+    reward_bound: float = 1.0
 
     def __post_init__(self) -> None:
+        if self.reward_noise is not None and not (self.reward_noise > 0 and math.isfinite(self.reward_noise)):
+            raise ValueError(f"reward_noise must be finite and > 0, got {self.reward_noise}")
+        if not (self.reward_bound > 0 and math.isfinite(self.reward_bound)):
+            raise ValueError(f"reward_bound must be finite and > 0, got {self.reward_bound}")
         if not (self.noise_multiplier >= 0 and math.isfinite(self.noise_multiplier)):
             raise ValueError(f"noise_multiplier must be finite and >= 0, got {self.noise_multiplier}")
         if not self.max_grad_norm > 0:
@@ -127,12 +140,6 @@ def check_privacy(run: Any) -> None:
                               "with privacy.example_level")
         check_records("privacy.example_level.delta", ex.delta, run.data.train_size,
                       "records = data.train_size prompts per client")
-        if cl is None and run.federation.strategy != "uniform":
-            log.warning("privacy.example_level covers each client's adapter delta; its weight e_i "
-                        "(federation.strategy = %r: from its rewards / example count) is computed from "
-                        "the same records outside DP-SGD. Use strategy 'uniform' or add "
-                        "privacy.client_level for a guarantee on everything the sum reveals",
-                        run.federation.strategy)
     if cl is not None:
         check_records("privacy.client_level.delta", cl.delta, len(run.clients), "records = clients")
         backend = run.secure_sum.backend

@@ -91,6 +91,17 @@ class GroupDPSGD:
         groups = n // group_size  # reported per group, comparable with the non-private mean loss
         return LossOutput(loss=loss.detach() / groups, metrics={**report.metrics, "dp_groups": float(groups)})
 
+    def release_moments(self, first: Sequence[float], second: Sequence[float]) -> tuple[float, float]:
+        """Noisy sums of this step's per-record reward moments (each in [0, 1]; see
+        record_moments), released with the step's gradient as one mechanism (privacy/plan.py)."""
+        std = self.settings.reward_noise
+        if std is None:
+            raise RuntimeError("this plan releases no reward statistic (strategy 'uniform')")
+        if any(not 0.0 <= x <= 1.0 for x in (*first, *second)):
+            raise ValueError("reward moments must be clipped to [0, 1] before release")
+        noise = self.random.normal(2, std)
+        return float(sum(first) + noise[0]), float(sum(second) + noise[1])
+
     def empty_step(self) -> None:
         """A step with no record in it: pure noise, taken so the step count does not leak."""
         self.optimizer.zero_grad(set_to_none=True)
@@ -120,3 +131,10 @@ def group_loss(logps: torch.Tensor, old: torch.Tensor, advantages: torch.Tensor,
     rows = slice(k * g, (k + 1) * g)
     return policy_loss(logps[rows], old[rows], advantages[rows], mask[rows], cfg,
                        None if ref is None else ref[rows]).loss
+
+
+def record_moments(rewards: torch.Tensor, g: int, bound: float) -> tuple[list[float], list[float]]:
+    """Per record (group of g completions): the mean of its rewards clipped to [0, bound] and
+    scaled to [0, 1], and the mean of their squares — each record's whole, bounded contribution."""
+    x = (rewards.view(-1, g).double() / bound).clamp(0.0, 1.0)
+    return x.mean(dim=1).tolist(), (x * x).mean(dim=1).tolist()

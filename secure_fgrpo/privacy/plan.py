@@ -165,13 +165,22 @@ class ExampleLevelPlan:
         self.cfg = cfg
         grpo = run.grpo
         q = cfg.sample_rate if cfg.sample_rate is not None else min(1.0, grpo.oversample / pool_size)
-        root_mu = math.sqrt(grpo.mu)
+        # One step releases mu noisy gradient sums (sensitivity C each, noise z·C) and, when the
+        # weights need them, two sums of per-record reward moments in [0, 1] (sensitivity √2 together,
+        # noise z·k each): one Gaussian mechanism whose multiplier is z / sqrt(mu + 2/k²).
+        k = cfg.reward_noise_ratio
+        self.releases_rewards = run.federation.strategy != "uniform"
+        factor = math.sqrt(grpo.mu + (2.0 / k**2 if self.releases_rewards else 0.0))
         if cfg.noise_multiplier is not None:
             z = cfg.noise_multiplier
         else:
-            z = noise_for(cfg.epsilon, cfg.delta, q, run.federation.rounds * grpo.steps, cfg.accountant) * root_mu
-        self.settings = ExampleDPSettings(noise_multiplier=z, max_grad_norm=cfg.max_grad_norm, sample_rate=q)
-        self.budget = Budget(z / root_mu, q, grpo.steps, cfg.delta, cfg.accountant, cfg.epsilon)
+            z = noise_for(cfg.epsilon, cfg.delta, q, run.federation.rounds * grpo.steps, cfg.accountant) * factor
+        # Rewards lie in [0, scale] (tasks/base.py RewardSpec); the bound never changes ε, so a
+        # plan built for the config alone (the audit's "(config)") takes 1.
+        bound = next((c.reward.scale for c in run.clients if c.name == client), 1.0)
+        self.settings = ExampleDPSettings(noise_multiplier=z, max_grad_norm=cfg.max_grad_norm, sample_rate=q,
+                                          reward_noise=z * k if self.releases_rewards else None, reward_bound=bound)
+        self.budget = Budget(z / factor, q, grpo.steps, cfg.delta, cfg.accountant, cfg.epsilon)
 
     @classmethod
     def build(cls, run: Any, pool_size: int, client: str) -> "ExampleLevelPlan | None":
