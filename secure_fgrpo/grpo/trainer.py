@@ -89,8 +89,7 @@ def train_round(model: PeftModel, tok: PreTrainedTokenizerBase, rollout: Rollout
         from ..privacy.dpsgd import GroupDPSGD, record_moments
 
         engine = GroupDPSGD(dp, model, opt, len(pool))
-    release = engine is not None and dp is not None and dp.reward_noise is not None
-    moments = [0.0, 0.0]  # noisy sums of per-record reward moments, when the weights need them
+    release = dp is not None and dp.reward_noise is not None  # the weights need reward statistics
     rng = random.Random(seed)
     all_rewards: list[float] = []
     examples = 0
@@ -101,7 +100,7 @@ def train_round(model: PeftModel, tok: PreTrainedTokenizerBase, rollout: Rollout
                     else rng.sample(pool, min(cfg.oversample, len(pool))))
         if engine is not None and not problems:  # an empty Poisson sample still takes its noisy steps
             if release:
-                moments = [m + x for m, x in zip(moments, engine.release_moments([], []))]
+                engine.release_moments([], [])
             for _ in range(cfg.mu):
                 engine.empty_step()
             steps.append({"groups": 0.0, "zero_std_frac": 1.0})
@@ -111,8 +110,7 @@ def train_round(model: PeftModel, tok: PreTrainedTokenizerBase, rollout: Rollout
                                 for i in range(len(batch.texts))], dtype=torch.float32)
         all_rewards.extend(rewards.tolist())
         if release:  # every sampled record, informative or not
-            released = engine.release_moments(*record_moments(rewards, g, dp.reward_bound))
-            moments = [m + x for m, x in zip(moments, released)]
+            engine.release_moments(*record_moments(rewards, g, dp.reward_bound))
         informative = informative_groups(rewards, g)
         keep = [i for i in range(len(problems)) if informative[i] or not cfg.filter_informative]
         if engine is None:  # under DP a cap would make one record's presence depend on others
@@ -154,12 +152,12 @@ def train_round(model: PeftModel, tok: PreTrainedTokenizerBase, rollout: Rollout
     if engine is not None:
         engine.close()
     if release:
-        return _private_result(moments, cfg.steps * dp.sample_rate * len(pool), dp.reward_bound, steps)
+        return _private_result(engine.released, cfg.steps * dp.sample_rate * len(pool), dp.reward_bound, steps)
     t = torch.tensor(all_rewards)
     return RoundResult(mean_reward=t.mean().item(), reward_std=t.std().item(), examples=examples, steps=steps)
 
 
-def _private_result(moments: list[float], expected: float, bound: float, steps: list[dict[str, float]]) -> RoundResult:
+def _private_result(moments: tuple[float, float], expected: float, bound: float, steps: list[dict[str, float]]) -> RoundResult:
     """The round's reward mean and spread from the noisy moment sums over the expected (public)
     number of sampled records, and that public count as n_i: everything the weight e_i then uses
     is post-processing of DP releases."""

@@ -64,6 +64,7 @@ class GroupDPSGD:
             max_grad_norm=settings.max_grad_norm, expected_batch_size=settings.sample_rate * pool_size,
             loss_reduction="mean")
         self.noisy_steps = 0
+        self.released = (0.0, 0.0)  # running totals of release_moments over this engine's steps
 
     def sample(self, pool: Sequence[T]) -> list[T]:
         """Poisson sampling: each prompt independently with probability q (secret coins)."""
@@ -100,7 +101,9 @@ class GroupDPSGD:
         if any(not 0.0 <= x <= 1.0 for x in (*first, *second)):
             raise ValueError("reward moments must be clipped to [0, 1] before release")
         noise = self.random.normal(2, std)
-        return float(sum(first) + noise[0]), float(sum(second) + noise[1])
+        out = float(sum(first) + noise[0]), float(sum(second) + noise[1])
+        self.released = (self.released[0] + out[0], self.released[1] + out[1])
+        return out
 
     def empty_step(self) -> None:
         """A step with no record in it: pure noise, taken so the step count does not leak."""
