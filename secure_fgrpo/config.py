@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -132,8 +133,16 @@ class RunConfig:
     @property
     def weight_bound(self) -> float:
         """e_max: the largest weight any client may send this round (public; fixed point and
-        DP sensitivity are sized from it). A client's examples are at most steps x groups."""
-        return weight_bound(self.federation.strategy, self.grpo.steps * self.grpo.prompts_per_step, self.gain)
+        DP sensitivity are sized from it). A client's examples are at most steps x groups; under
+        example-level DP n_i is the public expected batch steps x q x N instead (grpo/trainer.py),
+        bounded here with the generated pool size N = data.train_size (a client's own larger file
+        has its weight clipped to this bound)."""
+        per_step = self.grpo.prompts_per_step
+        ex = self.privacy.example_level
+        if ex is not None:
+            per_step = max(per_step, self.grpo.oversample if ex.sample_rate is None
+                           else math.ceil(ex.sample_rate * self.data.train_size))
+        return weight_bound(self.federation.strategy, self.grpo.steps * per_step, self.gain)
 
     @property
     def backend_options(self) -> dict:

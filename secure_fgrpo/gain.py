@@ -79,6 +79,12 @@ def weight(strategy: Strategy, examples: int, gain: float, cfg: GainConfig) -> f
     raise ValueError(f"federation.strategy must be one of {', '.join(STRATEGIES)}, got {strategy!r}")
 
 
+def uses_rewards(strategy: Strategy) -> bool:
+    """Whether e_i depends on the round's rewards (through the gain). FedAvg needs only n_i, and
+    uniform nothing: under example-level DP only FGRPO pays for a release of reward statistics."""
+    return strategy == "fgrpo"
+
+
 def weight_bound(strategy: Strategy, max_examples: int, cfg: GainConfig) -> float:
     """The largest e_i any client can send: fixed-point backends size their range from it."""
     return weight(strategy, max_examples, cfg.clip, cfg)

@@ -133,11 +133,11 @@ def _value(v: object) -> str:
     return repr(v)
 
 
-@pytest.mark.parametrize("strategy,releases", [("fgrpo", True), ("fedavg", True), ("uniform", False)])
+@pytest.mark.parametrize("strategy,releases", [("fgrpo", True), ("fedavg", False), ("uniform", False)])
 def test_weights_from_rewards_are_released_inside_the_example_level_mechanism(
         strategy: str, releases: bool, caplog: pytest.LogCaptureFixture) -> None:
-    """FGRPO's and FedAvg's e_i come from noisy reward moments released with each DP-SGD step, so
-    nothing is left outside the guarantee to warn about; 'uniform' releases none and keeps z."""
+    """FGRPO's e_i comes from noisy reward moments released with each DP-SGD step, so nothing is
+    left outside the guarantee to warn about; FedAvg (public n_i) and 'uniform' release none and keep z."""
     with caplog.at_level(logging.WARNING, logger="secure_fgrpo.privacy.config"):
         cfg = config_from_dict(small_run(**{EX: {"epsilon": 8.0}, "federation.strategy": strategy}))
     assert caplog.text == ""

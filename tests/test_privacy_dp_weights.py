@@ -53,21 +53,30 @@ def test_release_refuses_unclipped_moments_and_plans_without_rewards() -> None:
         engine.release_moments([1.5], [0.2])
     engine.close()
     engine = _engine(None)
-    with pytest.raises(RuntimeError, match="uniform"):
+    with pytest.raises(RuntimeError, match="only FGRPO"):
         engine.release_moments([], [])
     engine.close()
 
 
 def test_round_statistics_come_from_the_noisy_sums_over_the_public_expected_batch() -> None:
-    res = _private_result([30.0, 20.0], 60.0, 10.0, [])
+    res = _private_result((30.0, 20.0), 60.0, 0.01, 10.0, [])
     assert res.mean_reward == pytest.approx(5.0) and res.examples == 60
     assert res.reward_std == pytest.approx(10.0 * math.sqrt(20 / 60 - 0.25))
-    low = _private_result([-4.0, -1.0], 60.0, 10.0, [])  # noise can push a sum below 0: clamped
-    assert low.mean_reward == 0.0 and low.reward_std == 0.0
+    low = _private_result((-4.0, -1.0), 60.0, 0.01, 10.0, [])  # noise can push a sum below 0: clamped
+    assert low.mean_reward == 0.0
 
 
-def test_fgrpo_under_example_level_dp_weights_from_public_counts_and_noisy_rewards(quick_model_dir, tmp_path) -> None:
-    cfg = config_from_dict(small_run(**{"privacy.example_level": {"epsilon": 8.0}, "federation.strategy": "fgrpo"}))
+def test_noisy_spread_is_floored_at_the_noise_so_the_first_gain_stays_finite() -> None:
+    """A variance estimate that noise drove to 0 would make the next z-score gain diff / 1e-6."""
+    flat = _private_result((30.0, 14.0), 60.0, 0.02, 10.0, [])  # E[b] - E[a]^2 < 0: clamped
+    assert flat.reward_std == pytest.approx(10.0 * 0.02)
+    assert _private_result((30.0, 20.0), 60.0, 0.5, 10.0, []).reward_std == pytest.approx(5.0)
+
+
+@pytest.mark.parametrize("strategy", ["fgrpo", "fedavg"])
+def test_weights_under_example_level_dp_use_public_counts_and_noisy_rewards(
+        strategy: str, quick_model_dir, tmp_path) -> None:
+    cfg = config_from_dict(small_run(**{"privacy.example_level": {"epsilon": 8.0}, "federation.strategy": strategy}))
     Federation(cfg, tmp_path / "run").run()
     expected = round(cfg.grpo.steps * (cfg.grpo.oversample / cfg.data.train_size) * cfg.data.train_size)
     for c in cfg.clients:
@@ -77,3 +86,5 @@ def test_fgrpo_under_example_level_dp_weights_from_public_counts_and_noisy_rewar
             assert 0.0 <= r["mean_reward"] <= c.reward.scale and r["reward_std"] >= 0.0
             assert math.isfinite(r["weight"]) and 0 < r["weight"] <= cfg.weight_bound
             assert 0 < r["dp_example_epsilon"] <= 8.0
+            if strategy == "fedavg":  # n_i alone: nothing about the rewards enters e_i
+                assert r["weight"] == expected

@@ -149,18 +149,28 @@ def train_round(model: PeftModel, tok: PreTrainedTokenizerBase, rollout: Rollout
         metrics.update({"loss": out.loss.item(), **out.metrics})
         steps.append(metrics)
         log.debug("step %d %s", step, metrics)
-    if engine is not None:
-        engine.close()
-    if release:
-        return _private_result(engine.released, cfg.steps * dp.sample_rate * len(pool), dp.reward_bound, steps)
     t = torch.tensor(all_rewards)
-    return RoundResult(mean_reward=t.mean().item(), reward_std=t.std().item(), examples=examples, steps=steps)
+    if engine is None:
+        return RoundResult(mean_reward=t.mean().item(), reward_std=t.std().item(), examples=examples, steps=steps)
+    engine.close()
+    # Under DP-SGD n_i is the public expected batch, never the data-dependent count of trained groups.
+    expected = cfg.steps * dp.sample_rate * len(pool)
+    if release:
+        noise_sd = math.sqrt(cfg.steps) * dp.reward_noise / expected  # of the mean, in [0, 1] units
+        return _private_result(engine.released, expected, noise_sd, dp.reward_bound, steps)
+    # Weights that read no reward ('uniform', 'fedavg'): the local statistics stay in the client's own log.
+    return RoundResult(mean_reward=t.mean().item() if len(t) else 0.0, reward_std=t.std().item() if len(t) > 1 else 0.0,
+                       examples=round(expected), steps=steps)
 
 
-def _private_result(moments: tuple[float, float], expected: float, bound: float, steps: list[dict[str, float]]) -> RoundResult:
+def _private_result(moments: tuple[float, float], expected: float, noise_sd: float, bound: float,
+                    steps: list[dict[str, float]]) -> RoundResult:
     """The round's reward mean and spread from the noisy moment sums over the expected (public)
     number of sampled records, and that public count as n_i: everything the weight e_i then uses
-    is post-processing of DP releases."""
+    is post-processing of DP releases. The spread is floored at the noise on the mean: it is the
+    first gain's scale (gain.py), and a change smaller than the noise is no evidence of a gain
+    (noise can otherwise drive the estimated variance to 0 and the gain to ±G)."""
     mean = min(max(moments[0] / expected, 0.0), 1.0)
     var = max(moments[1] / expected - mean * mean, 0.0)
-    return RoundResult(mean_reward=bound * mean, reward_std=bound * math.sqrt(var), examples=round(expected), steps=steps)
+    return RoundResult(mean_reward=bound * mean, reward_std=bound * max(math.sqrt(var), noise_sd),
+                       examples=round(expected), steps=steps)

@@ -46,7 +46,7 @@ class ExampleLevelConfig:
     max_grad_norm: float = 0.5  # C: L2 bound on one record's gradient (≈ the median measured on the demo)
     sample_rate: float | None = None  # Poisson rate q per step; default grpo.oversample / pool size
     accountant: Accountant = "rdp"
-    # k: noise on the released reward moments (FGRPO / FedAvg weights) is k times the gradient's,
+    # k: noise on the released reward moments (FGRPO's weights) is k times the gradient's,
     # in [0, 1] reward units; their share of the sensitivity is 2/k² (privacy/plan.py).
     reward_noise_ratio: float = 5.0
 

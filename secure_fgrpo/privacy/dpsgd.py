@@ -97,7 +97,7 @@ class GroupDPSGD:
         record_moments), released with the step's gradient as one mechanism (privacy/plan.py)."""
         std = self.settings.reward_noise
         if std is None:
-            raise RuntimeError("this plan releases no reward statistic (strategy 'uniform')")
+            raise RuntimeError("this plan releases no reward statistic: only FGRPO's weights read rewards")
         if any(not 0.0 <= x <= 1.0 for x in (*first, *second)):
             raise ValueError("reward moments must be clipped to [0, 1] before release")
         noise = self.random.normal(2, std)

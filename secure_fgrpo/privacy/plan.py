@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from ..configio import ConfigError
+from ..gain import uses_rewards
 from ..secure_sum.base import SumSpec
 from ..secure_sum.masked.fixedpoint import max_quantum
 from . import skellam
@@ -169,7 +170,7 @@ class ExampleLevelPlan:
         # weights need them, two sums of per-record reward moments in [0, 1] (sensitivity √2 together,
         # noise z·k each): one Gaussian mechanism whose multiplier is z / sqrt(mu + 2/k²).
         k = cfg.reward_noise_ratio
-        self.releases_rewards = run.federation.strategy != "uniform"
+        self.releases_rewards = uses_rewards(run.federation.strategy)
         factor = math.sqrt(grpo.mu + (2.0 / k**2 if self.releases_rewards else 0.0))
         if cfg.noise_multiplier is not None:
             z = cfg.noise_multiplier
