@@ -16,7 +16,7 @@ from rich.table import Table
 
 from .config import RunConfig, config_from_dict, load_config
 from .configio import ConfigError, to_dict
-from .demo import DP_SGD_EXAMPLE_LEVEL, DP_SGD_SETTINGS
+from .demo import DP_SGD_EXAMPLE_LEVEL, DP_SGD_EXAMPLE_LEVEL_GPU, DP_SGD_SETTINGS
 from .report import accuracy_curves, load_run_config, plot_accuracy, save_run_config
 
 console = Console()
@@ -73,9 +73,10 @@ def _privacy_note(run_dir: Path, info: dict) -> str:
     return ("; " + ", ".join(parts)) if parts else ""
 
 
-def _dp_overrides(specs: list[str], backend: str) -> dict:
+def _dp_overrides(specs: list[str], backend: str, gpu: bool = False) -> dict:
     """``--dp example:8`` / ``--dp client:8[:local|distributed|skellam]`` -> config overrides.
-    Example-level DP-SGD brings the demo's DP-tuned settings (demo.DP_SGD_SETTINGS)."""
+    Example-level DP-SGD brings the demo's DP-tuned settings (demo.DP_SGD_SETTINGS), with the
+    larger Poisson batch a GPU affords when ``gpu``."""
     out: dict = {}
     for spec in specs:
         kind, _, rest = spec.partition(":")
@@ -91,7 +92,7 @@ def _dp_overrides(specs: list[str], backend: str) -> dict:
         elif mechanism:
             raise ValueError(f"--dp {spec!r}: example-level DP has no mechanism to choose")
         else:
-            section.update(DP_SGD_EXAMPLE_LEVEL)
+            section.update(DP_SGD_EXAMPLE_LEVEL_GPU if gpu else DP_SGD_EXAMPLE_LEVEL)
             out.update(DP_SGD_SETTINGS)
         out[f"privacy.{kind}_level"] = section
     return out
@@ -119,8 +120,9 @@ def _print_summary(run_dir: Path, seconds: float | None = None) -> None:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import demo_config
+    from .model.device import resolve_device
 
-    overrides: dict = {"secure_sum.backend": args.secure_sum, "seed": args.seed}
+    overrides: dict = {"secure_sum.backend": args.secure_sum, "seed": args.seed, "model.device": args.device}
     if args.reveal:
         if args.secure_sum != "ckks":
             raise ValueError("--reveal applies to --secure-sum ckks only")
@@ -129,7 +131,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         overrides["federation.rounds"] = args.rounds
     if args.workers:
         overrides["federation.workers"] = args.workers
-    overrides.update(_dp_overrides(args.dp, args.secure_sum))
+    overrides.update(_dp_overrides(args.dp, args.secure_sum, gpu=resolve_device(args.device).type == "cuda"))
     cfg = demo_config(**overrides)
     run_dir = Path(args.out or f"runs/demo-{args.secure_sum}" + (f"-{args.reveal}" if args.reveal else ""))
     if run_dir.exists() and not args.resume:
@@ -137,7 +139,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     console.print(f"[bold]secure_fgrpo demo[/]: {len(cfg.clients)} institutions, strategy "
                   f"{cfg.federation.strategy}, secure sum {cfg.secure_sum.backend}, {cfg.federation.rounds} rounds")
     if cfg.privacy.example_level is not None:
-        tuned = {**DP_SGD_SETTINGS, **{f"privacy.example_level.{k}": v for k, v in DP_SGD_EXAMPLE_LEVEL.items()}}
+        ex = cfg.privacy.example_level
+        tuned = {**DP_SGD_SETTINGS, "privacy.example_level.max_grad_norm": ex.max_grad_norm,
+                 "privacy.example_level.sample_rate": ex.sample_rate}
         console.print("example-level DP-SGD with the demo's DP-tuned settings: "
                       + ", ".join(f"{k}={v}" for k, v in tuned.items()))
     return _run(cfg, run_dir)
@@ -215,6 +219,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--rounds", type=int, default=0)
     d.add_argument("--workers", type=int, default=0)
     d.add_argument("--seed", type=int, default=0)
+    d.add_argument("--device", default="cpu", help="model.device: cpu (default), auto, cuda or cuda:N")
     d.add_argument("--out", default="")
     d.add_argument("--dp", action="append", default=[], metavar="KIND:EPS",
                    help="differential privacy, δ=1e-5: example:EPS (DP-SGD per patient record) or "

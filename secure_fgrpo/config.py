@@ -11,6 +11,7 @@ from typing import Any, Literal
 from .configio import ConfigError, build
 from .gain import GainConfig, Strategy, weight_bound
 from .grpo.trainer import GRPOConfig
+from .model.device import check_device_name
 from .model.lora import LoraSpec
 from .model.tiny import TinyModelSpec
 from .tasks import GENERATED_FAMILIES
@@ -26,6 +27,10 @@ class ModelConfig:
     embedded: TinyModelSpec = field(default_factory=TinyModelSpec)  # used when path = "embedded"
     lora: LoraSpec = field(default_factory=LoraSpec)
     rollout: Literal["transformers", "vllm"] = "transformers"
+    device: str = "cpu"  # "cpu", "auto" (a GPU when there is one), "cuda" or "cuda:N" (model/device.py)
+
+    def __post_init__(self) -> None:
+        check_device_name(self.device)
 
 
 @dataclass(frozen=True)

@@ -92,6 +92,8 @@ def test_dp_shorthand() -> None:
                                                       **DP_SGD_SETTINGS}
     assert _dp_overrides(["client:2"], "ckks") == {CL: {"epsilon": 2.0, "mechanism": "distributed"}}
     assert _dp_overrides(["client:2"], "masked") == {CL: {"epsilon": 2.0, "mechanism": "skellam"}}
+    gpu = _dp_overrides(["example:8"], "masked", gpu=True)[EX]  # a GPU affords the larger Poisson batch
+    assert gpu == {"epsilon": 8.0, **DP_SGD_EXAMPLE_LEVEL, "sample_rate": 0.25}
     tuned = demo_config(**_dp_overrides(["example:8"], "masked"))  # the tuned demo is a valid config
     assert (tuned.model.lora.r, tuned.privacy.example_level.sample_rate) == (1, DP_SGD_EXAMPLE_LEVEL["sample_rate"])
     assert _dp_overrides(["client:2"], "plaintext") == {CL: {"epsilon": 2.0, "mechanism": "local"}}

@@ -40,6 +40,7 @@ class TrainJob:
     seed: int
     threads: int = 1
     dp: ExampleDPSettings | None = None  # example-level DP-SGD (the client's own privacy plan)
+    device: str = "cpu"  # model.device
 
 
 @dataclass
@@ -64,7 +65,7 @@ class _Scorer:
 def run_training(job: TrainJob) -> TrainOutcome:
     t0 = time.perf_counter()
     torch.set_num_threads(job.threads)
-    base, tok = load_base(job.model_path)
+    base, tok = load_base(job.model_path, device=job.device)
     model = attach_lora(base, job.lora)
     layout = VectorLayout.of(model)
     load_vector(model, layout, job.global_vector)

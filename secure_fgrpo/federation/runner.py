@@ -69,7 +69,7 @@ class Federation:
         self.server_dir = self.run_dir / "server"
         self.model_path = resolve_model_path(cfg.model.path, cfg.model.embedded)
         torch.manual_seed(cfg.seed)
-        base, self.tok = load_base(self.model_path)
+        base, self.tok = load_base(self.model_path, device=cfg.model.device)
         self.model = attach_lora(base, cfg.model.lora)
         self.layout = VectorLayout.of(self.model)
         self.data = build_data(cfg)
@@ -129,6 +129,7 @@ class Federation:
             eval_set=self.data.clients[n].eval, reward=self.clients[n].cfg.reward, grpo=cfg.grpo,
             eval_sampling=self.eval_sampling, seed=derive_seed(cfg.seed, "train", n, round_), threads=threads,
             dp=self.clients[n].example_dp.settings if self.clients[n].example_dp else None,
+            device=cfg.model.device,
         ) for n in names]
 
     def _drops(self, round_: int, names: list[str], stages: tuple[str, ...]) -> DropSchedule:

@@ -67,7 +67,7 @@ class RoundResult:
 
 
 def _select(batch: RolloutBatch, keep_groups: list[int], g: int) -> RolloutBatch:
-    rows = torch.tensor([i * g + j for i in keep_groups for j in range(g)])
+    rows = torch.tensor([i * g + j for i in keep_groups for j in range(g)], device=batch.sequences.device)
     return RolloutBatch(
         sequences=batch.sequences[rows], attention_mask=batch.attention_mask[rows],
         completion_mask=batch.completion_mask[rows], prompt_len=batch.prompt_len,
@@ -127,7 +127,7 @@ def train_round(model: PeftModel, tok: PreTrainedTokenizerBase, rollout: Rollout
         examples += len(keep)
         batch = _select(batch, keep, g)
         kept_rewards = rewards.view(-1, g)[keep].reshape(-1)
-        adv = group_advantages(kept_rewards, g, cfg.scale_rewards)
+        adv = group_advantages(kept_rewards, g, cfg.scale_rewards).to(batch.sequences.device)
         mask = batch.completion_mask.float()
         model.train()
         with torch.no_grad():

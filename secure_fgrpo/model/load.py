@@ -10,6 +10,7 @@ from transformers import (AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, 
                           PreTrainedTokenizerFast)
 from transformers.utils import logging as hf_logging
 
+from .device import resolve_device
 from .tiny import TinyModelSpec, embedded_model_path
 
 EMBEDDED = "embedded"
@@ -28,8 +29,10 @@ def load_tokenizer(path: str) -> PreTrainedTokenizerBase:
     return AutoTokenizer.from_pretrained(path)
 
 
-def load_base(name_or_path: str, spec: TinyModelSpec | None = None) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
-    """Frozen base model (float32, eval mode) and its left-padding tokenizer."""
+def load_base(name_or_path: str, spec: TinyModelSpec | None = None,
+              device: str = "cpu") -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """Frozen base model (float32, eval mode) on ``device`` (model/device.py) and its
+    left-padding tokenizer."""
     path = resolve_model_path(name_or_path, spec)
     if not name_or_path == EMBEDDED and not Path(path).exists() and "/" not in path:
         raise FileNotFoundError(f"model.path: {path!r} is neither 'embedded', a local directory, nor a hub id")
@@ -44,7 +47,7 @@ def load_base(name_or_path: str, spec: TinyModelSpec | None = None) -> tuple[Pre
     finally:
         if bars:
             hf_logging.enable_progress_bar()
-    model.eval()
+    model.to(resolve_device(device)).eval()
     for p in model.parameters():
         p.requires_grad_(False)
     return model, tok

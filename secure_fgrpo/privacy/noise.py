@@ -62,7 +62,8 @@ class SecureRandom:
         return z * std
 
     def normal_like(self, ref: torch.Tensor, std: float) -> torch.Tensor:
-        return torch.from_numpy(self.normal(ref.numel(), std)).to(ref.dtype).view_as(ref)
+        """Drawn on the CPU from the stream, then copied to ``ref``'s device."""
+        return torch.from_numpy(self.normal(ref.numel(), std)).to(device=ref.device, dtype=ref.dtype).view_as(ref)
 
     def bernoulli(self, n: int, p: float) -> np.ndarray:
         """n independent coin flips with P(True) = p."""

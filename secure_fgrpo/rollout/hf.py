@@ -12,12 +12,13 @@ class HFRollout(RolloutBackend):
     def generate(self, model: PreTrainedModel, tok: PreTrainedTokenizerBase, prompts: list[str],
                  group_size: int, sampling: SamplingSpec, seed: int) -> RolloutBatch:
         enc = tok([p for p in prompts for _ in range(group_size)], return_tensors="pt", padding=True)
-        ids, att = enc["input_ids"], enc["attention_mask"]
+        ids, att = enc["input_ids"].to(model.device), enc["attention_mask"].to(model.device)
         never = sorted({t for t in (tok.pad_token_id, tok.bos_token_id, tok.unk_token_id)
                         if t is not None and t != tok.eos_token_id})
         was_training = model.training
         model.eval()
-        with torch.random.fork_rng(devices=[]), torch.no_grad():
+        gpu = [model.device] if model.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=gpu), torch.no_grad():
             torch.manual_seed(seed)
             seq = model.generate(
                 input_ids=ids, attention_mask=att,
@@ -33,12 +34,13 @@ def _assemble(tok: PreTrainedTokenizerBase, seq: torch.Tensor, prompt_att: torch
               prompt_len: int, max_new: int) -> RolloutBatch:
     comp = seq[:, prompt_len:]
     if comp.shape[1] < max_new:  # generation stopped early for every row
-        pad = torch.full((comp.shape[0], max_new - comp.shape[1]), tok.pad_token_id, dtype=comp.dtype)
+        pad = torch.full((comp.shape[0], max_new - comp.shape[1]), tok.pad_token_id, dtype=comp.dtype,
+                         device=comp.device)
         comp = torch.cat([comp, pad], 1)
     is_eos = comp == tok.eos_token_id
     finished = is_eos.any(1)
     first_eos = torch.where(finished, is_eos.int().argmax(1), torch.full_like(finished, max_new, dtype=torch.long))
-    steps = torch.arange(max_new).unsqueeze(0)
+    steps = torch.arange(max_new, device=comp.device).unsqueeze(0)
     mask = (steps <= first_eos.unsqueeze(1)).long()
     mask = torch.where(finished.unsqueeze(1), mask, (steps < max_new).long())
     comp = torch.where(mask.bool(), comp, torch.full_like(comp, tok.pad_token_id))
