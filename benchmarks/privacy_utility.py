@@ -16,7 +16,8 @@ TUNED_EXAMPLE below (``--untuned``: the demo's own).
     .venv/bin/python benchmarks/privacy_utility.py --rounds 6 --eps inf,8 --modes example --name privacy_utility_6rounds
 
 writes NAME.{json,md,png} (--name, default privacy_utility) under --out (default benchmarks/results). Each
-(mode, ε, seed) unit runs single-threaded in its own worker process. Not part of CI.
+(mode, ε, seed) unit runs single-threaded in its own worker process; with
+--set 'model.device="cuda"' the units share the GPU (minutes instead of hours). Not part of CI.
 """
 
 from __future__ import annotations
@@ -143,11 +144,11 @@ def step_overhead(overrides: dict[str, Any], reps: int) -> dict[str, Any]:
     _quiet_worker()
     cfg = make_config(Unit("none", math.inf, 0, 1, overrides))
     g, pool = cfg.grpo.group_size, build_data(cfg).clients[cfg.clients[0].name].train
-    base, tok = load_base(resolve_model_path(cfg.model.path, cfg.model.embedded))
+    base, tok = load_base(resolve_model_path(cfg.model.path, cfg.model.embedded), device=cfg.model.device)
     model = attach_lora(base, cfg.model.lora)
     prompts = [p.prompt for p in pool[: cfg.grpo.prompts_per_step]]
     batch = make_rollout(cfg.model.rollout).generate(model, tok, prompts, g, cfg.grpo.sampling, 0)
-    adv = group_advantages(torch.randn(len(prompts) * g), g)
+    adv = group_advantages(torch.randn(len(prompts) * g), g).to(batch.sequences.device)
     mask = batch.completion_mask.float()
     params = [p for p in model.parameters() if p.requires_grad]
     model.train()
@@ -172,6 +173,8 @@ def step_overhead(overrides: dict[str, Any], reps: int) -> dict[str, Any]:
         for _ in range(reps):
             t = time.perf_counter()
             fn()
+            if batch.sequences.is_cuda:  # kernels run asynchronously: time their completion
+                torch.cuda.synchronize()
             times.setdefault(name, []).append(time.perf_counter() - t)
         if name == "dp":
             engine.close()
@@ -236,8 +239,10 @@ def write_markdown(path: Path, result: dict[str, Any]) -> None:
         lines.append(f"| {label(d['mode'], s)} | {_eps(d['epsilon'])} | {100 * d['final_mean']:.1f} ± "
                      f"{100 * d['final_std']:.1f} | {100 * d['gain_mean']:+.1f} | {100 * d['retained']:.0f} % | "
                      f"{'' if math.isnan(vs) else f'{100 * vs:.0f} %'} | {d['spent_max']:.2f} | {d['noise_multiplier']:.3g} | {secs} |")
+    device = s["overrides"].get("model.device", "cpu")
+    where = "1 CPU thread" if device == "cpu" else f"on {device} ({result['machine'].get('gpu', 'GPU')})"
     lines += ["", f"DP-SGD update step (forward + backward + optimizer step on one batch of {step['groups']} "
-              f"groups × {step['group_size']} completions, {step['trainable_params']} LoRA parameters, 1 thread, "
+              f"groups × {step['group_size']} completions, {step['trainable_params']} LoRA parameters, {where}, "
               f"median of {step['reps']}): non-private {1000 * step['median_s']['plain']:.1f} ms, DP-SGD "
               f"{1000 * step['median_s']['dp']:.1f} ms (× {step['ratio']:.2f}). A whole local step also rolls "
               "out the group's completions, which DP does not change: see the client s/round column.", ""]
@@ -371,6 +376,7 @@ def main(argv: list[str] | None = None) -> int:
                      "backend": "masked", "global_eval_size": cfg.data.global_eval_size,
                      "config_seed0": to_dict(cfg)},
         "machine": {"platform": platform.platform(), "python": platform.python_version(), "torch": torch.__version__,
+                    "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
                     "cpu_count": os.cpu_count(), "loadavg_start": load0, "loadavg_end": list(os.getloadavg())},
         "total_wall_s": time.perf_counter() - t0,
         "step_overhead": step,
