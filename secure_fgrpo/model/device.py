@@ -1,6 +1,6 @@
 """Where the model runs: ``model.device`` resolved against what this machine has.
 
-The default is the CPU (bit-for-bit reproducible runs, the CI machine); "cuda" or "cuda:N" puts
+The default is the CPU (the CI machine; non-private runs reproduce bit for bit); "cuda" or "cuda:N" puts
 the policy, rollouts, log-probs and DP-SGD's per-sample gradients on a GPU; "auto" takes the GPU
 when there is one. Secret noise is still drawn on the CPU from the cryptographic stream and only
 copied to the device (privacy/noise.py)."""
