@@ -61,6 +61,49 @@ def test_a_ckks_decryption_that_reaches_the_server_reveals_the_key(tmp_path: Pat
     assert s == _coeffs(sk.data(), 0, N)  # all 4096 coefficients (NTT form, data prime)
 
 
+def test_the_same_attack_on_the_exact_bfv_sum_the_server_receives_fails(tmp_path: Path) -> None:
+    """server-learns-sum runs on BFV: the server gets the exact integers m, and Encode gives
+    round(q·m/t) = c0 + c1·s - e (mod q) with the decryption noise e unknown: the solve fails.
+    Control: with e = 0 the same solver recovers the key, so the noise is what stops it."""
+    fed = make_fed(tmp_path, {}, n=3)
+    spec = fed.spec(dim=N)
+    vecs = random_inputs(fed.names, N, seed=1)
+    rec = FullRecorder()
+    out, server, _ = fed.run(spec, vecs, recorder=rec)
+    codec = server.codec
+    ev = seal.Evaluator(codec.ctx)
+    cts = [codec.load(decode_bundle(m.payload).chunks[0], codec.input_level, "x")
+           for m in rec.messages if m.kind == "ciphertexts"]
+    acc = cts[0]
+    for ct in cts[1:]:
+        ev.add_inplace(acc, ct)
+    ev.transform_to_ntt_inplace(acc)
+    pid, (q,) = level_at(codec.ctx, 1)
+    t = codec.t
+    ints = codec.encode_integers(out.total.copy())  # what the decryptor's float sum pins down
+    m = seal.Plaintext()
+    codec.encoder.encode(np.where(ints < 0, ints + t, ints).astype(np.uint64).tolist(), m)
+    mc = _coeffs(m, 0, m.coeff_count()) + [0] * (N - m.coeff_count())
+
+    def ntt(coeffs: list[int]) -> list[int]:
+        p = seal.Plaintext(" + ".join(f"{c:X}x^{i}" for i, c in reversed(list(enumerate(coeffs))) if c) or "0")
+        ev.transform_to_ntt_inplace(p, list(pid))
+        return _coeffs(p, 0, N)
+
+    delta, r = divmod(q, t)  # round(q·m/t) = Δ·m + round(r·m/t), both terms valid plaintexts
+    target = [(delta * a + b) % q for a, b in zip(ntt(mc), ntt([(r * c + t // 2) // t for c in mc]))]
+    c0, c1 = _coeffs(acc, 0, N), _coeffs(acc, N, N)
+    keys = load_keys(client_dir(tmp_path, "h0"), fed.backend.params, secret=True, relin=False)
+    key = _coeffs(keys.secret_key.data(), 0, N)  # keep ``keys`` alive: SEAL objects borrow from it
+
+    def solve(c0_: list[int]) -> list[int]:
+        return [((target[j] - c0_[j]) * pow(c1[j], -1, q)) % q for j in range(N)]
+
+    assert sum(a == b for a, b in zip(solve(c0), key)) <= 2  # chance level: 1/q per coefficient
+    noiseless = [(target[j] - c1[j] * key[j]) % q for j in range(N)]
+    assert solve(noiseless) == key
+
+
 @pytest.mark.parametrize("options", [{"scheme": "ckks"}, {"params": "nvflare"},
                                      {"weights": "server", "tau": 1.0, "gain_clip": 2.0}])
 def test_ckks_is_refused_wherever_the_server_would_receive_a_decryption(options: dict) -> None:
