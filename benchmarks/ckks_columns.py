@@ -35,10 +35,13 @@ COLUMNS = ("plaintext", "nvflare-default", "bfv-4096", "ckks-4096", "nvflare-par
            "ckks-weights-server-d7")
 OUR_OPTIONS: dict[str, dict[str, Any]] = {
     "bfv-4096": {},  # the default
-    "ckks-4096": {"scheme": "ckks"},
-    "nvflare-params-seeded": {"scheme": "ckks", "params": "nvflare"},
-    "ckks-weights-server": {"weights": "server", "tau": 1.0, "gain_clip": 2.0, "poly_degree": 15},
-    "ckks-weights-server-d7": {"weights": "server", "tau": 1.0, "gain_clip": 2.0, "poly_degree": 7},
+    # CKKS only in server-blind since issue 13 (a CKKS decryption at the server gives it the key).
+    "ckks-4096": {"scheme": "ckks", "reveal": "server-blind"},
+    "nvflare-params-seeded": {"scheme": "ckks", "params": "nvflare", "reveal": "server-blind"},
+    "ckks-weights-server": {"weights": "server", "tau": 1.0, "gain_clip": 2.0, "poly_degree": 15,
+                            "reveal": "server-blind"},
+    "ckks-weights-server-d7": {"weights": "server", "tau": 1.0, "gain_clip": 2.0, "poly_degree": 7,
+                               "reveal": "server-blind"},
 }
 DATA_BOUND, WEIGHT_BOUND = 1.0, 10.0
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -140,12 +143,16 @@ def _ours(column: str, n: int, dim: int, vecs: list[np.ndarray], base: float, se
         t0 = time.perf_counter()
         replies = server.process("input", msgs)
         summ = time.perf_counter() - t0
-        (decryptor, reply), = replies.items()
+        decryptor, reply = next(iter(replies.items()))  # server-blind: every contributor gets one
         t0 = time.perf_counter()
         answer = clients[decryptor].respond("decrypt", reply)
         dec = time.perf_counter() - t0
-        server.process("decrypt", {decryptor: answer})
-        total = server.outcome().total
+        if answer is None:
+            total = clients[decryptor].result()
+        else:
+            server.process("decrypt", {decryptor: answer})
+            total = server.outcome().total
+        checks = _check_costs(run, names, msgs, reply, clients, server)
         err = float(np.linalg.norm(total - expected) / np.linalg.norm(expected))
         p = backend.params
         extra = {"params": f"{p.scheme.upper()} N={p.poly_modulus_degree} {list(p.coeff_mod_bit_sizes)}"
@@ -154,7 +161,44 @@ def _ours(column: str, n: int, dim: int, vecs: list[np.ndarray], base: float, se
                  "poly_seconds_per_client": server.stats.get("poly_seconds", 0.0) / n}
         if backend.approx is not None:
             extra["approx_max_rel_error"] = backend.approx.max_rel_error
+        extra.update(checks)
         return _row(column, n, dim, len(msgs[names[0]].payload), len(reply.payload), enc, summ, dec, err, base, **extra)
+
+
+def _check_costs(run: Path, names: list[str], msgs: dict[str, Any], reply: Any, clients: dict[str, Any],
+                 server: Any) -> dict[str, float]:
+    """Issue 13's checks, timed on the round's real payloads (seconds, unscaled): one client's
+    input digest + signature; the server's digest + signature check and strict SEAL/zstd framing
+    of all n inputs; a decryptor's check of the n signed attestations that come with the sum."""
+    from secure_fgrpo.secure_sum.ckks import client_dir
+    from secure_fgrpo.secure_sum.ckks.binding import body_digest
+    from secure_fgrpo.secure_sum.ckks.sealio import check_seal_header
+    from secure_fgrpo.secure_sum.ckks.wire import decode_bundle
+    from secure_fgrpo.secure_sum.masked.keys import load_identity
+
+    me = names[0]
+    identity = load_identity(client_dir(run, me))
+    t0 = time.perf_counter()
+    clients[me].binding.sign(identity, me, body_digest(msgs[me].payload))
+    sign_s = time.perf_counter() - t0
+    codec = server.codec
+    level = codec.gain_level if codec.weights_on_server else codec.input_level
+    size_in = codec.content_size(codec.input_level, True)
+    size_gain = codec.content_size(level, True)
+    t0 = time.perf_counter()
+    for nm in names:
+        b = decode_bundle(msgs[nm].payload)
+        assert server.binding.verify(nm, body_digest(msgs[nm].payload), b.signature)
+        for blob in b.chunks:
+            assert check_seal_header(blob, codec.input_level.max_bytes(codec.n, 3), size_in) is None
+        if b.gain is not None:
+            assert check_seal_header(b.gain, level.max_bytes(codec.n, 3), size_gain) is None
+    server_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    clients[reply.recipient]._check_contributors(decode_bundle(reply.payload))
+    decryptor_s = time.perf_counter() - t0
+    return {"sign_s_per_client": sign_s, "server_checks_s_per_round": server_s,
+            "decryptor_checks_s": decryptor_s}
 
 
 def measure(column: str, n: int, dim: int, seed: int = 0) -> dict[str, Any]:
@@ -200,12 +244,34 @@ def to_markdown(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def compare_markdown(previous: list[dict[str, Any]], rows: list[dict[str, Any]]) -> str:
+    """Issue 13: the new rows next to the previous ones, and the cost of the new checks."""
+    old = {(r["column"], r["n"]): r for r in previous}
+    head = ("| column | n | dim | encrypt s/1M before → now | sum s/1M before → now | decrypt s/1M before → now | "
+            "upload B/param before → now | sign ms/client | server checks ms/round (all n) | "
+            "decryptor checks ms | rel. error now |")
+    lines = [head, "|" + "---|" * 11]
+    for r in rows:
+        o = old.get((r["column"], r["n"]), {})
+        f = (lambda k, d=3: f"{o[k]:.{d}f}" if k in o else "—")  # noqa: E731
+        lines.append(f"| {r['column']} | {r['n']} | {r['dim']} | {f('encrypt_s_per_1M')} → {r['encrypt_s_per_1M']:.3f} | "
+                     f"{f('sum_s_per_1M')} → {r['sum_s_per_1M']:.3f} | {f('decrypt_s_per_1M')} → "
+                     f"{r['decrypt_s_per_1M']:.3f} | {f('upload_bytes_per_param', 2)} → {r['upload_bytes_per_param']:.2f} | "
+                     f"{1e3 * r['sign_s_per_client']:.2f} | {1e3 * r['server_checks_s_per_round']:.2f} | "
+                     f"{1e3 * r['decryptor_checks_s']:.2f} | {r['rel_error']:.1e} |")
+    return "\n".join(lines) + "\n"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--dim", type=int, default=1_000_000)
     ap.add_argument("--n", type=int, nargs="+", default=[5, 10, 20])
     ap.add_argument("--columns", nargs="+", default=list(COLUMNS))
     ap.add_argument("--one", nargs=3, metavar=("COLUMN", "N", "DIM"), help=argparse.SUPPRESS)
+    ap.add_argument("--compare", metavar="NAME", help="write results/NAME.{json,md}: these rows next to the "
+                    "--previous rows (issue 13's cost of the new checks)")
+    ap.add_argument("--previous", default=str(RESULTS / "secure_sum_ckks.json"),
+                    help="JSON of the rows before the change (same sizes, run just before, for a fair comparison)")
     args = ap.parse_args()
     if args.one:
         column, n, dim = args.one
@@ -220,6 +286,24 @@ def main() -> None:
                      "TenSEAL ckks_vector uses its default thread pool, our codec is single-threaded; "
                      "peak RSS includes the interpreter, numpy inputs for all n clients and all n payloads")}
     RESULTS.mkdir(parents=True, exist_ok=True)
+    if args.compare:
+        previous = json.loads(Path(args.previous).read_text())
+        meta["command"] = " ".join(["python", *sys.argv])
+        meta["previous"] = (f"{args.previous}: {previous['meta'].get('command', 'the same script at the commit before')}, "
+                            f"dim {previous['meta']['dim']}, load "
+                            f"{min(r['loadavg_1m'] for r in previous['rows']):.1f}-"
+                            f"{max(r['loadavg_1m'] for r in previous['rows']):.1f}")
+        meta["previous_rows"] = previous["rows"]
+        (RESULTS / f"{args.compare}.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
+        md = (f"# Secure sum, CKKS/BFV: the cost of issue 13's checks\n\nCommand: `{meta['command']}`\n\n"
+              f"{compare_markdown(previous['rows'], rows)}\nBefore: {meta['previous']}. Times are per 1M "
+              f"parameters. Since issue 13 the CKKS columns run server-blind (CKKS is refused where the server "
+              f"decrypts). Check times are unscaled (they do not grow with dim beyond hashing). "
+              f"Notes: {meta['note']}. Load average during the run: "
+              f"{min(r['loadavg_1m'] for r in rows):.1f}-{max(r['loadavg_1m'] for r in rows):.1f}.\n")
+        (RESULTS / f"{args.compare}.md").write_text(md)
+        log.info("wrote %s", RESULTS / f"{args.compare}.md")
+        return
     (RESULTS / "secure_sum_ckks.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
     md = (f"# Secure sum: homomorphic columns (dim={args.dim})\n\n{to_markdown(rows)}\n"
           f"Notes: {meta['note']}. Load average during the run: "

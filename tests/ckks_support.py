@@ -84,6 +84,17 @@ def gain_inputs(names: list[str], dim: int, seed: int, gain_clip: float, tau: fl
     return sw, cw
 
 
+def resign(fed: Fed, spec: SumSpec, sender: str, payload: bytes) -> bytes:
+    """``payload`` signed by ``sender``'s identity for ``spec``'s round: what a malicious client
+    (who holds its own key) can send. Needs a payload whose signature flag is set."""
+    from secure_fgrpo.secure_sum.ckks.binding import body_digest
+    from secure_fgrpo.secure_sum.masked.keys import load_identity
+
+    client = fed.backend.client(sender, spec, client_dir(fed.run_dir, sender))
+    return payload[:-64] + client.binding.sign(load_identity(client_dir(fed.run_dir, sender)), sender,
+                                               body_digest(payload))
+
+
 class SecretKeyDetector:
     """Windows of the secret key, both as SEAL serialises it (how a leaked context would carry
     it) and as raw coefficients (how a hand-rolled leak would carry it)."""

@@ -25,9 +25,10 @@ def _mode(p: Path) -> int:
 def test_setup_writes_0600_files_and_a_public_server_context(tmp_path: Path) -> None:
     names = ["a", "b"]
     make_backend("ckks", {}).setup(tmp_path, names)
-    files = [p for p in tmp_path.rglob("*") if p.is_file()]
-    assert len(files) == 2 * 2 + 2
+    files = [p for p in tmp_path.rglob("*") if p.is_file() and p.name != "roster.json"]
+    assert len(files) == 2 * 2 + 2 + 2  # contexts + metas, and each client's Ed25519 identity
     assert all(_mode(p) == 0o600 for p in files), {str(p): oct(_mode(p)) for p in files}
+    assert (server_dir(tmp_path) / SUBDIR / "roster.json").exists()  # public keys only
     assert all(_mode(p) == 0o700 for p in tmp_path.rglob("ckks"))
     server = ts.context_from((server_dir(tmp_path) / SUBDIR / PUBLIC_FILE).read_bytes())
     assert not server.is_private()
@@ -39,7 +40,8 @@ def test_setup_writes_0600_files_and_a_public_server_context(tmp_path: Path) -> 
 
 
 def test_server_gets_relin_keys_only_when_it_evaluates_weights(tmp_path: Path) -> None:
-    make_backend("ckks", {"weights": "server", "tau": 1.0, "gain_clip": 2.0, "poly_degree": 3}).setup(tmp_path, ["a"])
+    make_backend("ckks", {"weights": "server", "tau": 1.0, "gain_clip": 2.0, "poly_degree": 3,
+                          "reveal": "server-blind"}).setup(tmp_path, ["a"])
     server = ts.context_from((server_dir(tmp_path) / SUBDIR / PUBLIC_FILE).read_bytes())
     assert server.has_relin_keys() and not server.has_galois_keys() and not server.is_private()
 

@@ -9,7 +9,7 @@ from typing import Callable
 import numpy as np
 import pytest
 
-from ckks_support import FullRecorder, make_fed, random_inputs
+from ckks_support import FullRecorder, make_fed, random_inputs, resign
 from secure_fgrpo.secure_sum import Message, ProtocolError, SumClient, run_secure_sum
 from secure_fgrpo.secure_sum.ckks import client_dir, server_dir
 from secure_fgrpo.secure_sum.ckks.codec import Codec
@@ -22,7 +22,9 @@ DIM = 5000  # two BFV ciphertexts
 
 @pytest.fixture(scope="module")
 def fed(tmp_path_factory: pytest.TempPathFactory):
-    return make_fed(tmp_path_factory.mktemp("fed"), {}, n=3)
+    global FED
+    FED = make_fed(tmp_path_factory.mktemp("fed"), {}, n=3)
+    return FED
 
 
 @pytest.fixture(scope="module")
@@ -45,9 +47,12 @@ def _with(msg: Message, **changes) -> Message:
     return dataclasses.replace(msg, **changes)
 
 
+FED = None  # set by the fed fixture: _rebundle re-signs as the sender (a malicious client's own message)
+
+
 def _rebundle(msg: Message, **changes) -> Message:
     b = dataclasses.replace(decode_bundle(msg.payload), **changes)
-    return _with(msg, payload=encode_bundle(b))
+    return _with(msg, payload=resign(FED, FED.spec(dim=DIM, rnd=2), msg.sender, encode_bundle(b)))
 
 
 def _chunk(msg: Message, i: int) -> memoryview:
@@ -109,7 +114,7 @@ def test_replays_are_never_added_twice(fed, messages) -> None:
     # The same payload from a second sender.
     inbound = dict(messages)
     inbound["h2"] = _with(messages["h0"], sender="h2")
-    _expect(fed, inbound, "h2", "identical payload")
+    _expect(fed, inbound, "h2", "not signed by the sender's roster key")
     # Another sender's ciphertext inside a fresh bundle.
     inbound = dict(messages)
     stolen = decode_bundle(messages["h0"].payload).chunks[0]
@@ -145,7 +150,8 @@ def test_client_rejects_a_tampered_server_reply(fed, messages) -> None:
     server = _server(fed)
     reply = server.process("input", dict(messages))["h2"]
     client = fed.backend.client("h2", spec, client_dir(fed.run_dir, "h2"))
-    bad = _rebundle(reply, chunks=decode_bundle(reply.payload).chunks[:1])
+    bad = _with(reply, payload=encode_bundle(dataclasses.replace(decode_bundle(reply.payload),
+                                                                 chunks=decode_bundle(reply.payload).chunks[:1])))
     with pytest.raises(ProtocolError, match="does not match") as err:
         client.respond("decrypt", bad)
     assert err.value.sender == "server"

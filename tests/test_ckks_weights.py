@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import tenseal.sealapi as seal
 
-from ckks_support import gain_inputs, make_fed
+from ckks_support import gain_inputs, make_fed, resign
 from secure_fgrpo.secure_sum import ProtocolError
 from secure_fgrpo.secure_sum.ckks import client_dir, server_dir, server_weight_input
 from secure_fgrpo.secure_sum.ckks.keys import build_context
@@ -90,6 +90,6 @@ def test_gain_ciphertext_must_be_present_in_weights_mode(wfed) -> None:
     client.set_input(server_weight_input(np.full(9, 0.01), 1.0, 0.5))
     msg = client.respond("input", None)
     b = dataclasses.replace(decode_bundle(msg.payload), gain=None)
-    bad = dataclasses.replace(msg, payload=encode_bundle(b))
+    bad = dataclasses.replace(msg, payload=resign(wfed, spec, "h0", encode_bundle(b)))  # its own, re-signed
     with pytest.raises(ProtocolError, match="gain ciphertext presence"):
         wfed.backend.server(spec, server_dir(wfed.run_dir)).process("input", {"h0": bad})

@@ -4,6 +4,12 @@ Options (every other key is refused, by name):
 
 - ``reveal``: ``"server-learns-sum"`` (default; one rotating decryptor returns the two sums)
   or ``"server-blind"`` (every contributor decrypts; the server learns nothing, not even the sum).
+  ``scheme = "ckks"`` (and so ``weights = "server"``) is refused with server-learns-sum: an
+  approximate CKKS decryption handed to the server reveals the secret key (Li and Micciancio,
+  2021; issue 13). BFV decrypts exactly and is not affected.
+- ``roster`` (path): JSON ``{"version": 1, "clients": {name: hex Ed25519 public key}}``, the
+  institutions' identity keys (the masked backend's format). Without it, :meth:`setup` creates
+  an identity per client and the roster. Every input is signed (binding.py).
 - ``weights``: ``"client"`` (default; clients send ``[e_i·Δ_i, e_i]``) or ``"server"`` (clients
   send ``[n^α·Δ, n^α, g]``; the server evaluates exp(g/τ) under encryption). Needs ``tau`` and
   ``gain_clip``.
@@ -20,10 +26,14 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
 from ..base import Backend, SumClient, SumServer, SumSpec
+from ..masked.keys import load_identity, load_or_create_identity, load_roster, public_bytes, write_roster
+from .binding import Binding, round_digest
 from .client import CKKSClient
 from .codec import Codec
-from .keys import client_dir, init_keys, load_keys, server_dir
+from .keys import SUBDIR, KeyMaterial, client_dir, init_keys, load_keys, server_dir
 from .params import ParamSet, resolve
 from .poly import EncryptedPoly, ExpApprox
 from .server import Mode
@@ -32,7 +42,8 @@ log = logging.getLogger(__name__)
 
 REVEALS = ("server-learns-sum", "server-blind")
 WEIGHTS = ("client", "server")
-OPTIONS = ("reveal", "weights", "scheme", "params", "tau", "gain_clip", "poly_degree", "decryptors")
+OPTIONS = ("reveal", "weights", "scheme", "params", "tau", "gain_clip", "poly_degree", "decryptors", "roster")
+ROSTER_FILE = "roster.json"
 
 
 class CKKSBackend(Backend):
@@ -73,7 +84,18 @@ class CKKSBackend(Backend):
             if stray:
                 raise ValueError(f"secure_sum: option(s) {', '.join(stray)} only apply to weights = 'server'")
         self.params: ParamSet = resolve(options.get("params"), options.get("scheme"), weights, degree)
+        if self.params.scheme == "ckks" and reveal == "server-learns-sum":
+            raise ValueError("secure_sum.scheme: CKKS with reveal = 'server-learns-sum' is refused: the server would "
+                             "receive an approximate decryption, from which it solves for the secret key (Li and "
+                             "Micciancio 2021). Use reveal = 'server-blind' with CKKS (weights = 'server' needs it), "
+                             "or scheme = 'bfv' (exact decryption) to let the server learn the sum")
+        self.degree = degree
         self.mode = Mode(reveal, weights, decryptors)
+        roster = options.get("roster")
+        if roster is not None and not isinstance(roster, str | Path):
+            raise ValueError(f"secure_sum.roster must be a path, got {roster!r}")
+        self.roster_path: Path | None = Path(roster) if roster is not None else None
+        self._roster: dict[str, Ed25519PublicKey] | None = load_roster(self.roster_path) if self.roster_path else None
 
     @property
     def weights_on_server(self) -> bool:
@@ -84,8 +106,30 @@ class CKKSBackend(Backend):
         return self.mode.reveal != "server-blind"
 
     def setup(self, run_dir: Path, clients: list[str]) -> None:
-        """Create the federation's keys (or reuse matching ones) under ``run_dir``."""
+        """Create the federation's keys (or reuse matching ones) under ``run_dir``, and an
+        identity per client with its roster unless a roster is configured."""
         init_keys(Path(run_dir), list(clients), self.params, relin=self.weights_on_server)
+        if self._roster is not None:
+            missing = sorted(set(clients) - set(self._roster))
+            if missing:
+                raise ValueError(f"secure_sum.roster {self.roster_path} has no key for {', '.join(missing)}")
+            return
+        keys = {n: public_bytes(load_or_create_identity(client_dir(run_dir, n))) for n in clients}
+        self.roster_path = server_dir(run_dir) / SUBDIR / ROSTER_FILE
+        write_roster(self.roster_path, keys)
+        self._roster = load_roster(self.roster_path)
+
+    def _binding(self, spec: SumSpec, keys: KeyMaterial) -> Binding:
+        if self._roster is None:
+            raise ValueError("secure_sum: the ckks backend signs every input and needs a roster: set "
+                             "secure_sum.roster or call setup(run_dir, clients) first")
+        missing = [p for p in spec.participants if p not in self._roster]
+        if missing:
+            raise ValueError(f"secure_sum.roster has no key for participant(s) {', '.join(missing)}")
+        mode = {"reveal": self.mode.reveal, "weights": self.mode.weights, "decryptors": self.mode.decryptors,
+                "tau": float(self.tau).hex(), "gain_clip": float(self.gain_clip).hex(),
+                "poly_degree": self.degree if self.approx else 0}
+        return Binding(spec.round, round_digest(spec, self.params, keys.key_id, mode), self._roster)
 
     def _codec(self, keys: Any, spec: SumSpec) -> Codec:
         a = self.approx.a if self.approx else 0.0
@@ -100,12 +144,16 @@ class CKKSBackend(Backend):
         poly = None
         if self.approx is not None:
             poly = EncryptedPoly(codec.ctx, keys.relin_keys, self.approx, codec.gain_level.scale)
-        return CKKSServer(spec, codec, self.mode, poly)
+        return CKKSServer(spec, codec, self.mode, poly, self._binding(spec, keys))
 
     def client(self, name: str, spec: SumSpec, state_dir: Path) -> SumClient:
         keys = load_keys(Path(state_dir), self.params, secret=True, relin=False)
-        return CKKSClient(name, spec, self._codec(keys, spec), self.mode, tau=self.tau or 1.0,
-                          gain_clip=self.gain_clip)
+        binding = self._binding(spec, keys)
+        identity = load_identity(Path(state_dir))
+        if name not in binding.roster or public_bytes(identity) != binding.roster[name].public_bytes_raw():
+            raise ValueError(f"{name}: the identity key in {Path(state_dir)} does not match its roster entry")
+        return CKKSClient(name, spec, self._codec(keys, spec), self.mode, binding, identity,
+                          tau=self.tau or 1.0, gain_clip=self.gain_clip)
 
     def server_dir(self, run_dir: Path) -> Path:
         return server_dir(run_dir)

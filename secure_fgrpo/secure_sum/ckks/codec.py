@@ -26,7 +26,7 @@ import tenseal.sealapi as seal  # SEAL bindings shipped with TenSEAL
 from ..base import SumSpec
 from .keys import KeyMaterial, plain_modulus
 from .params import ParamSet
-from .sealio import SealIO, check_seal_header
+from .sealio import SEAL_HEADER, SealIO, check_seal_header, zstd_content_size
 
 
 @dataclass(frozen=True)
@@ -69,6 +69,7 @@ class Codec:
         self.weights_on_server = weights_on_server
         self.gain_clip, self.exp_shift = gain_clip, exp_shift
         self.io = SealIO()
+        self._content_sizes: dict[tuple[tuple[int, ...], bool], int] = {}
         n_max = len(spec.participants)
         if n_max > params.max_clients:
             raise ValueError(f"{n_max} participants exceed params {params.name!r} max_clients={params.max_clients}")
@@ -185,9 +186,34 @@ class Codec:
         return out * math.exp(self.exp_shift) if self.weights_on_server else out
 
     # ------------------------------------------------------------------ both: load / dump
-    def load(self, blob: bytes | memoryview, level: Level, what: str) -> Any:
-        """Parse one ciphertext strictly; raise ValueError with a reason naming ``what``."""
-        reason = check_seal_header(blob, level.max_bytes(self.n, size=3))
+    def content_size(self, level: Level, seeded: bool) -> int:
+        """Bytes of SEAL content in an honest ciphertext at ``level`` (fixed by the parameters):
+        measured once on a throwaway key, since the server holds no key to encrypt with."""
+        key = (level.parms_id, seeded)
+        if key not in self._content_sizes:
+            scratch = seal.Encryptor(self.ctx, seal.KeyGenerator(self.ctx).secret_key())
+            pt = seal.Plaintext()
+            if self.params.scheme == "bfv":
+                self.encoder.encode([0] * self.n, pt)
+            else:
+                self.encoder.encode([0.0] * (self.n // 2), list(level.parms_id), level.scale, pt)
+            if seeded:
+                blob = self.io.dump(scratch.encrypt_symmetric(pt))
+            else:
+                ct = seal.Ciphertext()
+                scratch.encrypt_symmetric(pt, ct)
+                blob = self.io.dump(ct)
+            size = zstd_content_size(blob[SEAL_HEADER.size:])
+            if size is None:
+                raise RuntimeError("SEAL wrote a ciphertext without a zstd content size")
+            self._content_sizes[key] = size
+        return self._content_sizes[key]
+
+    def load(self, blob: bytes | memoryview, level: Level, what: str, *, seeded: bool = True) -> Any:
+        """Parse one ciphertext strictly; raise ValueError with a reason naming ``what``.
+
+        ``seeded``: a client's fresh symmetric ciphertext (only c0 and a seed travel)."""
+        reason = check_seal_header(blob, level.max_bytes(self.n, size=3), self.content_size(level, seeded))
         if reason:
             raise ValueError(f"{what}: {reason}")
         ct = seal.Ciphertext()

@@ -17,6 +17,7 @@ from typing import Any
 SEAL_MAGIC = 0xA15E
 SEAL_HEADER = struct.Struct("<HBBBBHQ")  # magic, header size, major, minor, compr mode, reserved, size
 COMPR_NONE, COMPR_ZSTD = 0, 2
+ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 
 
 class SealIO:
@@ -59,17 +60,73 @@ class SealIO:
             pass
 
 
-def check_seal_header(data: bytes | memoryview, max_size: int) -> str | None:
-    """Cheap structural check of a SEAL blob before SEAL parses it; returns a reason or None."""
+def check_seal_header(data: bytes | memoryview, max_size: int, content_size: int | None = None) -> str | None:
+    """Cheap structural check of a SEAL blob before SEAL parses it; returns a reason or None.
+
+    SEAL stops reading at the end of the object and ignores whatever follows inside its
+    declared size (found by issue 13: a ciphertext with trailing bytes was accepted). So the
+    blob must be exactly one zstd frame (what SEAL writes) that ends at the last byte, and,
+    when ``content_size`` is given, whose declared content is exactly that many bytes."""
     if len(data) < SEAL_HEADER.size:
         return f"{len(data)} bytes is shorter than a SEAL header"
     magic, hsize, _major, _minor, compr, _res, size = SEAL_HEADER.unpack_from(data)
     if magic != SEAL_MAGIC or hsize != SEAL_HEADER.size:
         return "not a SEAL object (bad magic)"
-    if compr not in (COMPR_NONE, COMPR_ZSTD):
-        return f"unsupported compression mode {compr}"
+    if compr != COMPR_ZSTD:
+        return f"unsupported compression mode {compr} (SEAL writes zstd)"
     if size != len(data):
         return f"SEAL header says {size} bytes, got {len(data)}"
     if size > max_size:
         return f"{size} bytes exceeds the {max_size}-byte limit for one ciphertext"
+    return _check_zstd_frame(bytes(data[SEAL_HEADER.size:]), content_size)
+
+
+def zstd_content_size(frame: bytes) -> int | None:
+    """The frame content size a zstd frame header declares (None if absent or malformed)."""
+    head = _zstd_header(frame)
+    return None if isinstance(head, str) else head[1]
+
+
+def _zstd_header(frame: bytes) -> tuple[int, int | None] | str:
+    """(header length, declared content size) of a zstd frame, or a reason it is malformed."""
+    if len(frame) < 6 or frame[:4] != ZSTD_MAGIC:
+        return "not a single zstd frame"
+    fhd = frame[4]
+    fcs_flag, single, checksum_reserved, dict_flag = fhd >> 6, (fhd >> 5) & 1, (fhd >> 3) & 1, fhd & 3
+    if checksum_reserved:
+        return "zstd frame header has its reserved bit set"
+    pos = 5 + (0 if single else 1) + (0, 1, 2, 4)[dict_flag]
+    fcs_len = (1 if single else 0, 2, 4, 8)[fcs_flag]
+    if pos + fcs_len > len(frame):
+        return "truncated zstd frame header"
+    if fcs_len == 0:
+        return pos, None
+    fcs = int.from_bytes(frame[pos:pos + fcs_len], "little") + (256 if fcs_len == 2 else 0)
+    return pos + fcs_len, fcs
+
+
+def _check_zstd_frame(frame: bytes, content_size: int | None) -> str | None:
+    """Walk the frame's block headers (no decompression): it must end exactly at the end."""
+    head = _zstd_header(frame)
+    if isinstance(head, str):
+        return head
+    pos, fcs = head
+    if content_size is not None and fcs != content_size:
+        return f"ciphertext content of {fcs} bytes, expected {content_size}"
+    checksum = (frame[4] >> 2) & 1
+    while True:
+        if pos + 3 > len(frame):
+            return "truncated zstd block"
+        bh = int.from_bytes(frame[pos:pos + 3], "little")
+        last, btype, bsize = bh & 1, (bh >> 1) & 3, bh >> 3
+        if btype == 3:
+            return "reserved zstd block type"
+        pos += 3 + (1 if btype == 1 else bsize)
+        if pos > len(frame):
+            return "truncated zstd block"
+        if last:
+            break
+    pos += 4 * checksum
+    if pos != len(frame):
+        return f"{len(frame) - pos} bytes after the ciphertext's zstd frame" if pos < len(frame) else "truncated zstd frame"
     return None

@@ -24,6 +24,7 @@ import numpy as np
 import tenseal.sealapi as seal
 
 from ..base import SERVER, Message, ProtocolError, RoundAborted, SumOutcome, SumServer, SumSpec
+from .binding import Binding, body_digest
 from .codec import Codec
 from .poly import EncryptedPoly
 from .wire import KIND_DECRYPT, KIND_INPUT, KIND_SUM, Bundle, WireError, decode_bundle, encode_bundle
@@ -57,8 +58,11 @@ def decryptors_for(spec_round: int, contributors: list[str], k: int) -> list[str
 class CKKSServer(SumServer):
     stages = STAGES
 
-    def __init__(self, spec: SumSpec, codec: Codec, mode: Mode, poly: EncryptedPoly | None) -> None:
+    def __init__(self, spec: SumSpec, codec: Codec, mode: Mode, poly: EncryptedPoly | None,
+                 binding: Binding) -> None:
         super().__init__(spec)
+        self.binding = binding
+        self._attestations: dict[str, bytes] = {}
         if codec.keys.secret_key is not None:
             raise ValueError("the server must be built from a public context (it holds a secret key)")
         self.codec, self.mode, self.poly = codec, mode, poly
@@ -83,7 +87,7 @@ class CKKSServer(SumServer):
         return ProtocolError(sender, stage, reason)
 
     # ------------------------------------------------------------------ input
-    def _check(self, sender: str, msg: Message, seen: set[str]) -> tuple[Bundle, list[str]]:
+    def _check(self, sender: str, msg: Message, seen: set[str]) -> tuple[Bundle, list[str], bytes]:
         """Everything that can be checked without SEAL; returns the bundle and chunk digests."""
         if self._input_done:
             why = "second input in the same round (replay)" if sender in self._contributors else "input stage is closed"
@@ -99,8 +103,12 @@ class CKKSServer(SumServer):
         except WireError as err:
             raise self._reject(sender, INPUT, f"malformed bundle: {err}") from None
         c = self.codec
-        if b.kind != KIND_INPUT or b.scheme != c.params.scheme:
+        if b.kind != KIND_INPUT or b.scheme != c.params.scheme or b.names:
             raise self._reject(sender, INPUT, "bundle is not a client input for this scheme")
+        body = body_digest(msg.payload)
+        if not b.signature or not self.binding.verify(sender, body, b.signature):
+            raise self._reject(sender, INPUT, "input is not signed by the sender's roster key for this round "
+                                              "(round, sender and round parameters are signed)")
         if b.key_id != c.keys.key_id:
             raise self._reject(sender, INPUT, "ciphertexts under another federation key (key id mismatch)")
         if b.round != self.spec.round or b.dim != self.spec.dim:
@@ -117,14 +125,15 @@ class CKKSServer(SumServer):
         digests = [hashlib.sha256(x).hexdigest() for x in blobs]
         if len(set(digests)) != len(digests) or seen.intersection(digests) or self._digests.intersection(digests):
             raise self._reject(sender, INPUT, "a ciphertext was already received (replay)")
-        return b, [digest] + digests
+        return b, [digest] + digests, body + b.signature
 
     def _input(self, inbound: dict[str, Message]) -> dict[str, Message]:
         started = time.perf_counter()
         checked: dict[str, Bundle] = {}
+        attestations: dict[str, bytes] = {}
         seen: set[str] = set()
         for sender, msg in sorted(inbound.items()):
-            b, digests = self._check(sender, msg, seen)
+            b, digests, attestations[sender] = self._check(sender, msg, seen)
             checked[sender] = b
             seen.update(digests)
         if len(checked) < self.spec.threshold:
@@ -150,6 +159,7 @@ class CKKSServer(SumServer):
             acc = [self._finish_product(ct) for ct in acc]
         # Commit: only now does the round state change.
         self._contributors, self._input_done = contributors, True
+        self._attestations = attestations
         self._digests |= seen
         self.stats.update(bytes_in=float(sum(len(m.payload) for m in inbound.values())),
                           sum_seconds=time.perf_counter() - started, poly_seconds=poly_s,
@@ -182,7 +192,8 @@ class CKKSServer(SumServer):
             self._decryptors = decryptors_for(self.spec.round, self._contributors, self.mode.decryptors)
             recipients, kind, bkind = self._decryptors, KIND_DECRYPT_REQ, KIND_DECRYPT
         payload = encode_bundle(Bundle(bkind, c.params.scheme, c.keys.key_id, self.spec.round,
-                                       self.spec.dim, blobs, None, tuple(self._contributors)))
+                                       self.spec.dim, blobs, None, tuple(self._contributors),
+                                       tuple(self._attestations[n] for n in self._contributors)))
         self.stats["bytes_out_each"] = float(len(payload))
         return {r: Message(self.spec.round, INPUT, SERVER, r, kind, payload) for r in recipients}
 
