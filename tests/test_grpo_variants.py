@@ -12,6 +12,7 @@ import torch
 from secure_fgrpo.config import config_from_dict
 from secure_fgrpo.configio import ConfigError
 from secure_fgrpo.data.partition import make_federated_data
+from secure_fgrpo.federation.local import TrainJob, run_training
 from secure_fgrpo.grpo.advantages import (group_advantages, informative_groups, ngrpo_advantages,
                                           ngrpo_trainable_groups)
 from secure_fgrpo.grpo.logprobs import completion_logprobs
@@ -19,7 +20,10 @@ from secure_fgrpo.grpo.loss import LossConfig, LossType, policy_loss
 from secure_fgrpo.grpo.trainer import Advantage, GRPOConfig, train_round
 from secure_fgrpo.model.load import load_base
 from secure_fgrpo.model.lora import LoraSpec, attach_lora
+from secure_fgrpo.model.vector import VectorLayout, to_vector
+from secure_fgrpo.privacy.config import ExampleDPSettings
 from secure_fgrpo.rollout import SamplingSpec, make_rollout
+from secure_fgrpo.tasks.base import RewardSpec
 from conftest import small_run
 
 F64 = torch.float64
@@ -216,7 +220,7 @@ def _model(path: Path):  # noqa: ANN202
 
 
 def _round(path: Path, advantage: Advantage, reward: float, max_reward: float = 1.0,
-           loss_type: LossType = "dapo") -> tuple[float, list[float]]:
+           loss_type: LossType = "dapo", dp: ExampleDPSettings | None = None) -> tuple[float, list[float]]:
     """Train one small round with a constant reward; return how far the adapter moved and the
     number of groups trained per step."""
     cfg = GRPOConfig(steps=2, group_size=4, prompts_per_step=4, oversample=6, advantage=advantage,
@@ -225,7 +229,7 @@ def _round(path: Path, advantage: Advantage, reward: float, max_reward: float = 
     model, tok = _model(path)
     before = [p.detach().clone() for p in model.parameters() if p.requires_grad]
     res = train_round(model, tok, make_rollout("transformers"), pool, lambda *_: reward, cfg, seed=0,
-                      max_reward=max_reward)
+                      max_reward=max_reward, dp=dp)
     after = [p.detach() for p in model.parameters() if p.requires_grad]
     moved = math.sqrt(sum(float(((a - b) ** 2).sum()) for a, b in zip(after, before)))
     return moved, [s["groups"] for s in res.steps]
@@ -266,3 +270,27 @@ def test_ngrpo_lowers_the_probability_of_all_wrong_completions(quick_model_dir: 
 def test_gspo_round_trains(quick_model_dir: Path) -> None:
     moved, groups = _round(quick_model_dir, "ngrpo", reward=0.0, loss_type="gspo")
     assert groups == [4.0, 4.0] and moved > 0.0
+
+
+@pytest.mark.parametrize("advantage", ["grpo", "ngrpo"])
+def test_private_rounds_train_the_same_groups(quick_model_dir: Path, advantage: Advantage) -> None:
+    """Under example-level DP-SGD (per-group clipping through Opacus) GSPO's sequence ratio runs,
+    and the all-wrong groups are trained under NGRPO only, as without DP."""
+    dp = ExampleDPSettings(noise_multiplier=1.0, max_grad_norm=1.0, sample_rate=0.3)
+    _, groups = _round(quick_model_dir, advantage, reward=0.0, loss_type="gspo", dp=dp)
+    assert (sum(groups) > 0) == (advantage == "ngrpo")
+
+
+def test_a_client_job_uses_its_own_reward_scale_as_r_max(quick_model_dir: Path) -> None:
+    """A 0/10 institution's right answers score 10: with r_max left at 1 NGRPO would refuse them."""
+    model, _ = _model(quick_model_dir)
+    data = make_federated_data({"b": {"choice": 1.0}}, 20, 4, 4, 0).clients["b"]
+    cfg = GRPOConfig(steps=2, group_size=4, prompts_per_step=4, oversample=6, advantage="ngrpo",
+                     sampling=SamplingSpec(T, 1.0), loss=LossConfig(max_completion_length=T))
+    job = TrainJob(client="b", round=1, model_path=str(quick_model_dir), rollout="transformers",
+                   lora=LoraSpec(r=4), global_vector=to_vector(model, VectorLayout.of(model)),
+                   pool=data.train, eval_set=data.eval, reward=RewardSpec(scale=10.0), grpo=cfg,
+                   eval_sampling=SamplingSpec(T, 1.0), seed=5)
+    out = run_training(job)
+    assert out.result.mean_reward > 0.0  # some completion scored 10 > 1: the scale reached NGRPO
+    assert out.result.examples > 0 and float(abs(out.delta).max()) > 0.0
