@@ -169,6 +169,21 @@ def test_gspo_moves_whole_sequences_where_token_clipping_cuts_tokens() -> None:
     torch.testing.assert_close(grads["grpo"], t([[0.0, -0.3032653298563167]]), rtol=0, atol=1e-12)
 
 
+def test_gspo_on_policy_trains_exactly_as_grpo() -> None:
+    # At mu = 1 (old = logps) every ratio is 1, s_i = 1 too: both give -A_i / (N |y_i|) per token.
+    logps = _logps()
+    grads = {}
+    for kind in ("gspo", "grpo"):
+        lp = logps.detach().clone().requires_grad_(True)
+        cfg = LossConfig(loss_type=kind, epsilon_low=0.05, epsilon_high=0.08)  # type: ignore[arg-type]
+        policy_loss(lp, lp.detach(), t(ADV), t(MASK), cfg).loss.backward()
+        grads[kind] = lp.grad
+    # seq 0: -1.5/(3*3); seq 1: +0.5/(3*2) on its two tokens; seq 2: -2/(3*3).
+    expected = t([[-1.5 / 9] * 3, [0.5 / 6] * 2 + [0.0], [-2 / 9] * 3])
+    torch.testing.assert_close(grads["gspo"], expected, rtol=0, atol=1e-12)
+    torch.testing.assert_close(grads["grpo"], expected, rtol=0, atol=1e-12)
+
+
 def test_gspo_kl_term_is_each_sequences_token_mean() -> None:
     # beta = 0.1, ref = logps - 0.2 on every real token: k3 = e^-0.2 + 0.2 - 1 = 0.018730753077981888
     # per token, so every sequence adds 0.1 * 0.018730753077981888 and so does their mean.
