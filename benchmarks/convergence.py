@@ -160,7 +160,7 @@ def _single_party(unit: Unit) -> dict[str, Any]:
         if r > 0:
             tag = ("train", unit.client, r) if unit.client else ("central", r)
             res = train_round(model, tok, rollout, pool, reward, grpo, seed=derive_seed(cfg.seed, *tag),
-                              make_optimizer=lambda _params: opt)
+                              make_optimizer=lambda _params: opt, max_reward=reward.spec.scale)
             rewards.append(res.mean_reward)
         glob, own = evaluate()
         curve.append(glob)

@@ -24,11 +24,12 @@ is not a separate choice: with one advantage per sequence, which is all this pro
 the paper shows it equals GSPO in value and gradient.
 
 Not mirrored: TRL's ``bnpo``/``cispo``/``sapo``/``vespo``/``luspo`` losses, sequence-level
-importance sampling with the token-sum losses, ``delta`` (extra upper clamp), the entropy mask and bonus, off-policy
-masking, vLLM importance-sampling correction, bias-corrected KL, and division by the gradient
-accumulation steps (the training loop owns that). Extra here: ``ratio_mean`` (masked token mean),
-and padding positions are zeroed *before* the arithmetic, so garbage (even NaN/inf) in padded
-log-probs cannot leak into the loss or its gradient; for finite inputs the result equals TRL's.
+importance sampling with the token-sum losses, ``delta`` (extra upper clamp), the entropy mask
+and bonus, off-policy masking, vLLM importance-sampling correction, bias-corrected KL, and
+division by the gradient accumulation steps (the training loop owns that). Extra here:
+``ratio_mean`` (masked token mean; for gspo the mean over sequences), and padding positions are
+zeroed *before* the arithmetic, so garbage (even NaN/inf) in padded log-probs cannot leak into
+the loss or its gradient; for finite inputs the result equals TRL's.
 """
 
 from __future__ import annotations
