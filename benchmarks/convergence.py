@@ -257,7 +257,7 @@ def write_markdown(path: Path, result: dict[str, Any]) -> None:
     lines += ["", f"Machine: {mach['platform']}, {mach['cpu_count']} CPUs shared with other jobs; "
               f"load average {mach['loadavg_start'][0]:.2f} at start, {mach['loadavg_end'][0]:.2f} at end; "
               f"{s['workers']} units in parallel; total {result['total_wall_s']:.0f} s. "
-              "Raw numbers: convergence.json; plot: convergence.png.", ""]
+              f"Raw numbers: {path.with_suffix('.json').name}; plot: {path.with_suffix('.png').name}.", ""]
     path.write_text("\n".join(lines))
 
 
