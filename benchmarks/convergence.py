@@ -3,7 +3,11 @@ demo federation (four institutions, different task mixes and reward scales: non-
 several seeds. Same rollout budget for every method: rounds x clients x grpo.steps GRPO steps,
 each rolling out ``grpo.oversample`` prompts x ``grpo.group_size`` completions.
 
-    .venv/bin/python benchmarks/convergence.py [--rounds 6] [--seeds 0,1,2] [--out DIR] [--quick]
+    .venv/bin/python benchmarks/convergence.py [--rounds 6] [--seeds 0,1,2] [--out DIR] [--quick] [--variants]
+
+``--variants`` compares GRPO variants inside FGRPO instead (grpo/advantages.py, grpo/loss.py):
+the demo's DAPO loss, NGRPO advantages, and DAPO vs GSPO at mu = 2 (at mu = 1 every importance
+ratio is 1, so GSPO's sequence ratio and any clip do nothing); it writes convergence_variants.*.
 
 writes convergence.{json,md,png} under --out (default benchmarks/results; --quick writes to a
 temp folder unless --out is given). Every (method, seed[, client]) unit runs single-threaded in
@@ -53,6 +57,16 @@ METHODS = ("fgrpo", "fedavg", "centralized", "local")
 LABELS = {"fgrpo": "FGRPO (federated)", "fedavg": "FedAvg (federated)",
           "centralized": "centralized GRPO (pooled data)", "local": "local-only (mean over clients)",
           "local-best": "local-only (best client)"}
+# FGRPO with another GRPO variant: the overrides on top of the run's settings.
+VARIANTS: dict[str, dict[str, Any]] = {
+    "fgrpo+ngrpo": {"grpo.advantage": "ngrpo"},
+    "fgrpo+mu2": {"grpo.mu": 2},
+    "fgrpo+gspo-mu2": {"grpo.mu": 2, "grpo.loss.loss_type": "gspo",
+                       "grpo.loss.epsilon_low": 3e-4, "grpo.loss.epsilon_high": 4e-4},
+}
+LABELS.update({"fgrpo+ngrpo": "FGRPO, NGRPO advantages", "fgrpo+mu2": "FGRPO, DAPO loss, mu = 2",
+               "fgrpo+gspo-mu2": "FGRPO, GSPO loss (eps 3e-4/4e-4), mu = 2"})
+ALL = (*METHODS, *VARIANTS, "local-best")
 # Test-sized settings (the test suite's quick tiny model) for a smoke run of the script itself.
 QUICK: dict[str, Any] = {
     "model.embedded": {"warm_steps": 40, "warm_batch": 32, "seed": 1}, "model.lora.r": 4,
@@ -97,7 +111,8 @@ def _eval_seed(cfg: RunConfig) -> int:
 
 
 def _federated(unit: Unit, root: Path) -> dict[str, Any]:
-    cfg = make_config(unit.seed, unit.rounds, unit.overrides, unit.method)
+    cfg = make_config(unit.seed, unit.rounds, {**unit.overrides, **VARIANTS.get(unit.method, {})},
+                      unit.method.split("+")[0])
     run_dir = root / f"{unit.method}-{unit.seed}"
     rows = Federation(cfg, run_dir).run().rounds  # what the holder of the global model recorded
     acc = {r["round"]: r["global_accuracy"] for r in rows}
@@ -145,7 +160,7 @@ def _single_party(unit: Unit) -> dict[str, Any]:
         if r > 0:
             tag = ("train", unit.client, r) if unit.client else ("central", r)
             res = train_round(model, tok, rollout, pool, reward, grpo, seed=derive_seed(cfg.seed, *tag),
-                              make_optimizer=lambda _params: opt)
+                              make_optimizer=lambda _params: opt, max_reward=reward.spec.scale)
             rewards.append(res.mean_reward)
         glob, own = evaluate()
         curve.append(glob)
@@ -159,7 +174,8 @@ def _single_party(unit: Unit) -> dict[str, Any]:
 def run_unit(unit: Unit, root: str) -> dict[str, Any]:
     _quiet_worker()
     t0, c0 = time.perf_counter(), time.process_time()
-    body = _federated(unit, Path(root)) if unit.method in ("fgrpo", "fedavg") else _single_party(unit)
+    federated = unit.method in ("fgrpo", "fedavg", *VARIANTS)
+    body = _federated(unit, Path(root)) if federated else _single_party(unit)
     return {"method": unit.method, "seed": unit.seed, "client": unit.client, **body,
             "wall_s": time.perf_counter() - t0, "cpu_s": time.process_time() - c0,
             "loadavg_at_end": list(os.getloadavg())}
@@ -173,7 +189,7 @@ def _spread(xs: list[float]) -> dict[str, float]:
 def summarise(runs: list[dict[str, Any]], seeds: list[int]) -> dict[str, Any]:
     """Per method and seed one curve (local-only: mean over clients, and the client with the best
     final accuracy), then mean/std/min/max over seeds of final accuracy, gain, and time."""
-    curves: dict[str, dict[int, list[float]]] = {m: {} for m in (*METHODS, "local-best")}
+    curves: dict[str, dict[int, list[float]]] = {m: {} for m in ALL}
     walls: dict[str, dict[int, float]] = {m: {} for m in curves}
     for run in runs:
         if run["method"] != "local":
@@ -211,8 +227,10 @@ def _pm(d: dict[str, float], pct: bool = True) -> str:
 
 def write_markdown(path: Path, result: dict[str, Any]) -> None:
     s, summ = result["settings"], result["summary"]
+    title = ("GRPO variants inside FGRPO" if s.get("variants")
+             else "FGRPO vs FedAvg vs centralized vs local-only")
     lines = [
-        "# Convergence: FGRPO vs FedAvg vs centralized vs local-only", "",
+        f"# Convergence: {title}", "",
         "    " + result["command"], "",
         f"Demo federation (4 institutions, non-IID family mixes, reward scales 1/10/partial/format), "
         f"{s['rounds']} rounds, seeds {s['seeds']}, {s['steps_per_round_per_client']} GRPO steps per client "
@@ -220,10 +238,12 @@ def write_markdown(path: Path, result: dict[str, Any]) -> None:
         f"{s['total_grpo_steps']} GRPO steps in all. Accuracy: sampled pass@1 (T = "
         f"{s['eval_temperature']}) on the {s['global_eval_size']}-prompt global held-out set, in %. "
         f"mean ± std (min–max) over seeds.", "",
+        *([f"Variants (overrides on the demo's FGRPO run): {json.dumps(s['variants'])}.", ""]
+          if s.get("variants") else []),
         "| method | final accuracy | round 0 | gain over round 0 | mean over rounds 1..R | wall s / seed (1 thread) |",
         "|---|---|---|---|---|---|",
     ]
-    for m in (*METHODS, "local-best"):
+    for m in ALL:
         if m in summ:
             d = summ[m]
             lines.append(f"| {LABELS[m]} | {_pm(d['final'])} | {_pm(d['round0'])} | {_pm(d['gain_over_round0'])} "
@@ -237,7 +257,7 @@ def write_markdown(path: Path, result: dict[str, Any]) -> None:
     lines += ["", f"Machine: {mach['platform']}, {mach['cpu_count']} CPUs shared with other jobs; "
               f"load average {mach['loadavg_start'][0]:.2f} at start, {mach['loadavg_end'][0]:.2f} at end; "
               f"{s['workers']} units in parallel; total {result['total_wall_s']:.0f} s. "
-              "Raw numbers: convergence.json; plot: convergence.png.", ""]
+              f"Raw numbers: {path.with_suffix('.json').name}; plot: {path.with_suffix('.png').name}.", ""]
     path.write_text("\n".join(lines))
 
 
@@ -249,7 +269,8 @@ def write_plot(path: Path, result: dict[str, Any]) -> None:
 
     summ = result["summary"]
     fig, (ax, gx) = plt.subplots(1, 2, figsize=(11, 4.3), dpi=120)
-    styles = {"fgrpo": "C0-o", "fedavg": "C1-s", "centralized": "C2-^", "local": "C3-d", "local-best": "C3:"}
+    styles = {"fgrpo": "C0-o", "fedavg": "C1-s", "centralized": "C2-^", "local": "C3-d", "local-best": "C3:",
+              "fgrpo+ngrpo": "C4-v", "fgrpo+mu2": "C5-s", "fgrpo+gspo-mu2": "C6-D"}
     for m, d in summ.items():
         xs = list(range(len(d["curve_mean"])))
         lw = 1 if m == "local-best" else 2
@@ -273,7 +294,10 @@ def write_plot(path: Path, result: dict[str, Any]) -> None:
     plt.close(fig)
 
 
-def _units(seeds: list[int], rounds: int, overrides: dict[str, Any], clients: list[str]) -> list[Unit]:
+def _units(seeds: list[int], rounds: int, overrides: dict[str, Any], clients: list[str],
+           variants: bool = False) -> list[Unit]:
+    if variants:
+        return [Unit(m, s, rounds, overrides) for s in seeds for m in ("fgrpo", *VARIANTS)]
     units = [Unit(m, s, rounds, overrides) for s in seeds for m in ("fgrpo", "fedavg", "centralized")]
     units += [Unit("local", s, rounds, overrides, c) for s in seeds for c in clients]
     return sorted(units, key=lambda u: -u.cost(len(clients)))  # longest first: tighter packing
@@ -288,6 +312,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="test-sized model and settings: a smoke run")
     ap.add_argument("--workers", type=int, default=2, help="units run in parallel (one core each)")
     ap.add_argument("--replot", type=Path, default=None, help="re-render .md/.png from a convergence.json")
+    ap.add_argument("--variants", action="store_true",
+                    help="FGRPO with each GRPO variant (NGRPO, GSPO) instead of the four methods")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     if args.replot:
@@ -308,7 +334,7 @@ def main(argv: list[str] | None = None) -> int:
     resolve_model_path(cfg.model.path, cfg.model.embedded)  # build/cache the model once, before the workers
     command = shlex.join([os.path.relpath(sys.executable, REPO), os.path.relpath(sys.argv[0], REPO), *sys.argv[1:]])
     load0, t0 = list(os.getloadavg()), time.perf_counter()
-    units = _units(seeds, rounds, overrides, clients)
+    units = _units(seeds, rounds, overrides, clients, args.variants)
     runs: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="convergence-") as root, ProcessPoolExecutor(
             args.workers, mp_context=multiprocessing.get_context("spawn")) as pool:
@@ -323,6 +349,7 @@ def main(argv: list[str] | None = None) -> int:
         "command": command,
         "settings": {"rounds": rounds, "seeds": seeds, "quick": args.quick, "workers": args.workers,
                      "overrides": overrides, "clients": clients,
+                     "variants": VARIANTS if args.variants else None,
                      "steps_per_round_per_client": cfg.grpo.steps,
                      "rollouts_per_step": cfg.grpo.oversample * cfg.grpo.group_size,
                      "total_grpo_steps": rounds * len(clients) * cfg.grpo.steps,
@@ -337,10 +364,11 @@ def main(argv: list[str] | None = None) -> int:
         "runs": runs,
     }
     out.mkdir(parents=True, exist_ok=True)
-    (out / "convergence.json").write_text(json.dumps(result, indent=1))
-    write_markdown(out / "convergence.md", result)
-    write_plot(out / "convergence.png", result)
-    log.info("wrote %s/convergence.{json,md,png}", out)
+    stem = out / ("convergence_variants" if args.variants else "convergence")
+    stem.with_suffix(".json").write_text(json.dumps(result, indent=1))
+    write_markdown(stem.with_suffix(".md"), result)
+    write_plot(stem.with_suffix(".png"), result)
+    log.info("wrote %s.{json,md,png}", stem)
     return 0
 
 

@@ -72,6 +72,6 @@ def run_training(job: TrainJob) -> TrainOutcome:
     rollout = make_rollout(job.rollout)
     accuracy = pass_at_1(model, tok, rollout, job.eval_set, job.eval_sampling, seed=job.seed ^ 0x5EED)
     result = train_round(model, tok, rollout, job.pool, _Scorer(job.reward), job.grpo, seed=job.seed,
-                         dp=job.dp)
+                         dp=job.dp, max_reward=job.reward.scale)
     delta = to_vector(model, layout) - job.global_vector
     return TrainOutcome(job.client, delta.astype(np.float32), result, accuracy, time.perf_counter() - t0)

@@ -15,6 +15,7 @@ mean/std; here rewards must be finite (a clear error instead). A constant group 
 
 from __future__ import annotations
 
+import math
 from typing import Literal, get_args
 
 import torch
@@ -81,3 +82,58 @@ def informative_groups(rewards: torch.Tensor, group_size: int) -> torch.Tensor:
 
 def _informative(grouped: torch.Tensor) -> torch.Tensor:
     return grouped.amax(dim=1) > grouped.amin(dim=1)
+
+
+def ngrpo_advantages(
+    rewards: torch.Tensor, group_size: int, max_reward: float, scale: ScaleRewards = "group", eps: float = 1e-4
+) -> torch.Tensor:
+    """NGRPO's calibrated advantages: each group's mean and std include one virtual sample with
+    the task's maximum reward, so a group that is wrong throughout is pushed down instead of
+    ignored, while a group at ``max_reward`` throughout still gets exactly 0.
+
+    Nan et al. 2025, "NGRPO: Negative-enhanced Group Relative Policy Optimization"
+    (arXiv:2509.18851, Advantage Calibration), as the authors' code computes it
+    (github.com/nangongrui-ngr/NGRPO, ``compute_ngrpo_outcome_advantage``, one virtual sample):
+    R' = R + [r_max], A_i = (r_i - mean(R')) / (std(R') + eps), std Bessel-corrected over the
+    G + 1 values (this reproduces the paper's worked case: 1 right of 8 gives 1.76 / -0.50
+    where GRPO gives 2.47 / -0.35). ``eps`` is this project's (TRL's) 1e-4; the authors use
+    1e-6. ``scale="none"`` only centres on mean(R'); ``"batch"`` has no NGRPO definition.
+    """
+    if scale not in ("group", "none"):
+        raise ValueError(f"scale must be 'group' or 'none' with NGRPO advantages, got {scale!r}")
+    if not eps > 0:
+        raise ValueError(f"eps must be > 0, got {eps!r}")
+    grouped = _grouped(rewards, group_size)
+    top = _check_max_reward(grouped, max_reward)
+    augmented = torch.cat([grouped, top.expand(grouped.shape[0], 1)], dim=1)
+    centred = grouped - augmented.mean(dim=1, keepdim=True)
+    # A group at r_max throughout carries no signal; zero it exactly (its mean may be off an ulp).
+    signal = _below_max(grouped, top).unsqueeze(1)
+    centred = torch.where(signal, centred, torch.zeros_like(centred))
+    if scale == "group":
+        centred = centred / (augmented.std(dim=1, correction=1, keepdim=True) + eps)
+    return centred.reshape(-1)
+
+
+def ngrpo_trainable_groups(rewards: torch.Tensor, group_size: int, max_reward: float) -> torch.Tensor:
+    """Bool ``[B]``: the groups NGRPO learns from, i.e. all but those at ``max_reward``
+    throughout. Unlike ``informative_groups`` this keeps the all-wrong groups that GRPO's
+    dynamic sampling drops (the authors' ``filter_groups.strategy = all_correct``)."""
+    grouped = _grouped(rewards, group_size)
+    return _below_max(grouped, _check_max_reward(grouped, max_reward))
+
+
+def _check_max_reward(grouped: torch.Tensor, max_reward: float) -> torch.Tensor:
+    """``max_reward`` as a [1, 1] tensor of the rewards' dtype; every reward must be <= it
+    (the virtual sample is the best any completion can score)."""
+    if isinstance(max_reward, bool) or not isinstance(max_reward, int | float) or not math.isfinite(max_reward):
+        raise ValueError(f"max_reward must be a finite number, got {max_reward!r}")
+    top = torch.tensor([[max_reward]], dtype=grouped.dtype, device=grouped.device)
+    if bool((grouped > top).any()):
+        raise ValueError(f"a reward {float(grouped.max())!r} exceeds max_reward={max_reward!r}: NGRPO's "
+                         "virtual sample must be the best reward a completion can get")
+    return top
+
+
+def _below_max(grouped: torch.Tensor, top: torch.Tensor) -> torch.Tensor:
+    return grouped.amin(dim=1) < top[0, 0]

@@ -1,4 +1,4 @@
-"""Clipped GRPO policy loss with TRL's three token-normalisations.
+"""Clipped GRPO policy loss with TRL's three token-normalisations, and GSPO.
 
 Mirrors ``GRPOTrainer._compute_loss`` in TRL (read at v1.16.0, pinned in pyproject's ``bench``
 extra, and at main f2cd577) for ``importance_sampling_level="token"``:
@@ -14,12 +14,22 @@ extra, and at main f2cd577) for ``importance_sampling_level="token"``:
   low = ratio < 1-eps_low with A < 0, high = ratio > 1+eps_high with A > 0, region = either;
   kl is the masked token mean of the k3 term.
 
+``gspo`` (Zheng et al. 2025, "Group Sequence Policy Optimization", arXiv:2507.18071, eq. 5-7) is
+TRL 1.16's ``loss_type="grpo"`` with ``importance_sampling_level="sequence"`` (the setup TRL
+recommends for GSPO): one ratio per sequence, s_i = exp(mean over its completion tokens of
+(logps - old_logps)), clipped to [1-eps_low, 1+eps_high] (the paper: 3e-4 / 4e-4), loss =
+mean over sequences of -min(s_i*A_i, clip(s_i)*A_i) (+ beta * the sequence's token-mean k3 KL);
+its clip fractions are means over sequences, not tokens, as TRL logs them. GSPO-token (eq. 13-14)
+is not a separate choice: with one advantage per sequence, which is all this project computes,
+the paper shows it equals GSPO in value and gradient.
+
 Not mirrored: TRL's ``bnpo``/``cispo``/``sapo``/``vespo``/``luspo`` losses, sequence-level
-importance sampling, ``delta`` (extra upper clamp), the entropy mask and bonus, off-policy
-masking, vLLM importance-sampling correction, bias-corrected KL, and division by the gradient
-accumulation steps (the training loop owns that). Extra here: ``ratio_mean`` (masked token mean),
-and padding positions are zeroed *before* the arithmetic, so garbage (even NaN/inf) in padded
-log-probs cannot leak into the loss or its gradient; for finite inputs the result equals TRL's.
+importance sampling with the token-sum losses, ``delta`` (extra upper clamp), the entropy mask
+and bonus, off-policy masking, vLLM importance-sampling correction, bias-corrected KL, and
+division by the gradient accumulation steps (the training loop owns that). Extra here:
+``ratio_mean`` (masked token mean; for gspo the mean over sequences), and padding positions are
+zeroed *before* the arithmetic, so garbage (even NaN/inf) in padded log-probs cannot leak into
+the loss or its gradient; for finite inputs the result equals TRL's.
 """
 
 from __future__ import annotations
@@ -29,7 +39,7 @@ from typing import Literal, get_args
 
 import torch
 
-LossType = Literal["grpo", "dr_grpo", "dapo"]
+LossType = Literal["grpo", "dr_grpo", "dapo", "gspo"]
 
 
 @dataclass(frozen=True)
@@ -118,7 +128,11 @@ def policy_loss(
     old = torch.where(keep, old_logps.detach().to(logps.dtype), zero)
     adv = advantages.detach().to(logps.dtype).unsqueeze(1)
 
-    ratio = torch.exp(lp - old)
+    sequence_level = cfg.loss_type == "gspo"
+    if sequence_level:  # [N, 1]: one length-normalised ratio per sequence
+        ratio = torch.exp(((lp - old) * m).sum(-1, keepdim=True) / m.sum(-1, keepdim=True).clamp(min=1.0))
+    else:
+        ratio = torch.exp(lp - old)
     clipped = torch.clamp(ratio, 1.0 - cfg.epsilon_low, 1.0 + cfg.epsilon_high)
     per_token = -torch.min(ratio * adv, clipped * adv)
 
@@ -132,7 +146,7 @@ def policy_loss(
 
     masked = per_token * m
     n_seqs = logps.shape[0]
-    if cfg.loss_type == "grpo":
+    if cfg.loss_type in ("grpo", "gspo"):
         loss = (masked.sum(-1) / m.sum(-1).clamp(min=1.0)).mean()
     elif cfg.loss_type == "dr_grpo":
         loss = masked.sum() / (n_seqs * cfg.max_completion_length)
@@ -142,11 +156,12 @@ def policy_loss(
     with torch.no_grad():
         low = ((ratio < 1.0 - cfg.epsilon_low) & (adv < 0)).to(m.dtype)
         high = ((ratio > 1.0 + cfg.epsilon_high) & (adv > 0)).to(m.dtype)
+        mean = (lambda x: float(x.mean())) if sequence_level else (lambda x: _masked_mean(x, m))
         metrics = {
-            "clip_fraction/low": _masked_mean(low, m),
-            "clip_fraction/high": _masked_mean(high, m),
-            "clip_fraction/region": _masked_mean(torch.maximum(low, high), m),
+            "clip_fraction/low": mean(low),
+            "clip_fraction/high": mean(high),
+            "clip_fraction/region": mean(torch.maximum(low, high)),
             "kl": kl_metric,
-            "ratio_mean": _masked_mean(ratio, m),
+            "ratio_mean": mean(ratio),
         }
     return LossOutput(loss=loss, metrics=metrics)

@@ -3,6 +3,8 @@
 Per step: sample prompts, roll out a group of completions each, score them with the client's
 verifiable reward, keep the groups whose rewards differ (the others carry no signal), compute
 group advantages, and take ``mu`` policy-gradient steps against the stored old log-probs.
+Under NGRPO advantages the groups wrong throughout carry signal too and are kept; only those at
+the maximum reward throughout are dropped.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import logging
 import math
 import random
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Callable, Literal
 
 import torch
 from peft import PeftModel
@@ -19,7 +21,8 @@ from transformers import PreTrainedTokenizerBase
 
 from ..rollout.base import RolloutBackend, RolloutBatch, SamplingSpec
 from ..tasks.base import Problem
-from .advantages import ScaleRewards, group_advantages, informative_groups
+from .advantages import (ScaleRewards, group_advantages, informative_groups, ngrpo_advantages,
+                         ngrpo_trainable_groups)
 from .logprobs import completion_logprobs
 from .loss import LossConfig, policy_loss
 
@@ -28,6 +31,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 RewardFn = Callable[[Problem, str, bool], float]
+Advantage = Literal["grpo", "ngrpo"]
 
 
 @dataclass(frozen=True)
@@ -41,6 +45,7 @@ class GRPOConfig:
     mu: int = 1  # policy-gradient iterations per rollout batch
     max_grad_norm: float = 1.0
     scale_rewards: ScaleRewards = "group"
+    advantage: Advantage = "grpo"  # "ngrpo": virtual max-reward sample, all-wrong groups kept
     sampling: SamplingSpec = field(default_factory=SamplingSpec)
     loss: LossConfig = field(default_factory=LossConfig)
 
@@ -54,6 +59,14 @@ class GRPOConfig:
             raise ValueError("grpo.oversample must be >= grpo.prompts_per_step")
         if not self.lr > 0:
             raise ValueError(f"grpo.lr must be > 0, got {self.lr}")
+        if self.advantage == "ngrpo":
+            if self.scale_rewards == "batch":
+                raise ValueError("grpo.scale_rewards = 'batch' has no NGRPO form (the virtual sample is "
+                                 "per group): use 'group' or 'none' with grpo.advantage = 'ngrpo'")
+            if not self.loss.epsilon_low < self.loss.epsilon_high:
+                raise ValueError("grpo.advantage = 'ngrpo' needs asymmetric clipping, grpo.loss.epsilon_low < "
+                                 "grpo.loss.epsilon_high (the paper: 0.16 / 0.24): the all-wrong groups' "
+                                 f"push is held tighter; got {self.loss.epsilon_low} / {self.loss.epsilon_high}")
 
 
 @dataclass
@@ -78,10 +91,12 @@ def _select(batch: RolloutBatch, keep_groups: list[int], g: int) -> RolloutBatch
 def train_round(model: PeftModel, tok: PreTrainedTokenizerBase, rollout: RolloutBackend,
                 pool: list[Problem], reward_fn: RewardFn, cfg: GRPOConfig, seed: int,
                 make_optimizer: Callable[[list[torch.nn.Parameter]], torch.optim.Optimizer] | None = None,
-                dp: ExampleDPSettings | None = None) -> RoundResult:
+                dp: ExampleDPSettings | None = None, max_reward: float = 1.0) -> RoundResult:
     """Run ``cfg.steps`` GRPO steps on prompts drawn from ``pool``. Fresh optimizer each round:
     the global adapter it starts from changed since the last one. With ``dp``, example-level
-    DP-SGD (privacy/dpsgd.py): Poisson-sampled prompts, per-group clipping and noise."""
+    DP-SGD (privacy/dpsgd.py): Poisson-sampled prompts, per-group clipping and noise.
+    ``max_reward`` is the best score ``reward_fn`` can give (the client's reward scale): NGRPO's
+    virtual sample."""
     params = [p for p in model.parameters() if p.requires_grad]
     opt = make_optimizer(params) if make_optimizer else torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0)
     engine = None
@@ -112,7 +127,8 @@ def train_round(model: PeftModel, tok: PreTrainedTokenizerBase, rollout: Rollout
         if release:  # every sampled record, informative or not
             engine.release_moments(*record_moments(rewards, g, dp.reward_bound))
         informative = informative_groups(rewards, g)
-        keep = [i for i in range(len(problems)) if informative[i] or not cfg.filter_informative]
+        trainable = ngrpo_trainable_groups(rewards, g, max_reward) if cfg.advantage == "ngrpo" else informative
+        keep = [i for i in range(len(problems)) if trainable[i] or not cfg.filter_informative]
         if engine is None:  # under DP a cap would make one record's presence depend on others
             keep = keep[: cfg.prompts_per_step]
         metrics = {"reward_mean": rewards.mean().item(), "reward_std": rewards.std().item(),
@@ -127,7 +143,8 @@ def train_round(model: PeftModel, tok: PreTrainedTokenizerBase, rollout: Rollout
         examples += len(keep)
         batch = _select(batch, keep, g)
         kept_rewards = rewards.view(-1, g)[keep].reshape(-1)
-        adv = group_advantages(kept_rewards, g, cfg.scale_rewards).to(batch.sequences.device)
+        adv = (ngrpo_advantages(kept_rewards, g, max_reward, cfg.scale_rewards) if cfg.advantage == "ngrpo"
+               else group_advantages(kept_rewards, g, cfg.scale_rewards)).to(batch.sequences.device)
         mask = batch.completion_mask.float()
         model.train()
         with torch.no_grad():
