@@ -115,3 +115,25 @@ def test_under_example_dp_the_count_is_the_public_expected_batch(tmp_path: Path)
     assert run.max_count == 2 * 6
     p = _client(run, tmp_path).prepare_input(1, _outcome([0.1], 0.5, 0.1, groups=12))
     assert p.weight == 12.0
+
+
+def _weight_sums(run: RunConfig, root: Path, groups: dict[str, list[int]]) -> list[float]:
+    """Σe_i as the server learns it: round 1 over {a, b, c}, round 2 over {a, b} (c dropped)."""
+    sizes = {"a": 30, "b": 40, "c": 17}
+    clients = {n: _client(run, root / n, records=k) for n, k in sizes.items()}
+    sums = []
+    for r, members in ((1, "abc"), (2, "ab")):
+        sums.append(sum(clients[n].prepare_input(r, _outcome([0.1], 0.5, 0.1, groups[n][r - 1])).weight
+                        for n in members))
+    return sums
+
+
+def test_differencing_weight_sums_reveals_a_static_count(tmp_path: Path) -> None:
+    """threat_model/residual_risks.md item 4: with FedAvg's data-set count every weight is the
+    same each round, so two sums over participant sets differing by c give c's data set size."""
+    groups = {"a": [3, 7], "b": [5, 2], "c": [6, 6]}
+    s1, s2 = _weight_sums(_run(**{"federation.strategy": "fedavg"}), tmp_path / "dataset", groups)
+    assert s1 - s2 == 17  # n_c exactly
+    s1, s2 = _weight_sums(_run(**{"federation.strategy": "fedavg", "gain.count": "informative_groups"}),
+                          tmp_path / "groups", groups)
+    assert s1 - s2 == (3 + 5 + 6) - (7 + 2)  # 5: neither c's data set nor its round count (6)
