@@ -27,7 +27,7 @@ log = logging.getLogger("mutation")
 ROOT = Path(__file__).resolve().parents[2]
 # Fast files only (no model training): seconds per mutant.
 DEFAULT_TESTS = ("tests/test_gain.py", "tests/test_grpo_math.py", "tests/test_gain_formulas.py",
-                 "tests/test_grpo_formulas.py")
+                 "tests/test_grpo_formulas.py", "tests/test_federation_formulas.py")
 GAIN, ADV, LOSS = "secure_fgrpo/gain.py", "secure_fgrpo/grpo/advantages.py", "secure_fgrpo/grpo/loss.py"
 UPDATE, CLIENT = "secure_fgrpo/federation/update.py", "secure_fgrpo/federation/client.py"
 
@@ -66,10 +66,16 @@ MUTANTS: tuple[Mutant, ...] = (
            "FedAvg weight n^α instead of n"),
     Mutant("G14", GAIN, "weight(strategy, max_count, cfg.clip, cfg)", "weight(strategy, max_count, 0.0, cfg)",
            "weight bound at gain 0 instead of +G"),
+    Mutant("G15", GAIN, 'return "dataset" if strategy == "fedavg" else "informative_groups"',
+           'return "informative_groups" if strategy == "fedavg" else "dataset"', "'auto' count swapped between strategies"),
     # --- federation/client.py: the L2 clip
     Mutant("C1", CLIENT, "vector = vector * (bound / norm)", "vector = vector / norm", "clip to the unit ball, not C"),
     Mutant("C2", CLIENT, "    return vector, norm\n", "    return vector, float(np.linalg.norm(vector))\n",
            "clip reports the clipped norm, not the original"),
+    Mutant("C3", CLIENT, "vector = np.concatenate([e * delta, [e]])", "vector = np.concatenate([delta, [e]])",
+           "client sends the unweighted Δ"),
+    Mutant("C4", CLIENT, "self.dataset_count = min(len(data.train), run.max_count)",
+           "self.dataset_count = len(data.train)", "data-set count not capped at gain.max_count"),
     # --- federation/update.py: ratio of sums, SGD and FedAdam
     Mutant("U1", UPDATE, "return (total[:-1] / denom)", "return (total[:-1] / (len(total) - 1))",
            "divide by the number of coordinates, not Σe"),
