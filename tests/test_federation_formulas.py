@@ -75,6 +75,11 @@ def test_a_larger_data_set_is_capped_at_the_public_max_count(tmp_path: Path, cap
         client = _client(run, tmp_path / "default", records=55)
     assert "55 training records count as gain.max_count = 40" in caplog.text
     assert client.prepare_input(1, _outcome([0.1], 0.5, 0.1, groups=3)).weight == 40.0
+    assert client.metrics.rows()[0]["count"] == 40
+    # The count is capped before the weight, not the weight after: FGRPO at g = 0 weighs 40^0.25
+    # (a cap on e alone, 40^0.25 * e^10, would let 55^0.25 through).
+    fgrpo = _client(_run(**{"gain.count": "dataset"}), tmp_path / "fgrpo", records=55)
+    assert fgrpo.prepare_input(1, _outcome([0.1], 0.5, 0.1, groups=3)).weight == pytest.approx(40 ** 0.25, rel=1e-12)
     run = _run(**{"federation.strategy": "fedavg", "gain.max_count": 50})
     assert run.max_count == 50 and run.weight_bound == 50.0
     assert _client(run, tmp_path / "cap50", records=55).prepare_input(

@@ -181,7 +181,7 @@ def _markdown(results: list[tuple[Mutant, bool, str]], tests: list[str]) -> str:
              f"Killed {killed} of {len(results)} mutants.", "",
              "| id | file | mutant | result | first failing test |", "|---|---|---|---|---|"]
     for m, k, why in results:
-        lines.append(f"| {m.id} | `{m.file.removeprefix('secure_fgrpo/')}` | {m.what} | "
+        lines.append(f"| {m.id} | `{m.file.removeprefix('secure_fgrpo/')}` | {m.what.replace('|', chr(92) + '|')} | "
                      f"{'killed' if k else '**survived**'} | {why.replace('|', '/')} |")
     return "\n".join(lines) + "\n"
 
