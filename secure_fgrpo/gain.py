@@ -12,8 +12,8 @@ Every strategy is only "how a client computes e_i"; the server always computes
 n is the client's *count* (``gain.count``): its local data set size ("dataset", FedAvg as users
 know it), or the number of informative groups (prompts whose rewards differ) it trained on this
 round ("informative_groups", at most steps × prompts_per_step). "auto" is the data set for FedAvg
-and the informative groups for FGRPO: a client whose answers are corrupted (constant rewards)
-trains on no informative group and so weighs nothing. A data-set count is clipped to the public
+and the informative groups for FGRPO: a client whose reference answers are corrupted scores
+nearly every completion 0, so few of its groups are informative and it weighs little. A data-set count is clipped to the public
 cap ``gain.max_count`` (default data.train_size) so that e_max stays a public bound. Under
 example-level DP-SGD n is always the public expected batch steps × q × N (grpo/trainer.py).
 
