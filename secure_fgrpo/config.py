@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from .configio import ConfigError, build
-from .gain import GainConfig, Strategy, weight_bound
+from .gain import GainConfig, Strategy, count_kind, weight_bound
 from .grpo.trainer import GRPOConfig
 from .model.device import check_device_name
 from .model.lora import LoraSpec
@@ -132,22 +132,34 @@ class RunConfig:
                              "it needs federation.strategy = 'fgrpo'")
         if self.grpo.loss.max_completion_length != self.grpo.sampling.max_new_tokens:
             raise ValueError("grpo.loss.max_completion_length must equal grpo.sampling.max_new_tokens")
+        if self.privacy.example_level is not None and self.gain.count == "informative_groups":
+            raise ValueError("gain.count = 'informative_groups' depends on the data; under "
+                             "privacy.example_level n_i is the public expected batch: use 'auto' or 'dataset'")
         check_privacy(self)
 
 
     @property
-    def weight_bound(self) -> float:
-        """e_max: the largest weight any client may send this round (public; fixed point and
-        DP sensitivity are sized from it). A client's examples are at most steps x groups; under
-        example-level DP n_i is the public expected batch steps x q x N instead (grpo/trainer.py),
-        bounded here with the generated pool size N = data.train_size (a client's own larger file
-        has its weight clipped to this bound)."""
+    def max_count(self) -> int:
+        """The largest count n_i any client may weigh by (public, gain.py). Under example-level
+        DP n_i is the public expected batch steps x q x N (grpo/trainer.py), bounded here with the
+        generated pool size N = data.train_size; a data-set count is capped at gain.max_count
+        (default data.train_size); informative groups are at most steps x prompts_per_step."""
         per_step = self.grpo.prompts_per_step
         ex = self.privacy.example_level
         if ex is not None:
             per_step = max(per_step, self.grpo.oversample if ex.sample_rate is None
                            else math.ceil(ex.sample_rate * self.data.train_size))
-        return weight_bound(self.federation.strategy, self.grpo.steps * per_step, self.gain)
+        elif count_kind(self.federation.strategy, self.gain) == "dataset":
+            return self.gain.max_count or self.data.train_size
+        return self.grpo.steps * per_step
+
+    @property
+    def weight_bound(self) -> float:
+        """e_max: the largest weight any client may send this round (public; fixed point and
+        DP sensitivity are sized from it): the weight at the largest count and the gain clip G.
+        A client's count is capped at max_count before its weight is computed; only an
+        example-level DP client whose own file outgrows data.train_size has e clipped instead."""
+        return weight_bound(self.federation.strategy, self.max_count, self.gain)
 
     @property
     def backend_options(self) -> dict:

@@ -9,6 +9,14 @@ Every strategy is only "how a client computes e_i"; the server always computes
     g^t = clip((r^t - b^{t-1}) / (|b^{t-1}| + ε), -G, G)                  ("ratio")
     e   = n^α · exp(g/τ)   (FGRPO);  e = n (FedAvg);  e = 1 (uniform)
 
+n is the client's *count* (``gain.count``): its local data set size ("dataset", FedAvg as users
+know it), or the number of informative groups (prompts whose rewards differ) it trained on this
+round ("informative_groups", at most steps × prompts_per_step). "auto" is the data set for FedAvg
+and the informative groups for FGRPO: a client whose reference answers are corrupted scores
+nearly every completion 0, so few of its groups are informative and it weighs little. A data-set count is clipped to the public
+cap ``gain.max_count`` (default data.train_size) so that e_max stays a public bound. Under
+example-level DP-SGD n is always the public expected batch steps × q × N (grpo/trainer.py).
+
 s^1 is the spread of the client's first-round rewards: a scale measured in the client's own
 reward units, so a 0..10 hospital and a 0..1 hospital get comparable gains.
 """
@@ -22,6 +30,8 @@ from typing import Literal
 GainKind = Literal["zscore", "ratio"]
 Strategy = Literal["fgrpo", "fedavg", "uniform"]
 STRATEGIES = ("fgrpo", "fedavg", "uniform")
+Count = Literal["auto", "dataset", "informative_groups"]
+COUNTS = ("auto", "dataset", "informative_groups")
 
 
 @dataclass(frozen=True)
@@ -32,8 +42,14 @@ class GainConfig:
     tau: float = 1.0
     alpha: float = 0.5
     eps: float = 1e-6
+    count: Count = "auto"  # what n_i is (module docstring)
+    max_count: int | None = None  # public cap on a data-set count; None: data.train_size
 
     def __post_init__(self) -> None:
+        if self.count not in COUNTS:
+            raise ValueError(f"gain.count must be one of {', '.join(COUNTS)}, got {self.count!r}")
+        if self.max_count is not None and not (isinstance(self.max_count, int) and self.max_count >= 1):
+            raise ValueError(f"gain.max_count must be an int >= 1, got {self.max_count!r}")
         if self.kind not in ("zscore", "ratio"):
             raise ValueError(f"gain.kind must be 'zscore' or 'ratio', got {self.kind!r}")
         if not 0.0 <= self.beta < 1.0:
@@ -68,12 +84,19 @@ def relative_gain(state: GainState, reward: float, reward_spread: float, cfg: Ga
     return gain, new
 
 
-def weight(strategy: Strategy, examples: int, gain: float, cfg: GainConfig) -> float:
-    """e_i for a strategy."""
+def count_kind(strategy: Strategy, cfg: GainConfig) -> Literal["dataset", "informative_groups"]:
+    """What n_i counts once "auto" is resolved (module docstring)."""
+    if cfg.count != "auto":
+        return cfg.count
+    return "dataset" if strategy == "fedavg" else "informative_groups"
+
+
+def weight(strategy: Strategy, count: int, gain: float, cfg: GainConfig) -> float:
+    """e_i for a strategy, from the client's count n_i and gain g_i."""
     if strategy == "fgrpo":
-        return float(examples) ** cfg.alpha * math.exp(gain / cfg.tau)
+        return float(count) ** cfg.alpha * math.exp(gain / cfg.tau)
     if strategy == "fedavg":
-        return float(examples)
+        return float(count)
     if strategy == "uniform":
         return 1.0
     raise ValueError(f"federation.strategy must be one of {', '.join(STRATEGIES)}, got {strategy!r}")
@@ -85,6 +108,6 @@ def uses_rewards(strategy: Strategy) -> bool:
     return strategy == "fgrpo"
 
 
-def weight_bound(strategy: Strategy, max_examples: int, cfg: GainConfig) -> float:
+def weight_bound(strategy: Strategy, max_count: int, cfg: GainConfig) -> float:
     """The largest e_i any client can send: fixed-point backends size their range from it."""
-    return weight(strategy, max_examples, cfg.clip, cfg)
+    return weight(strategy, max_count, cfg.clip, cfg)

@@ -5,6 +5,7 @@ from its last completed round to the same result as an uninterrupted one."""
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import subprocess
@@ -17,40 +18,66 @@ import pytest
 from peft import PeftModel
 
 from secure_fgrpo.config import config_from_dict
-from secure_fgrpo.federation.client import clip_l2
 from secure_fgrpo.federation.local import run_training
 from secure_fgrpo.federation.runner import Federation
-from secure_fgrpo.gain import GainState, relative_gain, weight
 from secure_fgrpo.model.load import load_base
 
 from conftest import small_run
 
 
+def _gain_by_hand(history: list[tuple[float, float]], beta: float, eps: float, clip: float) -> float:
+    """The z-score gain of the last round, written out from DESIGN.md (not the project's helper):
+    b^1 = r^1, s^1 = spread^1; g^t = clip((r^t - b^{t-1}) / (s^{t-1} + eps)); then
+    b^t = beta b^{t-1} + (1 - beta) r^t, s^t = beta s^{t-1} + (1 - beta) |r^t - b^{t-1}|."""
+    (b, s), gain = history[0], 0.0
+    for r, _ in history[1:]:
+        gain = max(-clip, min(clip, (r - b) / (s + eps)))
+        b, s = beta * b + (1 - beta) * r, beta * s + (1 - beta) * abs(r - b)
+    return gain
+
+
 def test_global_is_weighted_average_of_client_deltas(quick_model_dir, tmp_path) -> None:
-    cfg = config_from_dict(small_run(**{"federation.delta_clip": 0.05}))  # small: clipping is exercised
+    """Expected values from the clients' rewards and deltas through the formulas written out here,
+    with asymmetric constants (beta = 0.8, eps = 0.05, tau = 0.25, alpha = 0.25, server lr = 0.5)
+    and three rounds, so that the EMA's beta enters (round 3's gain reads round 2's baseline)."""
+    beta, eps, clip, tau, alpha, lr, c_max = 0.8, 0.05, 2.5, 0.25, 0.25, 0.5, 0.05
+    cfg = config_from_dict(small_run(**{"federation.delta_clip": c_max,  # small: clipping is exercised
+                                        "federation.rounds": 3, "server.lr": lr, "gain.beta": beta,
+                                        "gain.eps": eps, "gain.clip": clip, "gain.tau": tau,
+                                        "gain.alpha": alpha}))
     fed = Federation(cfg, tmp_path / "run")
-    g = fed.global_model.state.vector.copy()
-    states = {c.name: GainState() for c in cfg.clients}
-    for r in (1, 2):
+    g = fed.global_model.state.vector.astype(np.float64)
+    history: dict[str, list[tuple[float, float]]] = {c.name: [] for c in cfg.clients}
+    gains_seen: list[float] = []
+    for r in (1, 2, 3):
         outs = [run_training(job) for job in fed._jobs(r, fed.server.participants(r))]
-        num, den = np.zeros_like(g, dtype=np.float64), 0.0
+        num, den, mine = np.zeros_like(g), 0.0, {}
         for out in outs:
-            gain, states[out.client] = relative_gain(states[out.client], out.result.mean_reward,
-                                                     out.result.reward_std, cfg.gain)
-            e = weight("fgrpo", out.result.examples, gain, cfg.gain)
-            d, norm = clip_l2(out.delta.astype(np.float64), cfg.federation.delta_clip)
-            assert norm > cfg.federation.delta_clip  # the clip was active
-            num += e * d
+            history[out.client].append((out.result.mean_reward, out.result.reward_std))
+            gain = _gain_by_hand(history[out.client], beta, eps, clip)
+            e = out.result.groups ** alpha * math.exp(gain / tau)  # FGRPO counts the groups trained on
+            d = out.delta.astype(np.float64)
+            norm = math.sqrt(float(np.sum(d * d)))
+            assert norm > c_max  # the clip is active
+            num += e * d * (c_max / norm)
             den += e
-        g = (g + num / den).astype(np.float32)
+            mine[out.client] = (gain, e, out.result.groups)
+        g = g + lr * num / den
         fed.run(rounds=1)
-        assert np.allclose(fed.global_model.state.vector, g, atol=1e-6), f"round {r}"
+        assert np.allclose(fed.global_model.state.vector, g, rtol=0, atol=1e-6), f"round {r}"
+        g = fed.global_model.state.vector.astype(np.float64)  # the server keeps float32
+        for name, (gain, e, groups) in mine.items():  # what each client recorded it sent
+            row = json.loads((tmp_path / "run" / "clients" / name / "metrics.jsonl").read_text().splitlines()[-1])
+            assert row["round"] == r and row["count"] == row["groups"] == groups
+            assert row["gain"] == pytest.approx(gain, abs=1e-9) and row["weight"] == pytest.approx(e, rel=1e-9)
+        gains_seen += [abs(gain) for gain, _, _ in mine.values()]
+    assert max(gains_seen) > 0.1  # the gain really entered the weights
     rows = fed.server.metrics.rows()
-    assert [r["round"] for r in rows] == [1, 2]
-    assert [r["round"] for r in fed.global_metrics.rows()] == [0, 1, 2]
+    assert [r["round"] for r in rows] == [1, 2, 3]
+    assert [r["round"] for r in fed.global_metrics.rows()] == [0, 1, 2, 3]
     # Nothing per-client in the server's metrics: only aggregates.
     for row in rows:
-        assert not {"gain", "weight", "mean_reward", "examples"} & set(row)
+        assert not {"gain", "weight", "mean_reward", "groups", "count"} & set(row)
     # The exported adapter loads with peft and carries the global vector.
     base, _ = load_base(str(quick_model_dir))
     PeftModel.from_pretrained(base, tmp_path / "run" / "server" / "global_adapter")

@@ -93,7 +93,7 @@ def test_a_gpu_round_trains_the_adapter(quick_model_dir: Path, private: bool) ->
     assert all(a.device.type == "cuda" for a in after)
     moved = sum(float((a - b).norm()) for a, b in zip(after, before))
     assert np.isfinite(moved) and moved > 0.0
-    assert res.examples == (round(3 * 0.2 * len(pool)) if private else sum(s["groups"] for s in res.steps))
+    assert res.groups == (round(3 * 0.2 * len(pool)) if private else sum(s["groups"] for s in res.steps))
 
 
 @needs_cuda

@@ -60,7 +60,7 @@ def test_release_refuses_unclipped_moments_and_plans_without_rewards() -> None:
 
 def test_round_statistics_come_from_the_noisy_sums_over_the_public_expected_batch() -> None:
     res = _private_result((30.0, 20.0), 60.0, 0.01, 10.0, [])
-    assert res.mean_reward == pytest.approx(5.0) and res.examples == 60
+    assert res.mean_reward == pytest.approx(5.0) and res.groups == 60
     assert res.reward_std == pytest.approx(10.0 * math.sqrt(20 / 60 - 0.25))
     low = _private_result((-4.0, -1.0), 60.0, 0.01, 10.0, [])  # noise can push a sum below 0: clamped
     assert low.mean_reward == 0.0
@@ -81,7 +81,7 @@ def test_weights_under_example_level_dp_use_public_counts_and_noisy_rewards(
     expected = round(cfg.grpo.steps * (cfg.grpo.oversample / cfg.data.train_size) * cfg.data.train_size)
     for c in cfg.clients:
         rows = [json.loads(x) for x in (tmp_path / "run" / "clients" / c.name / "metrics.jsonl").read_text().splitlines()]
-        assert [r["examples"] for r in rows] == [expected] * cfg.federation.rounds  # public, not the data's count
+        assert [r["count"] for r in rows] == [expected] * cfg.federation.rounds  # public, not the data's count
         for r in rows:
             assert 0.0 <= r["mean_reward"] <= c.reward.scale and r["reward_std"] >= 0.0
             assert math.isfinite(r["weight"]) and 0 < r["weight"] <= cfg.weight_bound

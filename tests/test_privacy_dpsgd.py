@@ -139,6 +139,6 @@ def test_a_private_round_without_signal_still_moves_the_adapter_by_noise(quick_m
         after = [p.detach() for p in model.parameters() if p.requires_grad]
         moved[dp is not None] = _norm([a - b for a, b in zip(after, before)])
         # no group was trained on; under DP n_i is the public expected batch all the same
-        assert res.examples == (0 if dp is None else round(cfg.steps * dp.sample_rate * len(pool)))
+        assert res.groups == (0 if dp is None else round(cfg.steps * dp.sample_rate * len(pool)))
     assert moved[False] == 0.0
     assert moved[True] > 0.0

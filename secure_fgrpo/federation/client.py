@@ -5,6 +5,7 @@ leaves is one vector ``[e_i·Δ_i, e_i]`` handed to the secure-sum backend."""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -12,11 +13,13 @@ import numpy as np
 
 from ..config import ClientConfig, RunConfig
 from ..data.partition import ClientData
-from ..gain import GainState, relative_gain, weight
+from ..gain import GainState, count_kind, relative_gain, weight
 from ..privacy.client_dp import ClientNoise, SkellamNoise
 from ..privacy.plan import ExampleLevelPlan
 from .local import TrainOutcome
 from .store import JsonlLog, latest_upto, prune, write_json_atomic
+
+log = logging.getLogger(__name__)
 
 
 def clip_l2(vector: np.ndarray, bound: float) -> tuple[np.ndarray, float]:
@@ -42,12 +45,25 @@ class Client:
         self.metrics = JsonlLog(root / "metrics.jsonl")
         self.gain_state = GainState()
         self.example_dp = ExampleLevelPlan.build(run, len(data.train), cfg.name)  # None: no DP-SGD
+        self.dataset_count = min(len(data.train), run.max_count)
+        if self._counts_dataset() and len(data.train) > run.max_count:
+            log.warning("client %s: its %d training records count as gain.max_count = %d in its weight "
+                        "(a public cap: the weight bound e_max is sized from it)",
+                        cfg.name, len(data.train), run.max_count)
 
     def resume(self, last_round: int) -> None:
         """Load own state as of the server's last completed round; forget later rounds."""
         found = latest_upto(self.state_dir, ".json", last_round)
         self.gain_state = GainState(**_read(found[1])["gain"]) if found else GainState()
         self.metrics.truncate_after(last_round)
+
+    def _counts_dataset(self) -> bool:
+        return self.example_dp is None and count_kind(self.run.federation.strategy, self.run.gain) == "dataset"
+
+    def count(self, out: TrainOutcome) -> int:
+        """n_i (gain.py): the capped data set size, or the groups trained on this round (under
+        example-level DP the public expected batch, which the trainer reports there)."""
+        return self.dataset_count if self._counts_dataset() else out.result.groups
 
     def can_train(self) -> bool:
         """False when one more round of DP-SGD would exceed this client's example-level budget."""
@@ -62,11 +78,11 @@ class Client:
         res = out.result
         gain, self.gain_state = relative_gain(self.gain_state, res.mean_reward, res.reward_std, self.run.gain)
         strategy = self.run.federation.strategy
-        e = weight(strategy, res.examples, gain, self.run.gain)
-        e = min(e, self.run.weight_bound)
+        n = self.count(out)
+        e = min(weight(strategy, n, gain, self.run.gain), self.run.weight_bound)
         delta, norm = clip_l2(out.delta.astype(np.float64), self.run.federation.delta_clip)
         if weights_on_server:
-            base = float(res.examples) ** self.run.gain.alpha
+            base = float(n) ** self.run.gain.alpha
             vector = np.concatenate([base * delta, [base, gain]])
         else:
             vector = np.concatenate([e * delta, [e]])
@@ -78,7 +94,7 @@ class Client:
         privacy = self.example_dp.row(len(self.metrics.rows()) + 1) if self.example_dp else {}
         self.metrics.append({**privacy,
             "round": round_, "eval_accuracy_of_global": out.eval_accuracy, "mean_reward": res.mean_reward,
-            "reward_std": res.reward_std, "examples": res.examples, "gain": gain, "weight": e,
+            "reward_std": res.reward_std, "groups": res.groups, "count": n, "gain": gain, "weight": e,
             "delta_norm": norm, "clipped": norm > self.run.federation.delta_clip, "seconds": out.seconds,
             "zero_std_frac": float(np.mean([s["zero_std_frac"] for s in res.steps])),
         })

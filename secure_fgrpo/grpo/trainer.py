@@ -75,7 +75,9 @@ class RoundResult:
 
     mean_reward: float  # r_i^t: mean reward over every rollout of the round
     reward_std: float  # spread of those rewards (sets the first gain's scale)
-    examples: int  # n_i: prompts trained on
+    # Groups trained on: the informative ones (all, with filter_informative = false), at most
+    # steps x prompts_per_step; under DP-SGD the public expected number of sampled groups.
+    groups: int
     steps: list[dict[str, float]]
 
 
@@ -107,7 +109,7 @@ def train_round(model: PeftModel, tok: PreTrainedTokenizerBase, rollout: Rollout
     release = dp is not None and dp.reward_noise is not None  # the weights need reward statistics
     rng = random.Random(seed)
     all_rewards: list[float] = []
-    examples = 0
+    groups = 0
     steps = []
     g = cfg.group_size
     for step in range(cfg.steps):
@@ -140,7 +142,7 @@ def train_round(model: PeftModel, tok: PreTrainedTokenizerBase, rollout: Rollout
                 engine.empty_step()
             steps.append(metrics)
             continue
-        examples += len(keep)
+        groups += len(keep)
         batch = _select(batch, keep, g)
         kept_rewards = rewards.view(-1, g)[keep].reshape(-1)
         adv = (ngrpo_advantages(kept_rewards, g, max_reward, cfg.scale_rewards) if cfg.advantage == "ngrpo"
@@ -168,26 +170,27 @@ def train_round(model: PeftModel, tok: PreTrainedTokenizerBase, rollout: Rollout
         log.debug("step %d %s", step, metrics)
     t = torch.tensor(all_rewards)
     if engine is None:
-        return RoundResult(mean_reward=t.mean().item(), reward_std=t.std().item(), examples=examples, steps=steps)
+        return RoundResult(mean_reward=t.mean().item(), reward_std=t.std().item(), groups=groups, steps=steps)
     engine.close()
-    # Under DP-SGD n_i is the public expected batch, never the data-dependent count of trained groups.
+    # Under DP-SGD the count is the public expected batch, never the data-dependent count of trained groups.
     expected = cfg.steps * dp.sample_rate * len(pool)
     if release:
         noise_sd = math.sqrt(cfg.steps) * dp.reward_noise / expected  # of the mean, in [0, 1] units
         return _private_result(engine.released, expected, noise_sd, dp.reward_bound, steps)
     # Weights that read no reward ('uniform', 'fedavg'): the local statistics stay in the client's own log.
     return RoundResult(mean_reward=t.mean().item() if len(t) else 0.0, reward_std=t.std().item() if len(t) > 1 else 0.0,
-                       examples=round(expected), steps=steps)
+                       groups=round(expected), steps=steps)
 
 
 def _private_result(moments: tuple[float, float], expected: float, noise_sd: float, bound: float,
                     steps: list[dict[str, float]]) -> RoundResult:
     """The round's reward mean and spread from the noisy moment sums over the expected (public)
-    number of sampled records, and that public count as n_i: everything the weight e_i then uses
+    number of sampled records, and that public count as the groups (n_i): everything the weight
+    e_i then uses
     is post-processing of DP releases. The spread is floored at the noise on the mean: it is the
     first gain's scale (gain.py), and a change smaller than the noise is no evidence of a gain
     (noise can otherwise drive the estimated variance to 0 and the gain to ±G)."""
     mean = min(max(moments[0] / expected, 0.0), 1.0)
     var = max(moments[1] / expected - mean * mean, 0.0)
     return RoundResult(mean_reward=bound * mean, reward_std=bound * max(math.sqrt(var), noise_sd),
-                       examples=round(expected), steps=steps)
+                       groups=round(expected), steps=steps)
