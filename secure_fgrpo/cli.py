@@ -61,9 +61,11 @@ def _run(cfg: RunConfig, run_dir: Path, mode: Mode, hint: str = "") -> int:
 
         fed = Federation(cfg, run_dir, on_event)
         done = fed.server.last_completed_round
-        if done:
+        if done and done < cfg.federation.rounds:
             progress.console.print(f"resuming from round {done + 1} of {cfg.federation.rounds} "
                                    f"(rounds 1-{done} already done in {run_dir})")
+        elif done == cfg.federation.rounds:
+            progress.console.print(f"all {done} rounds already done in {run_dir}; nothing to train")
         progress.update(rounds, completed=done)
         fed.run()
     _print_summary(run_dir, time.perf_counter() - t0)
