@@ -68,22 +68,25 @@ def _run(cfg: RunConfig, run_dir: Path, mode: Mode, hint: str = "") -> int:
             progress.console.print(f"all {done} rounds already done in {run_dir}; nothing to train")
         progress.update(rounds, completed=done)
         fed.run()
-    _print_summary(run_dir, time.perf_counter() - t0)
-    _check_aborted(run_dir)
+    failed = _all_aborted(run_dir)
+    _print_summary(run_dir, time.perf_counter() - t0, gain=not failed)
+    if failed:
+        raise RunFailed(failed)
     return 0
 
 
-def _check_aborted(run_dir: Path) -> None:
-    """A run that trained nothing is a failure, not "+0.0 points"; some aborted rounds are a warning."""
-    aborted = {r["round"]: r.get("reason", "") for r in server_rows(run_dir) if r.get("aborted")}
-    total = len(server_rows(run_dir))
-    if total and len(aborted) == total:
-        reasons = sorted(set(aborted.values()))
-        raise RunFailed(f"every round ({total}) aborted, so the global adapter is the initial one: "
-                        + "; ".join(reasons))
+def _all_aborted(run_dir: Path) -> str:
+    """Why the run trained nothing (every round aborted), or "". A run that trained nothing is a
+    failure, not "+0.0 points"; some aborted rounds are a warning."""
+    rows = server_rows(run_dir)
+    aborted = {r["round"]: r.get("reason", "") for r in rows if r.get("aborted")}
+    if rows and len(aborted) == len(rows):
+        return (f"every round ({len(rows)}) aborted, so the global adapter is the initial one: "
+                + "; ".join(sorted(set(aborted.values()))))
     if aborted:
         console.print(f"[yellow]warning:[/] {len(aborted)} of {total} rounds aborted "
                       f"(rounds {', '.join(map(str, sorted(aborted)))}): {'; '.join(sorted(set(aborted.values())))}")
+    return ""
 
 
 def _privacy_note(run_dir: Path, info: dict) -> str:
@@ -127,7 +130,7 @@ def _dp_overrides(specs: list[str], backend: str, gpu: bool = False) -> dict:
     return out
 
 
-def _print_summary(run_dir: Path, seconds: float | None = None) -> None:
+def _print_summary(run_dir: Path, seconds: float | None = None, gain: bool = True) -> None:
     glob, per = accuracy_curves(run_dir)
     table = Table(title=f"held-out accuracy (sampled pass@1, T=1) — {run_dir}")
     table.add_column("round", justify="right")
@@ -137,7 +140,7 @@ def _print_summary(run_dir: Path, seconds: float | None = None) -> None:
     for r in sorted(glob):
         table.add_row(str(r), f"{glob[r]:.1%}", *[f"{per[n][r]:.1%}" if r in per[n] else "" for n in per])
     console.print(table)
-    if glob:
+    if glob and gain:
         first, last = min(glob), max(glob)
         console.print(f"global accuracy: round {first} {glob[first]:.1%} -> round {last} {glob[last]:.1%} "
                       f"({(glob[last] - glob[first]) * 100:+.1f} points)")
