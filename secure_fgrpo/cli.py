@@ -23,10 +23,10 @@ from .runfolder import Mode, open_run_folder
 console = Console()
 
 
-def _run(cfg: RunConfig, run_dir: Path, mode: Mode, hint: str = "") -> int:
+def _run(cfg: RunConfig, run_dir: Path, mode: Mode) -> int:
     from .federation.runner import Federation
 
-    open_run_folder(run_dir, to_dict(cfg), mode, hint)
+    open_run_folder(run_dir, to_dict(cfg), mode)
     t0 = time.perf_counter()
     n_clients = max(2, round(cfg.federation.fraction * len(cfg.clients)))
     plain = not console.is_terminal  # a log file or CI: rich's bars would print nothing until the end
@@ -174,20 +174,20 @@ def cmd_demo(args: argparse.Namespace) -> int:
                  "privacy.example_level.sample_rate": ex.sample_rate}
         console.print("example-level DP-SGD with the demo's DP-tuned settings: "
                       + ", ".join(f"{k}={v}" for k, v in tuned.items()))
-    return _run(cfg, run_dir, _mode(args, default="new"),
-                hint="; pass --resume to continue it, or --fresh to start over (deletes only the files "
-                     "secure_fgrpo wrote there)")
+    return _run(cfg, run_dir, _mode(args))
 
 
-def _mode(args: argparse.Namespace, default: Mode) -> Mode:
+def _mode(args: argparse.Namespace) -> Mode:
+    """A run of the same config is continued (a finished one just shows its results again);
+    ``--fresh`` starts over."""
     if getattr(args, "resume", False) and args.fresh:
         raise RunFolderError("--resume and --fresh: choose one")
-    return "fresh" if args.fresh else "resume" if getattr(args, "resume", False) else default
+    return "fresh" if args.fresh else "resume"
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     cfg = load_config(args.config)
-    return _run(cfg, Path(args.out or Path("runs") / Path(args.config).stem), _mode(args, default="resume"))
+    return _run(cfg, Path(args.out or Path("runs") / Path(args.config).stem), _mode(args))
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -263,7 +263,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="differential privacy, δ=1e-5: example:EPS (DP-SGD per patient record) or "
                         "client:EPS[:local|distributed|skellam] (noise per institution; skellam: integer "
                         "noise inside --secure-sum masked); repeatable")
-    d.add_argument("--resume", action="store_true", help="continue the demo run in --out (same config)")
+    d.add_argument("--resume", action="store_true",
+                   help="continue the demo run in --out (the default when it holds one of the same config)")
     d.add_argument("--fresh", action="store_true",
                    help="start --out over: deletes only the files secure_fgrpo wrote there")
     d.set_defaults(fn=cmd_demo)

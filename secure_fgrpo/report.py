@@ -42,6 +42,17 @@ def accuracy_curves(run_dir: Path) -> tuple[dict[int, float], dict[str, dict[int
 
 
 def plot_accuracy(run_dir: Path, out: Path | None = None) -> Path:
+    import matplotlib.pyplot as plt
+
+    out = out or Path(run_dir) / "accuracy.png"
+    fig = accuracy_figure(run_dir)
+    fig.savefig(out)
+    plt.close(fig)
+    return out
+
+
+def accuracy_figure(run_dir: Path):  # noqa: ANN201 - a matplotlib Figure
+    """Whole rounds on the x axis, aborted rounds shaded (nothing was applied in them)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -50,7 +61,6 @@ def plot_accuracy(run_dir: Path, out: Path | None = None) -> Path:
 
     glob, per = accuracy_curves(run_dir)
     aborted = sorted(r["round"] for r in server_rows(run_dir) if r.get("aborted"))
-    out = out or Path(run_dir) / "accuracy.png"
     fig, ax = plt.subplots(figsize=(7, 4.2), dpi=120)
     for i, r in enumerate(aborted):  # nothing was applied: the adapter after r is the one after r-1
         ax.axvspan(r - 0.4, r + 0.4, color="tab:red", alpha=0.15, lw=0, label="aborted round" if i == 0 else None)
@@ -66,9 +76,7 @@ def plot_accuracy(run_dir: Path, out: Path | None = None) -> Path:
     ax.legend(fontsize=8, loc="lower right")
     ax.set_title(f"secure_fgrpo: {Path(run_dir).name}")
     fig.tight_layout()
-    fig.savefig(out)
-    plt.close(fig)
-    return out
+    return fig
 
 
 def save_run_config(run_dir: Path, raw: dict) -> None:

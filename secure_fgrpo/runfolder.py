@@ -26,7 +26,7 @@ PACKAGE_ENTRIES: tuple[str, ...] = (MARKER, CONFIG, "layout.json", "global_metri
 # jobs (each seeded by client and round); the device moves the same arithmetic to a GPU.
 MAY_DIFFER: tuple[str, ...] = ("federation.workers", "model.device")
 ROUNDS = "federation.rounds"
-Mode = Literal["new", "resume", "fresh"]
+Mode = Literal["resume", "fresh"]
 
 
 @dataclass(frozen=True)
@@ -68,11 +68,10 @@ def is_run(path: Path) -> bool:
     return isinstance(raw, dict) and {"clients", "federation", "secure_sum"} <= set(raw)
 
 
-def open_run_folder(path: Path, raw_cfg: dict, mode: Mode, hint: str = "") -> RunFolder:
+def open_run_folder(path: Path, raw_cfg: dict, mode: Mode) -> RunFolder:
     """Make ``path`` a run folder for ``raw_cfg`` and save the config there.
 
-    ``new``: refuse a folder that already holds a run (``hint`` says how to continue or
-    restart it). ``resume``: continue a run of the same config. ``fresh``: remove the files
+    ``resume``: continue a run of the same config (or start one). ``fresh``: remove the files
     this package wrote there, then start over. Any non-empty folder that is not a run of
     ours is refused, whatever the mode."""
     path = Path(path)
@@ -85,8 +84,6 @@ def open_run_folder(path: Path, raw_cfg: dict, mode: Mode, hint: str = "") -> Ru
             listed = ", ".join(found[:5]) + (f" and {len(found) - 5} more" if len(found) > 5 else "")
             raise RunFolderError(f"{path}: not empty and not a secure_fgrpo run (holds {listed}); "
                                  "nothing was changed there: choose another --out")
-    if existed and mode == "new":
-        raise RunFolderError(f"{path}: already holds a run{hint}")
     if existed and mode == "fresh":
         _clear(path)
         existed = False

@@ -63,18 +63,16 @@ def test_read_only_folder_is_refused(tmp_path, monkeypatch) -> None:
 
     monkeypatch.setattr(Path, "mkdir", refuse)
     with pytest.raises(RunFolderError, match=r"ro/run: cannot write the run folder there \(Read-only file system\)"):
-        open_run_folder(target, _raw(), "new")
+        open_run_folder(target, _raw(), "resume")
 
 
-def test_new_resume_and_fresh_on_our_own_run(tmp_path) -> None:
+def test_resume_and_fresh_on_our_own_run(tmp_path) -> None:
     run = tmp_path / "run"
-    open_run_folder(run, _raw(), "new")
+    assert not open_run_folder(run, _raw(), "resume").existed
     assert is_run(run) and (run / MARKER).is_file()
     (run / "server").mkdir()
     (run / "server" / "state.json").write_text('{"last_completed_round": 1}')
     (run / "mine.txt").write_text("user notes")
-    with pytest.raises(RunFolderError, match="already holds a run; pass --resume"):
-        open_run_folder(run, _raw(), "new", hint="; pass --resume")
     assert open_run_folder(run, _raw(**{"federation.workers": 2}), "resume").existed  # workers: same results
     assert open_run_folder(run, _raw(), "fresh").existed is False
     assert not (run / "server").exists()  # ours: removed
@@ -84,7 +82,7 @@ def test_new_resume_and_fresh_on_our_own_run(tmp_path) -> None:
 
 def test_changed_config_is_refused_naming_the_keys(tmp_path) -> None:
     run = tmp_path / "run"
-    open_run_folder(run, _raw(), "new")
+    open_run_folder(run, _raw(), "resume")
     (run / "server").mkdir()  # the run has started
     before = (run / "config.json").read_text()
     with pytest.raises(RunFolderError) as err:
@@ -110,7 +108,7 @@ def test_cli_run_refuses_a_changed_config(tmp_path, capsys) -> None:
     from toml_out import dumps
 
     run = tmp_path / "run"
-    open_run_folder(run, _raw(), "new")
+    open_run_folder(run, _raw(), "resume")
     (run / "server").mkdir()
     cfg = tmp_path / "changed.toml"
     cfg.write_text(dumps(small_run(**{"federation.strategy": "fedavg", "secure_sum.backend": "masked"})))
