@@ -26,6 +26,7 @@ PACKAGE_ENTRIES: tuple[str, ...] = (MARKER, CONFIG, "layout.json", "global_metri
 # jobs (each seeded by client and round); the device moves the same arithmetic to a GPU.
 MAY_DIFFER: tuple[str, ...] = ("federation.workers", "model.device")
 ROUNDS = "federation.rounds"
+STARTED = ("server", "clients")  # a run has computed something (keys, a round) once one of these exists
 Mode = Literal["resume", "fresh"]
 
 
@@ -105,8 +106,8 @@ def save_config(path: Path, raw_cfg: dict) -> None:
 
 def _check_same_config(path: Path, raw_cfg: dict) -> None:
     cfg_file = path / CONFIG
-    if not cfg_file.is_file():
-        return  # the marker was written but the run stopped before its config: nothing to compare
+    if not cfg_file.is_file() or not any((path / d).exists() for d in STARTED):
+        return  # nothing computed yet (say the first try stopped on a bad data file): the new config applies
     try:
         old = json.loads(cfg_file.read_text())
     except (OSError, ValueError) as err:
