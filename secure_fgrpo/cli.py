@@ -84,7 +84,7 @@ def _all_aborted(run_dir: Path) -> str:
         return (f"every round ({len(rows)}) aborted, so the global adapter is the initial one: "
                 + "; ".join(sorted(set(aborted.values()))))
     if aborted:
-        console.print(f"[yellow]warning:[/] {len(aborted)} of {total} rounds aborted "
+        console.print(f"[yellow]warning:[/] {len(aborted)} of {len(rows)} rounds aborted "
                       f"(rounds {', '.join(map(str, sorted(aborted)))}): {'; '.join(sorted(set(aborted.values())))}")
     return ""
 

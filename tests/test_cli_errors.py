@@ -122,3 +122,28 @@ def test_damaged_client_and_server_state(tmp_path) -> None:
     (tmp_path / "server" / "metrics.jsonl").write_text('{"round": 1}\n{"round": 2,\n')
     with pytest.raises(CheckpointError, match=r"metrics.jsonl: line 2 is damaged"):
         server.metrics.rows()
+
+
+def test_some_aborted_rounds_are_a_warning_all_are_a_failure(tmp_path, capsys) -> None:
+    server = tmp_path / "server"
+    server.mkdir()
+    rows = [{"round": 1, "aborted": False}, {"round": 2, "aborted": True, "reason": "2 of 3 survived"}]
+    (server / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert cli._all_aborted(tmp_path) == ""
+    assert "1 of 2 rounds aborted (rounds 2): 2 of 3 survived" in capsys.readouterr().out
+    rows[0].update(aborted=True, reason="2 of 3 survived")
+    (server / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert cli._all_aborted(tmp_path).startswith("every round (2) aborted")
+
+
+def test_zero_rounds_is_refused_not_the_default(tmp_path, capsys) -> None:
+    assert main(["demo", "--rounds", "0", "--out", str(tmp_path / "run")]) == 2  # was: silently 6 rounds
+    assert "federation.rounds must be >= 1, got 0" in _one_line(capsys.readouterr().out)
+    assert not (tmp_path / "run").exists()
+
+
+def test_reveal_has_no_empty_choice(capsys) -> None:
+    with pytest.raises(SystemExit):
+        main(["demo", "--help"])
+    help_text = capsys.readouterr().out
+    assert "{server-learns-sum,server-blind}" in help_text and "{,server" not in help_text
