@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -17,44 +16,77 @@ from rich.table import Table
 from .config import RunConfig, config_from_dict, load_config
 from .configio import ConfigError, to_dict
 from .demo import DP_SGD_EXAMPLE_LEVEL, DP_SGD_EXAMPLE_LEVEL_GPU, DP_SGD_SETTINGS
-from .report import accuracy_curves, load_run_config, plot_accuracy, save_run_config
+from .errors import RunFailed, RunFolderError, UserError
+from .report import accuracy_curves, load_run_config, plot_accuracy, server_rows
+from .runfolder import Mode, open_run_folder
 
 console = Console()
 
 
-def _run(cfg: RunConfig, run_dir: Path) -> int:
+def _run(cfg: RunConfig, run_dir: Path, mode: Mode) -> int:
     from .federation.runner import Federation
 
-    save_run_config(run_dir, to_dict(cfg))
+    open_run_folder(run_dir, to_dict(cfg), mode)
     t0 = time.perf_counter()
     n_clients = max(2, round(cfg.federation.fraction * len(cfg.clients)))
+    plain = not console.is_terminal  # a log file or CI: rich's bars would print nothing until the end
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=console, transient=False) as progress:
+                  console=console, transient=False, disable=plain) as progress:
         rounds = progress.add_task("rounds", total=cfg.federation.rounds)
         clients = progress.add_task("clients", total=n_clients)
         progress.update(rounds, description="building / loading the model")
+        if plain:
+            console.print("building / loading the model")
 
         def on_event(kind: str, info: dict) -> None:
             if kind == "round_start":
                 progress.reset(clients, total=len(info["participants"]))
                 progress.update(rounds, description=f"round {info['round']}")
+                if plain:
+                    console.print(f"round {info['round']}/{cfg.federation.rounds} started: "
+                                  f"{', '.join(info['participants'])} training")
             elif kind == "client_done":
                 progress.advance(clients)
+                if plain:
+                    console.print(f"round {info['round']}: {info['client']} done")
             elif kind == "round":
                 progress.update(rounds, completed=info["round"])
                 acc = info.get("global_accuracy")
                 if acc is not None:
                     progress.console.print(f"round {info['round']}: global held-out accuracy {acc:.1%}"
-                                           + (" (aborted)" if info.get("aborted") else "")
+                                           + (f" (aborted: {info.get('reason', '')})" if info.get("aborted") else "")
                                            + _privacy_note(run_dir, info))
             elif kind == "budget_exhausted":
                 progress.console.print(f"[yellow]stopped:[/] {info['reason']}")
 
         fed = Federation(cfg, run_dir, on_event)
-        progress.update(rounds, completed=fed.server.last_completed_round)
+        done = fed.server.last_completed_round
+        if done and done < cfg.federation.rounds:
+            progress.console.print(f"resuming from round {done + 1} of {cfg.federation.rounds} "
+                                   f"(rounds 1-{done} already done in {run_dir})")
+        elif done == cfg.federation.rounds:
+            progress.console.print(f"all {done} rounds already done in {run_dir}; nothing to train")
+        progress.update(rounds, completed=done)
         fed.run()
-    _print_summary(run_dir, time.perf_counter() - t0)
+    failed = _all_aborted(run_dir)
+    _print_summary(run_dir, time.perf_counter() - t0, gain=not failed)
+    if failed:
+        raise RunFailed(failed)
     return 0
+
+
+def _all_aborted(run_dir: Path) -> str:
+    """Why the run trained nothing (every round aborted), or "". A run that trained nothing is a
+    failure, not "+0.0 points"; some aborted rounds are a warning."""
+    rows = server_rows(run_dir)
+    aborted = {r["round"]: r.get("reason", "") for r in rows if r.get("aborted")}
+    if rows and len(aborted) == len(rows):
+        return (f"every round ({len(rows)}) aborted, so the global adapter is the initial one: "
+                + "; ".join(sorted(set(aborted.values()))))
+    if aborted:
+        console.print(f"[yellow]warning:[/] {len(aborted)} of {len(rows)} rounds aborted "
+                      f"(rounds {', '.join(map(str, sorted(aborted)))}): {'; '.join(sorted(set(aborted.values())))}")
+    return ""
 
 
 def _privacy_note(run_dir: Path, info: dict) -> str:
@@ -98,7 +130,7 @@ def _dp_overrides(specs: list[str], backend: str, gpu: bool = False) -> dict:
     return out
 
 
-def _print_summary(run_dir: Path, seconds: float | None = None) -> None:
+def _print_summary(run_dir: Path, seconds: float | None = None, gain: bool = True) -> None:
     glob, per = accuracy_curves(run_dir)
     table = Table(title=f"held-out accuracy (sampled pass@1, T=1) — {run_dir}")
     table.add_column("round", justify="right")
@@ -108,7 +140,7 @@ def _print_summary(run_dir: Path, seconds: float | None = None) -> None:
     for r in sorted(glob):
         table.add_row(str(r), f"{glob[r]:.1%}", *[f"{per[n][r]:.1%}" if r in per[n] else "" for n in per])
     console.print(table)
-    if glob:
+    if glob and gain:
         first, last = min(glob), max(glob)
         console.print(f"global accuracy: round {first} {glob[first]:.1%} -> round {last} {glob[last]:.1%} "
                       f"({(glob[last] - glob[first]) * 100:+.1f} points)")
@@ -127,15 +159,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
         if args.secure_sum != "ckks":
             raise ValueError("--reveal applies to --secure-sum ckks only")
         overrides["secure_sum.options"] = {"reveal": args.reveal}
-    if args.rounds:
+    if args.rounds is not None:  # 0 is refused by the config, not read as "the default"
         overrides["federation.rounds"] = args.rounds
-    if args.workers:
+    if args.workers is not None:
         overrides["federation.workers"] = args.workers
     overrides.update(_dp_overrides(args.dp, args.secure_sum, gpu=resolve_device(args.device).type == "cuda"))
     cfg = demo_config(**overrides)
     run_dir = Path(args.out or f"runs/demo-{args.secure_sum}" + (f"-{args.reveal}" if args.reveal else ""))
-    if run_dir.exists() and not args.resume:
-        shutil.rmtree(run_dir)
     console.print(f"[bold]secure_fgrpo demo[/]: {len(cfg.clients)} institutions, strategy "
                   f"{cfg.federation.strategy}, secure sum {cfg.secure_sum.backend}, {cfg.federation.rounds} rounds")
     if cfg.privacy.example_level is not None:
@@ -144,12 +174,20 @@ def cmd_demo(args: argparse.Namespace) -> int:
                  "privacy.example_level.sample_rate": ex.sample_rate}
         console.print("example-level DP-SGD with the demo's DP-tuned settings: "
                       + ", ".join(f"{k}={v}" for k, v in tuned.items()))
-    return _run(cfg, run_dir)
+    return _run(cfg, run_dir, _mode(args))
+
+
+def _mode(args: argparse.Namespace) -> Mode:
+    """A run of the same config is continued (a finished one just shows its results again);
+    ``--fresh`` starts over."""
+    if getattr(args, "resume", False) and args.fresh:
+        raise RunFolderError("--resume and --fresh: choose one")
+    return "fresh" if args.fresh else "resume"
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     cfg = load_config(args.config)
-    return _run(cfg, Path(args.out or Path("runs") / Path(args.config).stem))
+    return _run(cfg, Path(args.out or Path("runs") / Path(args.config).stem), _mode(args))
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -171,9 +209,9 @@ def cmd_keys_init(args: argparse.Namespace) -> int:
 
     cfg = load_config(args.config)
     run_dir = Path(args.out or Path("runs") / Path(args.config).stem)
+    open_run_folder(run_dir, to_dict(cfg), "resume")
     backend = make_backend(cfg.secure_sum.backend, cfg.backend_options)
     backend.setup(run_dir, [c.name for c in cfg.clients])
-    save_run_config(run_dir, to_dict(cfg))
     console.print(f"keys for the {cfg.secure_sum.backend!r} backend created under {run_dir} "
                   f"(server: {run_dir / 'server' / 'keys'}, clients: {run_dir / 'clients'}/<name>/keys)")
     return 0
@@ -214,10 +252,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="cmd", required=True)
     d = sub.add_parser("demo", help="four institutions, FGRPO, secure sum")
     d.add_argument("--secure-sum", default="plaintext", choices=["plaintext", "masked", "ckks"])
-    d.add_argument("--reveal", default="", choices=["", "server-learns-sum", "server-blind"],
+    d.add_argument("--reveal", default=None, choices=["server-learns-sum", "server-blind"],
                    help="ckks only: who learns the sums (default server-learns-sum)")
-    d.add_argument("--rounds", type=int, default=0)
-    d.add_argument("--workers", type=int, default=0)
+    d.add_argument("--rounds", type=int, default=None, help="federation.rounds (default 6)")
+    d.add_argument("--workers", type=int, default=None, help="federation.workers (default 2)")
     d.add_argument("--seed", type=int, default=0)
     d.add_argument("--device", default="cpu", help="model.device: cpu (default), auto, cuda or cuda:N")
     d.add_argument("--out", default="")
@@ -225,11 +263,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="differential privacy, δ=1e-5: example:EPS (DP-SGD per patient record) or "
                         "client:EPS[:local|distributed|skellam] (noise per institution; skellam: integer "
                         "noise inside --secure-sum masked); repeatable")
-    d.add_argument("--resume", action="store_true", help="continue an interrupted demo instead of starting over")
+    d.add_argument("--resume", action="store_true",
+                   help="continue the demo run in --out (the default when it holds one of the same config)")
+    d.add_argument("--fresh", action="store_true",
+                   help="start --out over: deletes only the files secure_fgrpo wrote there")
     d.set_defaults(fn=cmd_demo)
     r = sub.add_parser("run", help="run a federation from a TOML config (resumes if RUN exists)")
     r.add_argument("config")
     r.add_argument("--out", default="")
+    r.add_argument("--fresh", action="store_true",
+                   help="start RUN over instead of resuming it: deletes only the files secure_fgrpo wrote there")
     r.set_defaults(fn=cmd_run)
     e = sub.add_parser("eval", help="re-evaluate a run's global adapter and show its curves")
     e.add_argument("run")
@@ -257,12 +300,23 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         return args.fn(args)
-    except ConfigError as err:
-        console.print(f"[red]error:[/] {err}")
+    except UserError as err:
+        _error(str(err))
+        return err.exit_code
+    except (ConfigError, FileNotFoundError, ValueError) as err:
+        _error(str(err))
         return 2
-    except (FileNotFoundError, ValueError) as err:
-        console.print(f"[red]error:[/] {err}")
+    except OSError as err:  # a full disk, a read-only folder: name the file, keep no traceback
+        _error(f"{err.filename}: {err.strerror}" if err.filename and err.strerror else str(err))
         return 2
+    except KeyboardInterrupt:
+        _error("interrupted; the run resumes from its last completed round when started again")
+        return 130
+
+
+def _error(message: str) -> None:
+    console.print("[red]error:[/] ", end="")
+    console.print(message, markup=False, highlight=False, soft_wrap=True)  # one line, even in a log file
 
 
 if __name__ == "__main__":

@@ -85,10 +85,17 @@ def message_membership(estimates: list[MessageEstimate], truth: SimTruth, *, uno
     unobs = np.array([float((by_round[rounds[int(rng.integers(len(rounds)))]] @ unit(rng, d)).max())
                       for _ in range(unobserved)])
     est = one_shot_epsilon(observed, unobs, delta, seed=seed)
+    # The same estimator with nothing planted at all (never-planted directions in the place of the
+    # canaries, as many): what "chance" reads as at this number of messages.
+    null = np.array([float((by_round[rounds[int(rng.integers(len(rounds)))]] @ unit(rng, d)).max())
+                     for _ in range(len(observed))])
+    est_null = one_shot_epsilon(null, unobs, delta, seed=seed)
     verdict = ("succeeds" if est.auc >= SUCCESS_AUC else
                "chance" if abs(est.auc - 0.5) <= CHANCE_AUC_BAND else "partial")
     return AttackResult("membership (per message)", verdict, est.auc, "AUC near 0.5, empirical ε near 0",
                         {"epsilon": _finite(est.epsilon), "epsilon_lower": _finite(est.epsilon_lower), "delta": delta,
+                         "null_epsilon": _finite(est_null.epsilon), "null_epsilon_lower": _finite(est_null.epsilon_lower),
+                         "null_auc": est_null.auc, "messages": len(observed),
                          "observed": observed.tolist(), "unobserved": unobs.tolist()})
 
 

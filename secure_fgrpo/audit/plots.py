@@ -30,7 +30,7 @@ def _figure(w: float = 6.0, h: float = 3.2):  # noqa: ANN202
 
 def bytes_by_stage(rows: list[dict]) -> str:
     """Stacked bars: bytes the server received per round, by stage."""
-    fig, ax = _figure()
+    fig, ax = _figure(7.2)
     per: dict[str, dict[int, int]] = defaultdict(lambda: defaultdict(int))
     rounds = sorted({r["round"] for r in rows})
     for r in rows:
@@ -43,7 +43,7 @@ def bytes_by_stage(rows: list[dict]) -> str:
     ax.set_xlabel("round")
     ax.set_ylabel("KiB received")
     ax.set_title("What the server received, by stage")
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)  # beside, not over, the bars
     return _png(fig)
 
 

@@ -7,6 +7,7 @@ import html
 from typing import Any
 
 from . import plots
+from .attacks import CHANCE_AUC_BAND
 
 CSS = """
 body{font-family:-apple-system,'Segoe UI',Helvetica,Arial,sans-serif;margin:24px auto;max-width:1100px;color:#1d2329;
@@ -113,9 +114,12 @@ def _attacks(r: dict) -> str:
     if "skipped" in a["harness"]:
         return f"<p class='muted'>Attacks not run: {_e(a['harness']['skipped'])}</p>"
     h = a["harness"]
-    out = (f"<p class='muted'>Simulation: {h['clients']} clients, {h['rounds']} rounds, vectors of {h['dim']} "
+    out = (f"<p class='muted'>Simulation: {h['clients']} clients, {h['rounds']} rounds, vectors of {h['dim']:,} "
            f"coordinates, through the <code>{_e(h['backend'])}</code> backend with options "
            f"<code>{_e(h['options'])}</code>; the truth is known to the harness, never to the attacker.</p>")
+    if h.get("shape_differs"):
+        out += ("<div class='box high'><b>The simulation does not have this run's shape:</b><ul>"
+                + "".join(f"<li>{_e(x)}</li>" for x in h["shape_differs"]) + "</ul></div>")
     rows = [[_e(x["name"]), _pill(x["verdict"]), _fmt(x["value"]), _e(x["chance"])] for x in a["results"]]
     out += _table(["attack", "verdict", "value", "chance level"], rows)
     imgs = []
@@ -131,6 +135,15 @@ def _attacks(r: dict) -> str:
         imgs.append(_img(plots.membership(d["observed"], d["unobserved"], "Membership from one message"), "membership"))
         out += (f"<p>Per-message membership: empirical ε = {_fmt(d['epsilon'])} "
                 f"(95% lower bound {_fmt(d['epsilon_lower'])}) at δ = {_fmt(d['delta'])}.</p>")
+        if "null_epsilon" in d:
+            out += (f"<p class='muted'>How the verdict and this ε agree: the verdict reads the AUC "
+                    f"(chance: within 0.5 ± {CHANCE_AUC_BAND:g}). The ε is a one-shot estimate from only "
+                    f"{d['messages']} planted canaries, and its point value is far from 0 even when nothing "
+                    f"leaks: the same estimator with <i>nothing planted</i> (never-planted directions in the "
+                    f"canaries' place) gives ε = {_fmt(d['null_epsilon'])} (95% lower bound "
+                    f"{_fmt(d['null_epsilon_lower'])}, AUC {_fmt(d['null_auc'])}) here. Only a lower bound "
+                    f"well above that chance level is evidence of leakage; the plaintext backend's canaries "
+                    f"give AUC ≈ 1 and an unbounded ε.</p>")
     return out + '<div class="grid">' + "".join(imgs) + "</div>"
 
 

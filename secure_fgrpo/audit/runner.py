@@ -22,16 +22,14 @@ from ..fileio import write_private
 from .attacks import AttackResult, gain_inference, message_membership, update_recovery
 from .checks import check_archive, check_ckks, check_masked_uniform
 from .dp_section import dp_section
-from .estimates import estimate_inputs
+from .estimates import INPUT_KINDS, estimate_inputs
 from .inventory import build_inventory
 from .keyscan import KnownSecret, scan_key_material
 from .report_html import render
-from .simulate import simulate_federation
+from .simulate import SimShape, sim_shape, simulate_federation
 from .view import ServerView, load_view
 
 log = logging.getLogger(__name__)
-
-SIM = {"clients": 8, "rounds": 3, "dim": 1025}
 
 
 def _server_reads(view: ServerView) -> list[dict]:
@@ -47,16 +45,27 @@ def _server_reads(view: ServerView) -> list[dict]:
     return out
 
 
+def run_shape(view: ServerView) -> SimShape:
+    """The run's clients, rounds and coordinates per message, as the server's view shows them."""
+    per_round = [len({e.sender for e in view.entries if e.round == r and e.kind in INPUT_KINDS}) for r in view.rounds]
+    n_clients = max(per_round, default=0) or None  # the participants of a round, as the server saw them
+    _, options = view.backend_options()
+    extra = 1 if options.get("weights") == "server" else 0  # [n^a·Δ, n^a, g] carries one more
+    dims = [len(m.vector) - extra for m in estimate_inputs(view)]
+    return sim_shape(n_clients, len(view.rounds) or None, max(dims) if dims else None)
+
+
 def _attacks(view: ServerView, seed: int) -> tuple[dict, list[AttackResult]]:
     backend, options = view.backend_options()
     if backend not in ("plaintext", "masked", "ckks"):
         return {"skipped": f"backend {backend!r} cannot be simulated"}, []
+    shape = run_shape(view)
     with tempfile.TemporaryDirectory(prefix="sfgrpo-audit-sim-") as tmp:
-        truth = simulate_federation(Path(tmp), backend, options, seed=seed, **SIM)
+        truth = simulate_federation(Path(tmp), backend, options, seed=seed, **shape.simulated)
         est = estimate_inputs(load_view(Path(tmp)))
         results = [update_recovery(est, truth), gain_inference(est, truth), message_membership(est, truth, seed=seed)]
     return {"backend": backend, "options": {k: v for k, v in options.items() if k != "roster"}, "seed": seed,
-            **SIM}, results
+            **shape.simulated, "run_shape": shape.run, "shape_differs": shape.differs}, results
 
 
 def audit_run(run_dir: Path, out_dir: Path | None = None, *, attacks: bool = True,

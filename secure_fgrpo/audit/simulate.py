@@ -51,6 +51,41 @@ def sim_options(options: dict) -> dict:
     return {k: v for k, v in options.items() if k != "roster"}
 
 
+# What the attack simulation affords: a run's own shape up to these sizes. Below MIN_MESSAGES
+# messages the attacks' statistics (an AUC, a rank correlation) say little, so a short run is
+# simulated over more rounds; the report then states both shapes.
+MAX_SIM = {"clients": 16, "rounds": 12, "dim": 131_073}
+MIN_MESSAGES = 24
+DEFAULT_SHAPE = {"clients": 8, "rounds": 3, "dim": 1025}  # when the run does not show its own
+
+
+@dataclass(frozen=True)
+class SimShape:
+    simulated: dict[str, int]  # clients, rounds, dim actually simulated
+    run: dict[str, int | None]  # the run's own (None: the server's view does not show it)
+    differs: list[str]  # the sizes where the two differ, each with why
+
+
+def sim_shape(clients: int | None, rounds: int | None, dim: int | None) -> SimShape:
+    """The run's own shape where affordable, and a line per size where it is not."""
+    run = {"clients": clients, "rounds": rounds, "dim": dim}
+    sim = {k: min(v, MAX_SIM[k]) if v else DEFAULT_SHAPE[k] for k, v in run.items()}
+    sim["clients"] = max(2, sim["clients"])
+    why: dict[str, str] = {}
+    for k, v in run.items():
+        if not v:
+            why[k] = "not visible to the audit (payloads not archived); the default was simulated"
+        elif v > MAX_SIM[k]:
+            why[k] = f"capped at {MAX_SIM[k]:,} to keep the audit affordable"
+    needed = math.ceil(MIN_MESSAGES / sim["clients"])
+    if sim["rounds"] < needed:
+        sim["rounds"] = min(needed, MAX_SIM["rounds"])
+        why["rounds"] = f"raised so the attacks score at least {MIN_MESSAGES} messages"
+    differs = [f"{k}: simulated {sim[k]:,}, the run {'?' if run[k] is None else f'{run[k]:,}'} ({w})"
+               for k, w in why.items() if sim[k] != run[k]]
+    return SimShape(sim, run, differs)
+
+
 def simulate_federation(out: Path, backend: str, options: dict | None = None, *, clients: int = 8,
                         rounds: int = 3, dim: int = 1025, seed: int = 0, delta_clip: float = 1.0,
                         tau: float = 1.0, gain_clip: float = 2.0, alpha: float = 0.5) -> SimTruth:

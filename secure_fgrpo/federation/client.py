@@ -17,7 +17,8 @@ from ..gain import GainState, count_kind, relative_gain, weight
 from ..privacy.client_dp import ClientNoise, SkellamNoise
 from ..privacy.plan import ExampleLevelPlan
 from .local import TrainOutcome
-from .store import JsonlLog, latest_upto, prune, write_json_atomic
+from ..errors import CheckpointError
+from .store import JsonlLog, latest_upto, prune, read_json, write_json_atomic
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +55,7 @@ class Client:
     def resume(self, last_round: int) -> None:
         """Load own state as of the server's last completed round; forget later rounds."""
         found = latest_upto(self.state_dir, ".json", last_round)
-        self.gain_state = GainState(**_read(found[1])["gain"]) if found else GainState()
+        self.gain_state = _gain_state(found[1]) if found else GainState()
         self.metrics.truncate_after(last_round)
 
     def _counts_dataset(self) -> bool:
@@ -101,7 +102,9 @@ class Client:
         return PreparedInput(vector=vector, weight=e, gain=gain)
 
 
-def _read(path: Path) -> dict:
-    import json
-
-    return json.loads(path.read_text())
+def _gain_state(path: Path) -> GainState:
+    try:
+        return GainState(**read_json(path)["gain"])
+    except (KeyError, TypeError) as err:
+        raise CheckpointError(f"{path}: damaged client state (no valid 'gain': {err}); restore it, or "
+                              "start the run over with --fresh") from None

@@ -5,11 +5,14 @@ server in that mode would let the server recover each round's aggregate by diffe
 
 from __future__ import annotations
 
+import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from ..errors import CheckpointError
 from .store import latest_upto, prune, save_npz_atomic
 from .update import ServerOptConfig, ServerOptState, apply_update, ratio_of_sums
 
@@ -35,12 +38,17 @@ class GlobalModel:
         if found is None:
             return GlobalState(0, initial.astype(np.float32), ServerOptState())
         r, path = found
-        with np.load(path) as z:
-            if z["vector"].shape != initial.shape:
-                raise ValueError(f"{path}: checkpoint has {z['vector'].shape[0]} parameters, the configured "
-                                 f"adapter has {initial.shape[0]}: different model or lora settings")
-            opt = ServerOptState(m=z["m"] if "m" in z else None, v=z["v"] if "v" in z else None)
-            return GlobalState(r, z["vector"].copy(), opt)
+        try:
+            with np.load(path) as z:
+                vector = z["vector"].copy()
+                opt = ServerOptState(m=z["m"].copy() if "m" in z else None, v=z["v"].copy() if "v" in z else None)
+        except (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile, zlib.error) as err:
+            raise CheckpointError(f"{path}: damaged checkpoint ({type(err).__name__}: {err}); restore it, or "
+                                  "start the run over with --fresh") from None
+        if vector.shape != initial.shape:
+            raise CheckpointError(f"{path}: checkpoint has {vector.shape[0]} parameters, the configured "
+                                  f"adapter has {initial.shape[0]}: different model or lora settings")
+        return GlobalState(r, vector, opt)
 
     def apply(self, total: np.ndarray) -> float:
         """Σe·Δ/Σe through the server optimizer; returns the update's norm."""

@@ -62,6 +62,11 @@ class _Scorer:
         return score(problem, completion, finished, self.spec)
 
 
+def eval_seed_of(train_seed: int) -> int:
+    """The sampling seed of a client's held-out evaluation, from its round's training seed."""
+    return train_seed ^ 0x5EED
+
+
 def run_training(job: TrainJob) -> TrainOutcome:
     t0 = time.perf_counter()
     torch.set_num_threads(job.threads)
@@ -70,7 +75,7 @@ def run_training(job: TrainJob) -> TrainOutcome:
     layout = VectorLayout.of(model)
     load_vector(model, layout, job.global_vector)
     rollout = make_rollout(job.rollout)
-    accuracy = pass_at_1(model, tok, rollout, job.eval_set, job.eval_sampling, seed=job.seed ^ 0x5EED)
+    accuracy = pass_at_1(model, tok, rollout, job.eval_set, job.eval_sampling, seed=eval_seed_of(job.seed))
     result = train_round(model, tok, rollout, job.pool, _Scorer(job.reward), job.grpo, seed=job.seed,
                          dp=job.dp, max_reward=job.reward.scale)
     delta = to_vector(model, layout) - job.global_vector

@@ -7,9 +7,8 @@ through the secure-sum driver and the server's transcript recorder."""
 from __future__ import annotations
 
 import logging
-import multiprocessing
 import random
-from concurrent.futures import Executor, ProcessPoolExecutor
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -29,11 +28,14 @@ from ..rollout import SamplingSpec, make_rollout
 from ..secure_sum import DropSchedule, make_backend
 from .client import Client
 from .datasets import build_data
-from .local import TrainJob, TrainOutcome, run_training
+from .local import TrainJob, TrainOutcome, eval_seed_of, run_training
 from .global_model import GlobalModel
 from .release import release_round
 from .server import Server
-from .store import JsonlLog, write_json_atomic
+from .store import FINAL_EVAL, JsonlLog, write_json_atomic
+from .workers import worker_pool
+from ..data.fit import check_fits
+from ..errors import CheckpointError
 from ..seeding import derive_seed
 
 log = logging.getLogger(__name__)
@@ -50,6 +52,15 @@ def eval_seed(seed: int) -> int:
     """The sampling seed of the global evaluation: anything that scores a model on the global
     held-out set (benchmarks included) uses it, so all are scored on the same samples."""
     return seed * 7919 + 17
+
+
+def _context(model: torch.nn.Module) -> int | None:
+    """The base model's context length in tokens (None when its config does not say)."""
+    return getattr(model.config, "max_position_embeddings", None)
+
+
+def _longest_output(cfg: RunConfig) -> int:
+    return max(cfg.grpo.sampling.max_new_tokens, cfg.eval.max_new_tokens)
 
 
 class _InlineExecutor:
@@ -73,6 +84,11 @@ class Federation:
         self.model = attach_lora(base, cfg.model.lora)
         self.layout = VectorLayout.of(self.model)
         self.data = build_data(cfg)
+        for c in cfg.clients:  # an institution's own file: refuse what the model cannot read, before training
+            if c.data:
+                own = self.data.clients[c.name]
+                check_fits(list(own.train) + list(own.eval), self.tok, _context(self.model), _longest_output(cfg),
+                           source=f"clients.{c.name}.data ({c.data})")
         names = [c.name for c in cfg.clients]
         self.clients = {c.name: Client(c, self.data.clients[c.name], self.run_dir / "clients" / c.name, cfg)
                         for c in cfg.clients}
@@ -118,7 +134,7 @@ class Federation:
     def _executor(self) -> Executor | _InlineExecutor:
         if self.cfg.federation.workers == 1:
             return _InlineExecutor()
-        return ProcessPoolExecutor(self.cfg.federation.workers, mp_context=multiprocessing.get_context("spawn"))
+        return worker_pool(self.cfg.federation.workers)
 
     def _jobs(self, round_: int, names: list[str]) -> list[TrainJob]:
         cfg = self.cfg
@@ -145,6 +161,9 @@ class Federation:
         """Run until ``federation.rounds`` (or ``rounds`` more, for tests of resume)."""
         cfg = self.cfg
         done = self.server.last_completed_round
+        if done > cfg.federation.rounds:
+            raise CheckpointError(f"{self.server_dir / 'state.json'}: says round {done} completed, but "
+                                  f"federation.rounds = {cfg.federation.rounds}; nothing to train")
         if done == 0 and not self.global_metrics.rows():
             self._record_global(0, {})
         end = cfg.federation.rounds if rounds is None else min(cfg.federation.rounds, done + rounds)
@@ -160,8 +179,22 @@ class Federation:
                 self._round(r, executor)
         finally:
             executor.shutdown()
+        self._evaluate_clients(self.server.last_completed_round)
         self.export_adapter()
         return RunSummary(rounds=self.global_metrics.rows(), stopped=stopped)
+
+    def _evaluate_clients(self, after_round: int) -> None:
+        """Each client's held-out accuracy of the final global adapter. A round measures the
+        adapter it receives, so without this the last adapter would go unmeasured by the clients;
+        the seed is the one round ``after_round + 1`` would use."""
+        if after_round == 0:
+            return
+        load_vector(self.model, self.layout, self.global_model.state.vector)
+        rollout = make_rollout(self.cfg.model.rollout)
+        for n, client in self.clients.items():
+            seed = eval_seed_of(derive_seed(self.cfg.seed, "train", n, after_round + 1))
+            acc = pass_at_1(self.model, self.tok, rollout, self.data.clients[n].eval, self.eval_sampling, seed=seed)
+            write_json_atomic(client.root / FINAL_EVAL, {"after_round": after_round, "eval_accuracy_of_global": acc})
 
     def _privacy_stop(self, r: int) -> str:
         """Why round r must not run (it would exceed a privacy budget), or ""."""

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from ..config import RunConfig
+from ..errors import CheckpointError
 from ..secure_sum.base import SumSpec
 from ..seeding import derive_seed
 from .store import JsonlLog, write_json_atomic
@@ -26,7 +27,16 @@ class Server:
     @property
     def last_completed_round(self) -> int:
         p = self.root / "state.json"
-        return int(json.loads(p.read_text())["last_completed_round"]) if p.exists() else 0
+        if not p.exists():
+            return 0
+        try:
+            done = json.loads(p.read_text())["last_completed_round"]
+        except (ValueError, KeyError, TypeError) as err:
+            raise CheckpointError(f"{p}: unreadable server state ({type(err).__name__}: {err}); "
+                                  "restore it or start over with --fresh") from None
+        if not isinstance(done, int) or isinstance(done, bool) or done < 0:
+            raise CheckpointError(f"{p}: last_completed_round must be a round number, got {done!r}")
+        return done
 
     def mark_completed(self, round_: int) -> None:
         """Written after every party saved its state for the round: the resume point."""

@@ -11,9 +11,11 @@ from typing import Any
 
 import numpy as np
 
-from ..fileio import write_private
+from ..errors import CheckpointError
+from ..fileio import atomic_target, write_private
 
 _ROUND = re.compile(r"round-(\d+)")
+FINAL_EVAL = "final_eval.json"  # RUN/clients/<name>/: the client's accuracy of the last global adapter
 
 
 def write_json_atomic(path: Path, obj: Any, private: bool = False) -> None:
@@ -22,17 +24,19 @@ def write_json_atomic(path: Path, obj: Any, private: bool = False) -> None:
         return
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    with os.fdopen(fd, "w") as fh:
-        json.dump(obj, fh, indent=1)
-    os.replace(tmp, path)
+    with atomic_target(path, tmp):
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        with os.fdopen(fd, "w") as fh:
+            json.dump(obj, fh, indent=1)
+        os.replace(tmp, path)
 
 
 def save_npz_atomic(path: Path, **arrays: np.ndarray) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp.npz")
-    np.savez(tmp, **arrays)
-    os.replace(tmp, path)
+    with atomic_target(path, tmp):
+        np.savez(tmp, **arrays)
+        os.replace(tmp, path)
 
 
 def round_files(folder: Path, suffix: str) -> dict[int, Path]:
@@ -61,6 +65,27 @@ def prune(folder: Path, suffix: str, keep: int = 2) -> None:
         files[r].unlink(missing_ok=True)
 
 
+def read_json(path: Path) -> Any:
+    """A state file this package wrote; a damaged one is named, not a bare JSONDecodeError."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (ValueError, UnicodeDecodeError) as err:
+        raise CheckpointError(f"{path}: damaged state file ({err}); restore it, or start the run over "
+                              "with --fresh") from None
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    rows = []
+    for i, line in enumerate(Path(path).read_text().splitlines(), start=1):
+        if line.strip():
+            try:
+                rows.append(json.loads(line))
+            except ValueError as err:
+                raise CheckpointError(f"{path}: line {i} is damaged ({err}); restore the file, or start "
+                                      "the run over with --fresh") from None
+    return rows
+
+
 class JsonlLog:
     """An append-only metrics file whose rows carry a ``round``; resuming drops rows of
     rounds that did not complete."""
@@ -76,7 +101,7 @@ class JsonlLog:
     def rows(self) -> list[dict[str, Any]]:
         if not self.path.exists():
             return []
-        return [json.loads(line) for line in self.path.read_text().splitlines() if line.strip()]
+        return read_jsonl(self.path)
 
     def truncate_after(self, last_round: int) -> None:
         keep = [r for r in self.rows() if r.get("round", -1) <= last_round]

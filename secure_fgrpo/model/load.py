@@ -10,6 +10,7 @@ from transformers import (AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, 
                           PreTrainedTokenizerFast)
 from transformers.utils import logging as hf_logging
 
+from ..configio import ConfigError
 from .device import resolve_device
 from .tiny import TinyModelSpec, embedded_model_path
 
@@ -34,9 +35,15 @@ def load_base(name_or_path: str, spec: TinyModelSpec | None = None,
     """Frozen base model (float32, eval mode) on ``device`` (model/device.py) and its
     left-padding tokenizer."""
     path = resolve_model_path(name_or_path, spec)
-    if not name_or_path == EMBEDDED and not Path(path).exists() and "/" not in path:
-        raise FileNotFoundError(f"model.path: {path!r} is neither 'embedded', a local directory, nor a hub id")
-    tok = load_tokenizer(path)
+    if name_or_path != EMBEDDED and not Path(path).exists() and (path.startswith(("/", ".", "~"))
+                                                                 or path.count("/") != 1):
+        raise FileNotFoundError(f"model.path: {path!r} does not exist (expected 'embedded', a local "
+                                "directory, or a hub id 'org/name' where a hub is reachable)")
+    try:
+        tok = load_tokenizer(path)
+    except (OSError, ValueError) as err:  # no such hub id, no network, a folder without a tokenizer
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
+        raise ConfigError("model.path", f"cannot load a tokenizer from {path!r} ({first})") from None
     tok.padding_side = "left"
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
@@ -44,6 +51,9 @@ def load_base(name_or_path: str, spec: TinyModelSpec | None = None,
     hf_logging.disable_progress_bar()  # a bar per client per round would drown the demo's output
     try:
         model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
+    except (OSError, ValueError) as err:
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
+        raise ConfigError("model.path", f"cannot load a causal LM from {path!r} ({first})") from None
     finally:
         if bars:
             hf_logging.enable_progress_bar()
