@@ -23,7 +23,7 @@ from .audit.transcript import AuditConfig
 
 @dataclass(frozen=True)
 class ModelConfig:
-    path: str = "embedded"  # "embedded", a local directory, or a hub id where a hub is reachable
+    path: str = "embedded"  # "embedded", a named source (model/sources.py), a local directory, or a hub id
     embedded: TinyModelSpec = field(default_factory=TinyModelSpec)  # used when path = "embedded"
     lora: LoraSpec = field(default_factory=LoraSpec)
     rollout: Literal["transformers", "vllm"] = "transformers"
