@@ -16,7 +16,8 @@ from peft import PeftModel
 from secure_fgrpo.config import config_from_dict
 from secure_fgrpo.federation.runner import Federation
 from secure_fgrpo.grpo.logprobs import completion_logprobs
-from secure_fgrpo.model.load import load_base, resolve_model_path
+from secure_fgrpo.model.chat import encode_prompts, render_prompt
+from secure_fgrpo.model.load import load_base, load_tokenizer, resolve_model_path
 from secure_fgrpo.model.sources import SOURCES
 from secure_fgrpo.rollout import SamplingSpec, make_rollout
 from secure_fgrpo.tasks import sample_problems
@@ -57,6 +58,19 @@ def test_converted_folder_is_the_pinned_wheel_file(real_model_dir: Path) -> None
     assert type(model).__name__ == "LlamaForCausalLM"
     assert 134e6 < sum(p.numel() for p in model.parameters()) < 135e6
     assert tok.chat_template and tok.eos_token == "<|im_end|>"
+
+
+def test_chat_models_get_their_template_and_the_embedded_model_the_raw_prompt(real_model_dir: Path,
+                                                                             quick_model_dir: Path) -> None:
+    tok = load_tokenizer(str(real_model_dir))
+    text = render_prompt(tok, "BP 120/80. MAP?")
+    assert text.startswith("<|im_start|>system") and text.endswith("<|im_start|>user\nBP 120/80. MAP?<|im_end|>\n"
+                                                                    "<|im_start|>assistant\n")
+    ids = encode_prompts(tok, ["BP 120/80. MAP?"])["input_ids"][0].tolist()
+    assert ids == tok(text, add_special_tokens=False)["input_ids"] and ids.count(tok.bos_token_id) == 3  # one per turn
+    tiny = load_tokenizer(str(quick_model_dir))
+    assert render_prompt(tiny, "3 g to mg=") == "3 g to mg="
+    assert encode_prompts(tiny, ["3 g to mg="])["input_ids"][0].tolist() == tiny("3 g to mg=")["input_ids"]
 
 
 def test_one_masked_round_and_the_adapter_reloads(real_model_dir: Path, tmp_path: Path) -> None:
