@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import random
 import re
+import sys
 
 import pytest
 
@@ -113,3 +114,9 @@ def test_config_accepts_specialties_and_names_an_unknown_family() -> None:
     raw["clients"][0]["families"] = {"oncology": 1.0}
     with pytest.raises(ValueError, match="clients.x.families: unknown family 'oncology'"):
         config_from_dict(raw)
+
+
+def test_missing_calculators_name_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "medcalc.mean_arterial_pressure", None)  # as if not installed
+    with pytest.raises(ValueError, match=r"'mc_map' needs the MedCalc-Bench calculators: .*secure_fgrpo\[real\]"):
+        FAMILIES["mc_map"].sample(random.Random(0))

@@ -53,8 +53,8 @@ class Calculator:
         """The calculator's exact answer (imported on first use: medcalc-bench is optional)."""
         try:
             mod = importlib.import_module(f"medcalc.{self.module}")
-        except ImportError:
-            raise RuntimeError(f"task family {self.family!r} needs the MedCalc-Bench calculators: "
+        except ImportError:  # a ValueError so the CLI reports it in one line, before any round
+            raise ValueError(f"task family {self.family!r} needs the MedCalc-Bench calculators: "
                                "pip install 'secure_fgrpo[real]'") from None
         return float(getattr(mod, self.function)(inputs)["Answer"])
 
