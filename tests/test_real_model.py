@@ -73,6 +73,7 @@ def test_chat_models_get_their_template_and_the_embedded_model_the_raw_prompt(re
     assert encode_prompts(tiny, ["3 g to mg="])["input_ids"][0].tolist() == tiny("3 g to mg=")["input_ids"]
 
 
+@pytest.mark.filterwarnings("ignore:.*is_gradient_checkpointing.*:FutureWarning")  # peft 0.21 on transformers 5
 def test_one_masked_round_and_the_adapter_reloads(real_model_dir: Path, tmp_path: Path) -> None:
     torch.set_num_threads(2)
     fed = Federation(config_from_dict(real_run()), tmp_path / "run")
