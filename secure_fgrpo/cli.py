@@ -1,4 +1,4 @@
-"""``secure-fgrpo demo | run | eval``: the only module that prints."""
+"""``secure-fgrpo demo | run | eval | model | keys | audit``: the only module that prints."""
 
 from __future__ import annotations
 
@@ -202,6 +202,16 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_model(args: argparse.Namespace) -> int:
+    """Find a named model's weights, convert them once into the cache, print the folder: the
+    base model a run's exported adapter belongs to (PeftModel.from_pretrained on this folder)."""
+    from .model.load import resolve_model_path
+
+    folder = resolve_model_path(args.name)
+    console.print(f"{args.name}: {folder}")
+    return 0
+
+
 def cmd_keys_init(args: argparse.Namespace) -> int:
     """Create a federation's keys before the first round: each client's secret material in its
     own folder (0600), the server's public part in server/keys. The run then reuses them."""
@@ -277,6 +287,11 @@ def build_parser() -> argparse.ArgumentParser:
     e = sub.add_parser("eval", help="re-evaluate a run's global adapter and show its curves")
     e.add_argument("run")
     e.set_defaults(fn=cmd_eval)
+    from .model.sources import SOURCES
+
+    mo = sub.add_parser("model", help="prepare a named pretrained model (convert once) and print its folder")
+    mo.add_argument("name", choices=sorted(SOURCES))
+    mo.set_defaults(fn=cmd_model)
     k = sub.add_parser("keys", help="key custody")
     ksub = k.add_subparsers(dest="keys_cmd", required=True)
     ki = ksub.add_parser("init", help="create the federation's keys for CONFIG's secure-sum backend")

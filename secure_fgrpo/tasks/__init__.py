@@ -1,7 +1,9 @@
 """Seeded clinical-style problem families with verifiable rewards.
 
 Built-in generators: ``unit`` (conversions), ``vitals`` (thresholds), ``dose`` (totals),
-``choice`` (multiple choice). ``numeric`` and ``yesno`` only score user data.
+``choice`` (multiple choice). ``numeric`` and ``yesno`` only score user data. Clinical
+calculations on the MedCalc-Bench calculators (``mc_*`` and the specialties) are for a
+pretrained model (tasks/medcalc.py).
 """
 
 from secure_fgrpo.tasks.base import (
@@ -13,8 +15,10 @@ from secure_fgrpo.tasks.base import (
     TaskFamily,
 )
 from secure_fgrpo.tasks.registry import (
+    CLINICAL_FAMILIES,
     FAMILIES,
     GENERATED_FAMILIES,
+    SAMPLED_FAMILIES,
     get_family,
     normalise_mix,
     sample_problems,
@@ -23,12 +27,14 @@ from secure_fgrpo.tasks.reward import score, warm_start_target
 
 __all__ = [
     "ALPHABET",
+    "CLINICAL_FAMILIES",
     "FAMILIES",
     "GENERATED_FAMILIES",
     "MAX_ANSWER_LEN",
     "MAX_PROMPT_LEN",
     "Problem",
     "RewardSpec",
+    "SAMPLED_FAMILIES",
     "TaskFamily",
     "get_family",
     "normalise_mix",

@@ -64,6 +64,12 @@ class TaskFamily(ABC):
     def extract(self, completion: str) -> str | None:
         """The normalised answer in a completion, or None when it is not well formed."""
 
+    def well_formed(self, completion: str) -> bool:
+        """Whether the completion has the answer format the format term rewards. For most families
+        that is "an answer could be extracted"; a family may read answers more leniently than the
+        format it rewards (tasks/medcalc.py)."""
+        return self.extract(completion) is not None
+
     def correctness(self, problem: Problem, predicted: str | None, partial: bool) -> float:
         """1.0 for the right answer; with ``partial`` on a numeric family, relative-error credit."""
         if predicted is None:

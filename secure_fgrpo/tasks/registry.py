@@ -10,6 +10,7 @@ from secure_fgrpo.tasks.base import Problem, TaskFamily
 from secure_fgrpo.tasks.choice import MultipleChoice
 from secure_fgrpo.tasks.dose import DoseTotal
 from secure_fgrpo.tasks.generic import GenericNumeric, GenericYesNo
+from secure_fgrpo.tasks.medcalc import CALCULATOR_FAMILIES, SPECIALTY_FAMILIES
 from secure_fgrpo.tasks.unit import UnitConversion
 from secure_fgrpo.tasks.vitals import VitalThreshold
 
@@ -24,11 +25,17 @@ FAMILIES: Mapping[str, TaskFamily] = MappingProxyType(
             MultipleChoice(),
             GenericNumeric(),
             GenericYesNo(),
+            *CALCULATOR_FAMILIES,
+            *SPECIALTY_FAMILIES,
         )
     }
 )
-# The families that can generate problems (the others only score user data).
+# The short built-in families that can generate problems (the others only score user data);
+# the embedded model is warm-started on exactly these.
 GENERATED_FAMILIES: tuple[str, ...] = ("unit", "vitals", "dose", "choice")
+# Clinical calculations for a pretrained model (tasks/medcalc.py): per calculator and per specialty.
+CLINICAL_FAMILIES: tuple[str, ...] = tuple(f.name for f in (*CALCULATOR_FAMILIES, *SPECIALTY_FAMILIES))
+SAMPLED_FAMILIES: tuple[str, ...] = GENERATED_FAMILIES + CLINICAL_FAMILIES  # what a client's mix may name
 
 
 def get_family(name: str) -> TaskFamily:

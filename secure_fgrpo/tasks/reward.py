@@ -17,7 +17,7 @@ def score(problem: Problem, completion: str, finished: bool, spec: RewardSpec) -
         return 0.0
     family = get_family(problem.family)
     predicted = family.extract(completion)
-    well_formed = 1.0 if predicted is not None else 0.0
+    well_formed = 1.0 if family.well_formed(completion) else 0.0
     correct = family.correctness(problem, predicted, spec.partial)
     return spec.scale * (correct + spec.format_weight * well_formed) / (1.0 + spec.format_weight)
 

