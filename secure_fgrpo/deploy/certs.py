@@ -79,7 +79,7 @@ def make_certs(out: Path, hosts: list[str], days: int = 365) -> CertPaths:
     paths = CertPaths(out / CA_CERT, out / CA_KEY, out / SERVER_CERT, out / SERVER_KEY)
     for p in (paths.ca_cert, paths.ca_key, paths.server_cert, paths.server_key):
         if p.exists():
-            raise FileExistsError(f"deploy certs: {p} already exists; choose another --out or remove it yourself")
+            raise ValueError(f"deploy certs: {p} already exists; choose another --out or remove it yourself")
     sans = _names(hosts)
     ca_key = ec.generate_private_key(ec.SECP384R1())
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "secure_fgrpo federation CA")])

@@ -36,7 +36,7 @@ def make_node_key(out: Path, name: str) -> NodeKeyPaths:
     paths = NodeKeyPaths(out / name, out / f"{name}.pub")
     for p in (paths.private, paths.public):
         if p.exists():
-            raise FileExistsError(f"deploy node-key: {p} already exists; choose another --name or --out")
+            raise ValueError(f"deploy node-key: {p} already exists; choose another --name or --out")
     key = ec.generate_private_key(ec.SECP384R1())
     private = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH,
                                 serialization.NoEncryption())
