@@ -57,6 +57,19 @@ def in_process_total(spec: SumSpec, roster: Path, state_dirs: dict[str, Path], s
     return out.contributors, out.total
 
 
+def dropouts(row: dict) -> dict[str, set[str]]:
+    """The recorded round's dropouts as the in-process driver's schedule: a node that missed a
+    stage's deadline (or withdrew at it) is gone before that stage."""
+    out: dict[str, set[str]] = {}
+    seen: set[str] = set()
+    for stage, stats in row["stages"].items():
+        new = (set(stats["missed"]) | set(stats["withdrew"])) - seen
+        if new and stage != "setup":
+            out[stage] = new
+        seen |= new
+    return out
+
+
 def exact_sum(spec: SumSpec, names: list[str], seeds: dict[str, int]) -> np.ndarray:
     return np.sum([synthetic_input(seeds[n], spec) for n in names], axis=0)
 

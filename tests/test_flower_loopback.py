@@ -1,7 +1,8 @@
 """A real deployment on loopback: SuperLink + three SuperNodes as separate processes, TLS and
 SuperNode authentication on, the app started with ``flwr run``. One SuperNode is killed by its
-PID in the middle of round 2; the round completes from the survivors and round 3 runs. A
-SuperNode whose key was never registered is refused. Every process is stopped by PID."""
+PID in the middle of round 2 and started again: round 2 completes from the survivors (the
+restarted node lost its round secrets, so it is a dropout), and in round 3 it takes part again.
+A SuperNode whose key was never registered is refused. Every process is stopped by PID."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from flower_support import bound, exact_sum, in_process_total, jsonl, round_spec, wait_for  # noqa: F401 (skips without flwr)
+from flower_support import (bound, dropouts, exact_sum, in_process_total, jsonl, round_spec,  # skips without flwr
+                            wait_for)
 from secure_fgrpo.deploy.loopback import LoopbackFederation
 from secure_fgrpo.deploy.node_keys import make_node_key
 
@@ -50,19 +52,23 @@ def test_unregistered_supernode_is_refused(fed: LoopbackFederation) -> None:
     fed.nodes.pop("hosp-a")
 
 
-def test_rounds_survive_a_killed_supernode(fed: LoopbackFederation, caplog: pytest.LogCaptureFixture) -> None:
+def test_rounds_survive_a_killed_and_restarted_supernode(fed: LoopbackFederation, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO)
     for name in NAMES:
         fed.start_supernode(name)
     out = fed.root / "out"
     fed.run_app({"rounds": 3, "dim": DIM, "threshold": THRESHOLD, "out-dir": str(out),
-                 "stage-timeout": 45.0, "min-nodes": 3, "connect-timeout": 120.0})
+                 "stage-timeout": 45.0, "min-nodes": 3, "connect-timeout": 120.0,
+                 "round-wait": 150.0})
     # Kill the victim once round 2's share stage is under way: it is gone before it can send its
     # masked input, so its pairwise masks must be removed from the survivors' shares.
     wait_for("round 2's share stage", lambda: any(
         e["round"] == 2 and e["stage"] == "share" and e["event"] == "sent" for e in jsonl(out / "progress.jsonl")),
         timeout=400)
-    fed.nodes[VICTIM].kill_now()
+    victim = fed.nodes[VICTIM]
+    victim.kill_now()
+    assert not victim.alive()
+    fed.restart_supernode(VICTIM)
     rows = wait_for("three recorded rounds", lambda: (r := jsonl(out / "rounds.jsonl")) and len(r) >= 3 and r,
                     timeout=400, every=0.5)
     seeds = {n: NAMES.index(n) for n in NAMES}
@@ -72,11 +78,11 @@ def test_rounds_survive_a_killed_supernode(fed: LoopbackFederation, caplog: pyte
     assert r1["contributors"] == NAMES
     assert r2["participants"] == NAMES and VICTIM not in r2["contributors"]
     assert r2["contributors"] == ["hosp-a", "hosp-b"]
-    assert r3["contributors"] == ["hosp-a", "hosp-b"]
-    for row, dropped in ((r1, {}), (r2, {"masked_input": {VICTIM}}), (r3, {"advertise": {VICTIM}})):
+    assert r3["contributors"] == NAMES, "the restarted SuperNode takes part again"
+    assert set().union(*dropouts(r2).values()) == {VICTIM} and not dropouts(r1) and not dropouts(r3)
+    for row in (r1, r2, r3):
         spec = round_spec(row, DIM, THRESHOLD)
-        if VICTIM not in spec.participants:
-            dropped = {}
+        dropped = dropouts(row)
         total = np.asarray(row["total"])
         exact = exact_sum(spec, row["contributors"], seeds)
         tol = bound(spec, len(row["contributors"]))

@@ -129,6 +129,23 @@ class LoopbackFederation:
         self.nodes[name] = proc
         return proc
 
+    def restart_supernode(self, name: str, timeout: float = 180.0, retry: float = 5.0) -> Proc:
+        """Start ``name`` again after its process died. Flower refuses to activate a key whose
+        previous session is still counted online (2 heartbeats, 60 s by default), so retry
+        until the SuperNode reports its node id, within ``timeout``."""
+        end = time.monotonic() + timeout
+        attempt = 0
+        while time.monotonic() < end:
+            attempt += 1
+            proc = self.start_supernode(name, tag=f"-restart{attempt}")
+            while proc.alive() and "SuperNode ID" not in proc.log_text() and time.monotonic() < end:
+                time.sleep(0.2)
+            if proc.alive() and "SuperNode ID" in proc.log_text():
+                return proc
+            proc.stop()
+            time.sleep(retry)
+        raise TimeoutError(f"SuperNode {name} could not rejoin within {timeout:.0f} s")
+
     def run_app(self, run_config: dict[str, Any]) -> int:
         """``flwr run`` the secure-sum app; returns the run id."""
         cfg = {"roster": str(self.roster), **run_config}

@@ -20,7 +20,8 @@ def _get(cfg: Mapping[str, Any], key: str, typ: type, default: Any) -> Any:
 class ServerConfig:
     """``roster``: the public roster the coordinator verifies signatures with. ``out_dir``:
     where the coordinator writes what it learned per round ('' = logs only). ``min_nodes``:
-    wait (up to ``connect_timeout`` s) for this many SuperNodes before round 1."""
+    wait (up to ``connect_timeout`` s) for this many SuperNodes before round 1, and up to
+    ``round_wait`` s before each later round (then run with whoever is online)."""
 
     rounds: int
     dim: int
@@ -31,6 +32,7 @@ class ServerConfig:
     out_dir: Path | None
     stage_timeout: float
     connect_timeout: float
+    round_wait: float
     min_nodes: int
     poll: float
     seed: int
@@ -48,6 +50,7 @@ class ServerConfig:
                 weight_bound=_get(cfg, "weight-bound", float, 1.0), roster=Path(roster),
                 out_dir=Path(out) if out else None, stage_timeout=_get(cfg, "stage-timeout", float, 60.0),
                 connect_timeout=_get(cfg, "connect-timeout", float, 120.0),
+                round_wait=_get(cfg, "round-wait", float, 0.0),
                 min_nodes=_get(cfg, "min-nodes", int, 2), poll=_get(cfg, "poll", float, 0.1),
                 seed=_get(cfg, "seed", int, 0), modulus_bits=_get(cfg, "modulus-bits", int, 32),
                 prg=_get(cfg, "prg", str, "aes-ctr"))
@@ -55,8 +58,9 @@ class ServerConfig:
                            ("min-nodes", c.min_nodes)):
             if value < 1:
                 raise ValueError(f"run-config: {key!r} is too small")
-        if not (c.stage_timeout > 0 and c.connect_timeout > 0 and c.poll > 0):
-            raise ValueError("run-config: 'stage-timeout', 'connect-timeout' and 'poll' must be > 0")
+        if not (c.stage_timeout > 0 and c.connect_timeout > 0 and c.poll > 0 and c.round_wait >= 0):
+            raise ValueError("run-config: 'stage-timeout', 'connect-timeout' and 'poll' must be > 0, "
+                             "'round-wait' >= 0")
         return c
 
     @property

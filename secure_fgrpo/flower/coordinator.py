@@ -103,6 +103,7 @@ class Coordinator:
         got, stats = self.link.exchange(stage, round_, out, self.cfg.stage_timeout)
         entry = asdict(stats)
         entry["missed"] = [active.get(n, str(n)) for n in stats.missed]
+        entry["withdrew"] = [active.get(n, str(n)) for n in stats.withdrew]
         row["stages"][stage] = entry
         self._event("progress.jsonl", {"round": round_, "stage": stage, "event": "done"})
         return got, stats

@@ -27,7 +27,8 @@ class StageStats:
     bytes_out: int = 0
     bytes_in: int = 0
     replies: int = 0
-    missed: list[int] = field(default_factory=list)
+    missed: list[int] = field(default_factory=list)  # no reply (or a Flower error) by the deadline
+    withdrew: list[int] = field(default_factory=list)  # replied that it leaves the round
 
 
 class FlowerLink:
@@ -49,6 +50,7 @@ class FlowerLink:
         for mid, msg in zip(self.grid.push_messages(msgs), msgs):
             if mid is None:
                 log.warning("node %d: the SuperLink refused the %s message: dropout", msg.metadata.dst_node_id, stage)
+                stats.missed.append(msg.metadata.dst_node_id)
             else:
                 ids[mid] = msg.metadata.dst_node_id
         got: dict[int, Envelope] = {}
@@ -59,13 +61,17 @@ class FlowerLink:
                 if node_id is None:
                     continue
                 env = self._open(reply, node_id, stage, round_)
-                if env is not None:
+                if env is None:
+                    stats.missed.append(node_id)
+                elif env.withdrew:
+                    stats.withdrew.append(node_id)
+                else:
                     stats.bytes_in += len(env.payload)
                     got[node_id] = env
             if ids:
                 time.sleep(self.poll)
-        stats.missed = sorted(ids.values())
-        for node_id in stats.missed:
+        for node_id in sorted(ids.values()):
+            stats.missed.append(node_id)
             log.warning("node %d missed the %s deadline (%.0f s) of round %d: dropout", node_id, stage,
                         timeout, round_)
         stats.replies = len(got)
@@ -88,5 +94,4 @@ class FlowerLink:
             return None
         if env.withdrew:
             log.warning("%s: withdrew: %s", where, env.withdrew)
-            return None
         return env
