@@ -58,7 +58,8 @@ class Coordinator:
                 log.warning("node %d calls itself %r, already the name of online node %d: ignored",
                             node_id, name, holder)
             else:
-                self.names.pop(holder, None) if holder is not None else None
+                if holder is not None:
+                    del self.names[holder]  # the institution came back under a new node id
                 self.names[node_id] = name
 
     def run_round(self, round_: int) -> dict[str, Any]:
