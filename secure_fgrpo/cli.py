@@ -15,6 +15,7 @@ from rich.table import Table
 
 from .config import RunConfig, config_from_dict, load_config
 from .configio import ConfigError, to_dict
+from .deploy.cli import register as register_deploy
 from .demo import DP_SGD_EXAMPLE_LEVEL, DP_SGD_EXAMPLE_LEVEL_GPU, DP_SGD_SETTINGS
 from .errors import RunFailed, RunFolderError, UserError
 from .report import accuracy_curves, load_run_config, plot_accuracy, server_rows
@@ -306,6 +307,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="a secret of your own institution to look for in RUN/server/ (repeatable)")
     au.add_argument("--strict", action="store_true", help="exit 1 on a high flag or a failed check")
     au.set_defaults(fn=cmd_audit)
+    register_deploy(sub, console.print)
     return p
 
 

@@ -27,6 +27,24 @@ class DropSchedule:
         return [n for n in names if n not in gone]
 
 
+def process_stage(server: SumServer, stage: str, inbound: dict[str, Message],
+                  gone: set[str]) -> dict[str, Message]:
+    """The server's half of one stage, for any transport: a sender whose message is rejected is
+    dropped (added to ``gone``) and the stage is processed again without it."""
+    inbound = dict(inbound)
+    while True:
+        try:
+            return server.process(stage, inbound)
+        except ProtocolError as err:
+            # Retry the stage without the offender; the server must not have applied any of
+            # this stage's messages before raising.
+            log.warning("%s", err)
+            if err.sender not in inbound:
+                raise
+            inbound.pop(err.sender)
+            gone.add(err.sender)
+
+
 def run_secure_sum(
     server: SumServer,
     clients: dict[str, SumClient],
@@ -55,18 +73,7 @@ def run_secure_sum(
                     continue
                 recorder.record(msg)
                 inbound[name] = msg
-            while True:
-                try:
-                    replies = server.process(stage, inbound)
-                    break
-                except ProtocolError as err:
-                    # Retry the stage without the offender; the server must not have applied
-                    # any of this stage's messages before raising.
-                    log.warning("%s", err)
-                    if err.sender not in inbound:
-                        raise
-                    inbound.pop(err.sender)
-                    gone.add(err.sender)
+            replies = process_stage(server, stage, inbound, gone)
         return server.outcome()
     except RoundAborted as err:
         log.warning("round %d aborted: %s", server.spec.round, err)

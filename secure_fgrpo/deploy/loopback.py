@@ -1,0 +1,172 @@
+"""A whole federation on one machine, over loopback, with TLS and SuperNode authentication:
+the tests and the benchmark use it, and it mirrors the README's multi-terminal commands.
+
+Layout under ``root``: ``certs/`` (CA + SuperLink cert), ``node-keys/`` (SuperNode auth keys),
+``nodes/<name>/state`` (each institution's 0700 folder: its Ed25519 identity), ``roster.json``
+(public), ``flwr-home/`` (FLWR_HOME: the ``flwr`` CLI's connection, the SuperLink's data),
+``logs/``. Every process goes through one :class:`ProcGroup`; call :meth:`stop` in a finally.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..secure_sum.masked.keys import load_or_create_identity, public_bytes, write_roster
+from .certs import make_certs
+from .node_keys import NodeKeyPaths, make_node_key
+from .procs import Proc, ProcGroup, free_port
+
+log = logging.getLogger(__name__)
+
+APP_DIR = Path(__file__).resolve().parent.parent / "flower" / "app"
+CONNECTION = "coordinator"
+HOST = "127.0.0.1"
+
+
+def flwr_config_toml(address: str, ca_cert: Path) -> str:
+    """FLWR_HOME/config.toml naming only our SuperLink (Flower's default file also names a
+    'local' connection that starts a SuperLink of its own, and a hosted one)."""
+    return (f'[superlink]\ndefault = "{CONNECTION}"\n\n[superlink.{CONNECTION}]\n'
+            f'address = "{address}"\nroot-certificates = "{ca_cert}"\n')
+
+
+def _toml_value(value: Any) -> str:
+    return json.dumps(value) if isinstance(value, str) else ("true" if value is True else "false"
+                                                              if value is False else repr(value))
+
+
+def node_config_arg(values: dict[str, Any]) -> str:
+    """``--node-config`` / ``--run-config`` string: space-separated ``key=TOML value`` pairs."""
+    return " ".join(f"{k}={_toml_value(v)}" for k, v in values.items())
+
+
+@dataclass
+class LoopbackFederation:
+    root: Path
+    names: list[str]
+    bin_dir: Path = field(default_factory=lambda: Path(sys.executable).parent)
+    poll: float = 0.1
+    procs: ProcGroup = field(default_factory=ProcGroup)
+    keys: dict[str, NodeKeyPaths] = field(default_factory=dict)
+    nodes: dict[str, Proc] = field(default_factory=dict)
+    port: int = 0
+    superlink: Proc | None = None
+
+    def __post_init__(self) -> None:
+        self.root = Path(self.root)
+        self.home = self.root / "flwr-home"
+        self.logs = self.root / "logs"
+        self.roster = self.root / "roster.json"
+
+    # --- set-up: files only -------------------------------------------------------------
+
+    def prepare(self) -> None:
+        """Certificates, SuperNode keys, institution identities and the roster."""
+        self.certs = make_certs(self.root / "certs", [HOST, "localhost"])
+        identities = {}
+        for name in self.names:
+            self.keys[name] = make_node_key(self.root / "node-keys", name)
+            identities[name] = public_bytes(load_or_create_identity(self.state_dir(name)))
+        write_roster(self.roster, identities)
+        self.port = free_port()
+        self.home.mkdir(parents=True, exist_ok=True)
+        (self.home / "config.toml").write_text(flwr_config_toml(f"{HOST}:{self.port}", self.certs.ca_cert))
+
+    def state_dir(self, name: str) -> Path:
+        return self.root / "nodes" / name / "state"
+
+    def env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env["FLWR_HOME"] = str(self.home)
+        env["PATH"] = f"{self.bin_dir}{os.pathsep}{env.get('PATH', '')}"
+        # SuperExec's task poll (1 s by default) adds to every ClientApp start.
+        env["FLWR_SUPEREXEC_TASK_POLL_INTERVAL"] = str(self.poll)
+        return env
+
+    def _bin(self, name: str) -> str:
+        return str(self.bin_dir / name)
+
+    # --- processes ----------------------------------------------------------------------
+
+    def start_superlink(self, timeout: float = 60.0) -> Proc:
+        c = self.certs
+        cmd = [self._bin("flower-superlink"), "--ssl-ca-certfile", str(c.ca_cert), "--ssl-certfile",
+               str(c.server_cert), "--ssl-keyfile", str(c.server_key), "--enable-supernode-auth",
+               "--disable-runtime-dependency-installation", "--database", str(self.home / "superlink.db"),
+               "--host", HOST, "--port", str(self.port)]
+        self.superlink = self.procs.start("superlink", cmd, self.env(), self.logs)
+        _wait_port(self.port, timeout, self.superlink)
+        return self.superlink
+
+    def flwr(self, *args: str, timeout: float = 120.0) -> subprocess.CompletedProcess:
+        """Run the ``flwr`` CLI against our SuperLink; it exits by itself (bounded by timeout)."""
+        return subprocess.run([self._bin("flwr"), *args], env=self.env(), capture_output=True, text=True,
+                              timeout=timeout, stdin=subprocess.DEVNULL)
+
+    def register(self, name: str) -> None:
+        res = self.flwr("supernode", "register", str(self.keys[name].public), CONNECTION, "--name", name)
+        if res.returncode != 0:
+            raise RuntimeError(f"flwr supernode register {name} failed: {res.stdout[-500:]} {res.stderr[-500:]}")
+
+    def start_supernode(self, name: str, key: Path | None = None, input_seed: int | None = None,
+                        tag: str = "") -> Proc:
+        node_cfg = {"name": name, "state-dir": str(self.state_dir(name)), "roster": str(self.roster),
+                    "input-seed": self.names.index(name) if input_seed is None else input_seed}
+        cmd = [self._bin("flower-supernode"), "--root-certificates", str(self.certs.ca_cert),
+               "--superlink", f"{HOST}:{self.port}",
+               "--auth-supernode-private-key", str(key or self.keys[name].private),
+               "--node-config", node_config_arg(node_cfg), "--host", HOST, "--port", str(free_port())]
+        proc = self.procs.start(f"supernode-{name}{tag}", cmd, self.env(), self.logs)
+        self.nodes[name] = proc
+        return proc
+
+    def restart_supernode(self, name: str, timeout: float = 180.0, retry: float = 5.0) -> Proc:
+        """Start ``name`` again after its process died. Flower refuses to activate a key whose
+        previous session is still counted online (2 heartbeats, 60 s by default), so retry
+        until the SuperNode reports its node id, within ``timeout``."""
+        end = time.monotonic() + timeout
+        attempt = 0
+        while time.monotonic() < end:
+            attempt += 1
+            proc = self.start_supernode(name, tag=f"-restart{attempt}")
+            while proc.alive() and "SuperNode ID" not in proc.log_text() and time.monotonic() < end:
+                time.sleep(0.2)
+            if proc.alive() and "SuperNode ID" in proc.log_text():
+                return proc
+            proc.stop()
+            time.sleep(retry)
+        raise TimeoutError(f"SuperNode {name} could not rejoin within {timeout:.0f} s")
+
+    def run_app(self, run_config: dict[str, Any]) -> int:
+        """``flwr run`` the secure-sum app; returns the run id."""
+        cfg = {"roster": str(self.roster), **run_config}
+        res = self.flwr("run", str(APP_DIR), CONNECTION, "--run-config", node_config_arg(cfg), "--format", "json")
+        try:
+            doc = json.loads(res.stdout[res.stdout.index("{"):])
+            return int(doc["run-id"])
+        except (ValueError, KeyError) as err:
+            raise RuntimeError(f"flwr run failed ({err}): {res.stdout[-800:]} {res.stderr[-800:]}") from None
+
+    def stop(self) -> None:
+        self.procs.stop_all()
+
+
+def _wait_port(port: int, timeout: float, proc: Proc) -> None:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if not proc.alive():
+            raise RuntimeError(f"{proc.name} exited early: {proc.log_text()[-800:]}")
+        with socket.socket() as s:
+            if s.connect_ex((HOST, port)) == 0:
+                return
+        time.sleep(0.1)
+    raise TimeoutError(f"{proc.name} did not open port {port} within {timeout:.0f} s")

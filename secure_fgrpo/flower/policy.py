@@ -1,0 +1,77 @@
+"""A node's local policy: what it checks in stage 0 before it reveals anything.
+
+The SuperNode operator sets it in ``--node-config``; the server cannot change it. A round whose
+public parameters break it is refused with one line naming the field, and the node stays out of
+that round (a dropout the secure sum recovers from).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+from .codec import RoundSetup
+
+BACKENDS = ("masked",)
+# Options a server may set in stage 0; anything else (a roster path, say) is the node's own.
+PUBLIC_OPTIONS = ("signed", "degree", "modulus_bits", "prg", "scale", "max_error")
+
+
+class PolicyError(ValueError):
+    """The round's parameters break the node's policy (or its node config is wrong)."""
+
+
+def _get(cfg: Mapping[str, Any], key: str, typ: type, default: Any = None) -> Any:
+    value = cfg.get(key, default)
+    if value is None:
+        raise PolicyError(f"node-config: {key!r} is required")
+    if typ is int and isinstance(value, bool) or not isinstance(value, typ):
+        raise PolicyError(f"node-config: {key!r} must be a {typ.__name__}, got {value!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class NodePolicy:
+    """``name``: this institution's name (must match its roster entry). ``state_dir``: its
+    private folder (identity key). ``roster``: the public roster it trusts. ``input_seed``: seed
+    of its synthetic contribution. ``min_threshold``/``max_dim``: limits it accepts."""
+
+    name: str
+    state_dir: Path
+    roster: Path
+    input_seed: int
+    min_threshold: int = 2
+    max_dim: int = 1 << 24
+
+    @classmethod
+    def from_node_config(cls, cfg: Mapping[str, Any]) -> "NodePolicy":
+        policy = cls(name=_get(cfg, "name", str), state_dir=Path(_get(cfg, "state-dir", str)),
+                     roster=Path(_get(cfg, "roster", str)), input_seed=_get(cfg, "input-seed", int, 0),
+                     min_threshold=_get(cfg, "min-threshold", int, 2), max_dim=_get(cfg, "max-dim", int, 1 << 24))
+        if not policy.name:
+            raise PolicyError("node-config: 'name' must not be empty")
+        if policy.min_threshold < 2:
+            raise PolicyError("node-config: 'min-threshold' must be >= 2 (one survivor's input would be revealed)")
+        return policy
+
+    def check(self, setup: RoundSetup, last_round: int) -> None:
+        """Refuse, naming the field, anything this node did not agree to."""
+        spec = setup.spec
+        if setup.backend not in BACKENDS:
+            raise PolicyError(f"setup.backend: {setup.backend!r} is not one of {', '.join(BACKENDS)}")
+        stray = sorted(set(setup.options) - set(PUBLIC_OPTIONS))
+        if stray:
+            raise PolicyError(f"setup.options: {', '.join(stray)} may not be set by the server")
+        if setup.options.get("signed", True) is not True:
+            raise PolicyError("setup.options.signed: this node takes part in signed rounds only")
+        if self.name not in spec.participants:
+            raise PolicyError(f"setup.spec.participants: {self.name!r} is not listed")
+        if spec.threshold < self.min_threshold:
+            raise PolicyError(f"setup.spec.threshold: {spec.threshold} is below this node's "
+                              f"min-threshold {self.min_threshold}")
+        if spec.dim > self.max_dim:
+            raise PolicyError(f"setup.spec.dim: {spec.dim} exceeds this node's max-dim {self.max_dim}")
+        if spec.round <= last_round:
+            raise PolicyError(f"setup.spec.round: {spec.round} is not after the last round {last_round} "
+                              "(replay?)")
