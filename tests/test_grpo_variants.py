@@ -308,4 +308,4 @@ def test_a_client_job_uses_its_own_reward_scale_as_r_max(quick_model_dir: Path) 
                    eval_sampling=SamplingSpec(T, 1.0), seed=5)
     out = run_training(job)
     assert out.result.mean_reward > 0.0  # some completion scored 10 > 1: the scale reached NGRPO
-    assert out.result.examples > 0 and float(abs(out.delta).max()) > 0.0
+    assert out.result.groups > 0 and float(abs(out.delta).max()) > 0.0

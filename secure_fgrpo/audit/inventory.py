@@ -35,7 +35,7 @@ AGGREGATE_KEYS = frozenset({"round", "contributors", "aborted", "reason", "updat
                             "global_accuracy", "stopped"})
 AGGREGATE_TOKENS = frozenset({"sum", "mean", "total", "global", "avg", "average", "aggregate", "median",
                               "dp", "noise", "sigma", "epsilon", "delta", "contributors", "count"})
-PER_CLIENT_TOKENS = frozenset({"gain", "gains", "reward", "rewards", "weight", "weights", "examples",
+PER_CLIENT_TOKENS = frozenset({"gain", "gains", "reward", "rewards", "weight", "weights", "examples", "groups",
                                "baseline", "loss", "accuracy", "norm", "update", "delta"})
 
 
