@@ -29,7 +29,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from ..base import Backend, SumClient, SumServer, SumSpec
-from ..masked.keys import load_identity, load_or_create_identity, load_roster, public_bytes, write_roster
+from ..identity import ensure_party, load_identity, load_roster, public_bytes, write_roster
 from .binding import Binding, round_digest
 from .client import CKKSClient
 from .codec import Codec
@@ -106,15 +106,16 @@ class CKKSBackend(Backend):
         return self.mode.reveal != "server-blind"
 
     def setup(self, run_dir: Path, clients: list[str]) -> None:
-        """Create the federation's keys (or reuse matching ones) under ``run_dir``, and an
-        identity per client with its roster unless a roster is configured."""
+        """Play the key set-up party by party under ``run_dir`` (or reuse matching keys): each
+        client's identity in its own folder, the secret context sealed from one client to the
+        others (ckks/keys.py); the roster of public keys unless one is configured."""
         init_keys(Path(run_dir), list(clients), self.params, relin=self.weights_on_server)
         if self._roster is not None:
             missing = sorted(set(clients) - set(self._roster))
             if missing:
                 raise ValueError(f"secure_sum.roster {self.roster_path} has no key for {', '.join(missing)}")
             return
-        keys = {n: public_bytes(load_or_create_identity(client_dir(run_dir, n))) for n in clients}
+        keys = {n: ensure_party(client_dir(run_dir, n), n).entry() for n in clients}
         self.roster_path = server_dir(run_dir) / SUBDIR / ROSTER_FILE
         write_roster(self.roster_path, keys)
         self._roster = load_roster(self.roster_path)
