@@ -143,6 +143,8 @@ def create_party(state_dir: Path, name: str) -> Party:
     for path in (identity_path(state_dir), sealing_path(state_dir), entry_path(state_dir)):
         if path.exists():
             raise KeyFileError(f"{path} already exists: {state_dir} holds an identity; keep it or choose another folder")
+    if not Path(state_dir).exists():
+        Path(state_dir).mkdir(parents=True, mode=0o700)  # a folder we create is private from the start
     party = Party(name, Ed25519PrivateKey.generate(), X25519PrivateKey.generate())
     write_private(identity_path(state_dir), _raw_private(party.signing))
     write_private(sealing_path(state_dir), _raw_private(party.sealing))
