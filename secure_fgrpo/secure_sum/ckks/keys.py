@@ -157,7 +157,7 @@ def init_keys(run_dir: Path, clients: list[str], params: ParamSet, relin: bool) 
     maker, *others = sorted(clients)
     key_id = seal_secret(client_dir(run_dir, maker), roster, params, relin, sdir)
     for name in others:
-        open_sealed(client_dir(run_dir, name), roster, sdir / SEALED_DIR / f"{name}.json")
+        open_sealed(client_dir(run_dir, name), roster, sdir / SEALED_DIR / f"{name}.json", params)
     log.info("ckks keys created: params=%s, %d clients, made by %s, sealed to the others", params.name,
              len(clients), maker)
     return key_id
@@ -246,14 +246,16 @@ def seal_secret(maker_dir: Path, roster: Mapping[str, RosterEntry], params: Para
     return key_id
 
 
-def open_sealed(state_dir: Path, roster: Mapping[str, RosterEntry], envelope: Path) -> bytes:
+def open_sealed(state_dir: Path, roster: Mapping[str, RosterEntry], envelope: Path,
+                params: ParamSet | None = None) -> bytes:
     """A recipient's side: check the envelope is for us and signed by a roster party, open it
-    with our X25519 key and install the secret context in our own folder. Returns the key id."""
+    with our X25519 key and install the secret context in our own folder. ``params``: the
+    expected parameter set (default: the preset the envelope names). Returns the key id."""
     party, where = load_party(state_dir), str(envelope)
     try:
         doc = json.loads(Path(envelope).read_text())
         sender, recipient, key_id = doc["from"], doc["to"], bytes.fromhex(doc["key_id"])
-        params, relin = PRESETS[doc["params"]], doc["relin"]
+        params, relin = params or PRESETS[doc["params"]], doc["relin"]
         sealed, signature = base64.b64decode(doc["sealed"], validate=True), base64.b64decode(doc["signature"], validate=True)
     except FileNotFoundError:
         raise KeyMaterialError(f"{where} does not exist") from None
@@ -261,6 +263,8 @@ def open_sealed(state_dir: Path, roster: Mapping[str, RosterEntry], envelope: Pa
         raise KeyMaterialError(f"{where}: not a sealed-key envelope ({err.__class__.__name__})") from None
     if recipient != party.name:
         raise KeyMaterialError(f"{where} is addressed to {recipient!r}, not to {party.name!r}")
+    if doc["params"] != params.name:
+        raise KeyMaterialError(f"{where} carries a {doc['params']!r} context, expected {params.name!r}")
     if roster.get(party.name) != party.entry():
         raise KeyMaterialError(f"the roster's entry for {party.name!r} does not match the keys in {state_dir}")
     if sender not in roster or sender == party.name:
