@@ -11,6 +11,7 @@ import re
 from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePrivateKey
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
@@ -25,6 +26,23 @@ def party_secrets(name: str, state_dir: Path) -> dict[str, bytes]:
             f"{name}/x25519": sealing_path(state_dir).read_bytes()}
 
 
+def private_value(key: object) -> bytes | None:
+    """The secret bytes of a private key: raw for Ed25519/X25519, the scalar for ECDSA."""
+    if isinstance(key, Ed25519PrivateKey | X25519PrivateKey):
+        return key.private_bytes(serialization.Encoding.Raw, serialization.PrivateFormat.Raw,
+                                 serialization.NoEncryption())
+    if isinstance(key, EllipticCurvePrivateKey):
+        return key.private_numbers().private_value.to_bytes((key.curve.key_size + 7) // 8, "big")
+    return None
+
+
+def pem_secret(path: Path) -> bytes:
+    """The secret of a PEM (PKCS8) or OpenSSH private-key file."""
+    found = _pem_privates(Path(path).read_bytes())
+    assert len(found) == 1, path
+    return found[0]
+
+
 def _pem_privates(data: bytes) -> list[bytes]:
     out = []
     for match in PEM_BLOCK.finditer(data):
@@ -34,9 +52,9 @@ def _pem_privates(data: bytes) -> list[bytes]:
                    else serialization.load_pem_private_key(block, None))
         except (ValueError, TypeError):
             continue
-        if isinstance(key, Ed25519PrivateKey | X25519PrivateKey):
-            out.append(key.private_bytes(serialization.Encoding.Raw, serialization.PrivateFormat.Raw,
-                                         serialization.NoEncryption()))
+        value = private_value(key)
+        if value is not None:
+            out.append(value)
     return out
 
 
