@@ -155,7 +155,9 @@ def test_init_never_overwrites_and_a_tampered_entry_is_refused(tmp_path: Path, c
     assert "already exists" in capsys.readouterr().out
     assert identity_path(tmp_path / "a").read_bytes() == before
     assert main(["keys", "init", "--party", "bad/name", "--out", str(tmp_path / "x")]) == 2
-    assert "party name 'bad/name'" in capsys.readouterr().out
+    assert "party name 'bad/name' must be" in capsys.readouterr().out
+    assert main(["keys", "init", "--party", "St Mary's [red]", "--out", str(tmp_path / "sm")]) == 0  # any clients.name
+    assert "fingerprint of St Mary's [red]:" in capsys.readouterr().out  # printed as given, not as markup
     doc = json.loads(entry_path(tmp_path / "a").read_text())
     doc["x25519"] = "00" * 32  # someone swaps the sealing key in the entry beside the private keys
     entry_path(tmp_path / "a").write_text(json.dumps(doc))

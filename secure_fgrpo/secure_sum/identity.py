@@ -37,7 +37,8 @@ ENTRY_FILE = "public.json"
 ROSTER_VERSION = 2
 SIGNATURE_BYTES = 64
 PUBLIC_BYTES = 32
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_NAME = re.compile(r"[^/.\x00-\x1f\x7f][^/\x00-\x1f\x7f]{0,63}")  # a plain folder/file name, as clients.name
+_NAME_RULE = "1-64 printable characters, no '/', not starting with '.'"
 _FINGERPRINT_LABEL = b"secure_fgrpo roster entry v2\0"
 
 
@@ -45,9 +46,9 @@ class KeyFileError(ValueError):
     """An identity, entry or roster file is missing, malformed, too open, or does not match."""
 
 
-def check_name(name: str) -> str:
-    if not isinstance(name, str) or not _NAME.match(name):
-        raise KeyFileError(f"party name {name!r} must be 1-64 letters, digits, '_', '.', '-'")
+def check_name(name: str, where: str = "party name") -> str:
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
+        raise KeyFileError(f"{where} {name!r} must be {_NAME_RULE}")
     return name
 
 
@@ -92,8 +93,7 @@ class RosterEntry:
     @classmethod
     def from_json(cls, name: str, doc: object, where: str) -> RosterEntry:
         """Parse ``doc`` (a version-2 dict, or a version-1 hex string); ``where`` names the file."""
-        if not isinstance(name, str) or not _NAME.match(name):
-            raise KeyFileError(f"{where}: party name {name!r} must be 1-64 letters, digits, '_', '.', '-'")
+        check_name(name, f"{where}: party name")
         fields = {"ed25519": doc} if isinstance(doc, str) else doc
         if not isinstance(fields, dict) or "ed25519" not in fields or set(fields) - {"ed25519", "x25519"}:
             raise KeyFileError(f"{where}: entry {name!r} must be {{'ed25519': hex, 'x25519': hex}}")

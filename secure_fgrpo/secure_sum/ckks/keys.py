@@ -276,8 +276,12 @@ def open_sealed(state_dir: Path, roster: Mapping[str, RosterEntry], envelope: Pa
         secret = open_for_institution(sealed, party.sealing, header)
     except ValueError as err:
         raise KeyMaterialError(f"{where}: {err}") from None
-    if not ts.context_from(secret, n_threads=1).is_private():
-        raise KeyMaterialError(f"{where} holds no secret key")
+    try:
+        private = ts.context_from(secret, n_threads=1).is_private()
+    except Exception:  # noqa: BLE001 - TenSEAL raises several types for a malformed context
+        private = False
+    if not private:
+        raise KeyMaterialError(f"{where} holds no secret TenSEAL context")
     existing = Path(state_dir) / SUBDIR / SECRET_FILE
     if existing.exists() and existing.read_bytes() != secret:
         raise KeyMaterialError(f"{existing} already holds another secret context; move it away first")
