@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from secure_fgrpo.audit.keyscan import KnownSecret, scan_key_material
 from secure_fgrpo.cli import main
 from secure_fgrpo.secure_sum.ckks.keys import (
-    SECRET_FILE, SUBDIR, KeyMaterialError, _header, open_sealed, seal_for_institution,
+    SECRET_FILE, SUBDIR, KeyMaterialError, _header, open_for_institution, open_sealed, seal_for_institution,
 )
 from secure_fgrpo.secure_sum.ckks.params import BFV_4096
 from secure_fgrpo.secure_sum.identity import (
@@ -106,6 +106,13 @@ def test_sealed_secret_opens_only_for_its_party_and_the_server_files_hold_no_sec
     assert scan_key_material(leaky, known).status == "fail"
 
     roster = load_roster_entries(roster_path)
+    envelope = json.loads((server / "sealed" / "northgate.json").read_text())
+    header = _header(envelope["from"], envelope["to"], bytes.fromhex(envelope["key_id"]), BFV_4096, False)
+    blob = base64.b64decode(envelope["sealed"])
+    assert open_for_institution(blob, load_party(root / "northgate").sealing, header) == secret
+    for other in ("st-mary", "riverside"):  # only northgate's X25519 key opens northgate's envelope
+        with pytest.raises(ValueError, match="failed authentication"):
+            open_for_institution(blob, load_party(root / other).sealing, header)
     with pytest.raises(KeyMaterialError, match="addressed to 'riverside', not to 'northgate'"):
         open_sealed(root / "northgate", roster, server / "sealed" / "riverside.json")
     relabelled = json.loads((server / "sealed" / "riverside.json").read_text()) | {"to": "northgate"}
@@ -115,6 +122,19 @@ def test_sealed_secret_opens_only_for_its_party_and_the_server_files_hold_no_sec
     (root / "junk.json").write_text("{}")
     with pytest.raises(KeyMaterialError, match="junk.json: not a sealed-key envelope"):
         open_sealed(root / "northgate", roster, root / "junk.json")
+
+
+def test_cli_refusals_are_one_line_naming_the_file(federation: dict, capsys: pytest.CaptureFixture) -> None:
+    root, server, roster = federation["root"], federation["server"], str(federation["pub"] / "roster.json")
+    before = (root / "northgate" / SUBDIR / SECRET_FILE).read_bytes()
+    envelope = server / "sealed" / "riverside.json"
+    assert main(["keys", "ckks-open", "--party-dir", str(root / "northgate"), "--roster", roster, str(envelope)]) == 2
+    out = capsys.readouterr().out
+    flat = "".join(out.split())  # the console wraps long lines
+    assert "".join(f"{envelope} is addressed to 'riverside'".split()) in flat and "Traceback" not in out
+    assert (root / "northgate" / SUBDIR / SECRET_FILE).read_bytes() == before  # nothing lost
+    assert main(["keys", "ckks-seal", "--party-dir", str(root / "st-mary"), "--roster", roster, "--out", str(server)]) == 2
+    assert "already exists" in capsys.readouterr().out
 
 
 def test_the_server_cannot_substitute_a_context_it_made(federation: dict, tmp_path: Path) -> None:
