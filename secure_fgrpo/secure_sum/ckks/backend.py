@@ -7,9 +7,9 @@ Options (every other key is refused, by name):
   ``scheme = "ckks"`` (and so ``weights = "server"``) is refused with server-learns-sum: an
   approximate CKKS decryption handed to the server reveals the secret key (Li and Micciancio,
   2021; issue 13). BFV decrypts exactly and is not affected.
-- ``roster`` (path): JSON ``{"version": 1, "clients": {name: hex Ed25519 public key}}``, the
-  institutions' identity keys (the masked backend's format). Without it, :meth:`setup` creates
-  an identity per client and the roster. Every input is signed (binding.py).
+- ``roster`` (path): the institutions' public keys as ``secure-fgrpo keys roster`` writes them
+  (identity.py; a version-1 roster of Ed25519 keys only is still read). Without it, :meth:`setup`
+  creates an identity per client and the roster. Every input is signed (binding.py).
 - ``weights``: ``"client"`` (default; clients send ``[e_i·Δ_i, e_i]``) or ``"server"`` (clients
   send ``[n^α·Δ, n^α, g]``; the server evaluates exp(g/τ) under encryption). Needs ``tau`` and
   ``gain_clip``.
