@@ -170,7 +170,7 @@ def test_clean_server_folder_holds_no_client_secret(which: str, request) -> None
 
 def test_planted_key_material_is_found(masked_run: Path, ckks_run: Path, tmp_path: Path) -> None:
     run = _copy(masked_run, tmp_path)
-    identity = next((run / "clients").glob("*/keys/masked/identity_ed25519.key"))
+    identity = next((run / "clients").glob("*/keys/identity/ed25519.key"))
     secrets = _client_secrets(run)
     (run / "server" / "debug.log").write_text(f"peer key {identity.read_bytes().hex()}\n")
     res = scan_key_material(run / "server", secrets)

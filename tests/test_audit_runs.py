@@ -124,7 +124,7 @@ def test_no_client_secret_in_the_server_folder(runs, backend: str) -> None:  # n
     run, _ = runs[backend]
     secrets = [KnownSecret(str(p.relative_to(run)), p.read_bytes())
                for p in (run / "clients").glob("*/keys/*/*") if p.suffix in (".key", ".bin")]
-    assert len(secrets) == (6 if backend == "ckks" else 3)  # ckks: secret context + Ed25519 identity
+    assert len(secrets) == (9 if backend == "ckks" else 6)  # ckks: secret context; both: Ed25519 + X25519 keys
     assert scan_key_material(run / "server", secrets).status == "pass"
 
 

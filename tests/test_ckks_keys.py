@@ -26,7 +26,8 @@ def test_setup_writes_0600_files_and_a_public_server_context(tmp_path: Path) -> 
     names = ["a", "b"]
     make_backend("ckks", {}).setup(tmp_path, names)
     files = [p for p in tmp_path.rglob("*") if p.is_file() and p.name != "roster.json"]
-    assert len(files) == 2 * 2 + 2 + 2  # contexts + metas, and each client's Ed25519 identity
+    # contexts + metas; each client's Ed25519 + X25519 keys and public entry; b's sealed envelope
+    assert len(files) == 2 * 2 + 2 + 2 * 3 + 1
     assert all(_mode(p) == 0o600 for p in files), {str(p): oct(_mode(p)) for p in files}
     assert (server_dir(tmp_path) / SUBDIR / "roster.json").exists()  # public keys only
     assert all(_mode(p) == 0o700 for p in tmp_path.rglob("ckks"))

@@ -97,7 +97,7 @@ def test_roster_round_trip_and_signatures(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("content, match", [
     ("not json", "not JSON"),
-    (json.dumps({"version": 2, "clients": {}}), "version"),
+    (json.dumps({"version": 3, "clients": {}}), "version"),
     (json.dumps({"version": 1, "clients": {"a": "zz"}}), "not hex"),
     (json.dumps({"version": 1, "clients": {"a": "00" * 31}}), "32-byte"),
 ])

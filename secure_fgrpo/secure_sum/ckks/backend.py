@@ -7,9 +7,9 @@ Options (every other key is refused, by name):
   ``scheme = "ckks"`` (and so ``weights = "server"``) is refused with server-learns-sum: an
   approximate CKKS decryption handed to the server reveals the secret key (Li and Micciancio,
   2021; issue 13). BFV decrypts exactly and is not affected.
-- ``roster`` (path): JSON ``{"version": 1, "clients": {name: hex Ed25519 public key}}``, the
-  institutions' identity keys (the masked backend's format). Without it, :meth:`setup` creates
-  an identity per client and the roster. Every input is signed (binding.py).
+- ``roster`` (path): the institutions' public keys as ``secure-fgrpo keys roster`` writes them
+  (identity.py; a version-1 roster of Ed25519 keys only is still read). Without it, :meth:`setup`
+  creates an identity per client and the roster. Every input is signed (binding.py).
 - ``weights``: ``"client"`` (default; clients send ``[e_i·Δ_i, e_i]``) or ``"server"`` (clients
   send ``[n^α·Δ, n^α, g]``; the server evaluates exp(g/τ) under encryption). Needs ``tau`` and
   ``gain_clip``.
@@ -29,7 +29,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from ..base import Backend, SumClient, SumServer, SumSpec
-from ..masked.keys import load_identity, load_or_create_identity, load_roster, public_bytes, write_roster
+from ..identity import ensure_party, load_identity, load_roster, public_bytes, write_roster
 from .binding import Binding, round_digest
 from .client import CKKSClient
 from .codec import Codec
@@ -106,15 +106,16 @@ class CKKSBackend(Backend):
         return self.mode.reveal != "server-blind"
 
     def setup(self, run_dir: Path, clients: list[str]) -> None:
-        """Create the federation's keys (or reuse matching ones) under ``run_dir``, and an
-        identity per client with its roster unless a roster is configured."""
+        """Play the key set-up party by party under ``run_dir`` (or reuse matching keys): each
+        client's identity in its own folder, the secret context sealed from one client to the
+        others (ckks/keys.py); the roster of public keys unless one is configured."""
         init_keys(Path(run_dir), list(clients), self.params, relin=self.weights_on_server)
         if self._roster is not None:
             missing = sorted(set(clients) - set(self._roster))
             if missing:
                 raise ValueError(f"secure_sum.roster {self.roster_path} has no key for {', '.join(missing)}")
             return
-        keys = {n: public_bytes(load_or_create_identity(client_dir(run_dir, n))) for n in clients}
+        keys = {n: ensure_party(client_dir(run_dir, n), n).entry() for n in clients}
         self.roster_path = server_dir(run_dir) / SUBDIR / ROSTER_FILE
         write_roster(self.roster_path, keys)
         self._roster = load_roster(self.roster_path)

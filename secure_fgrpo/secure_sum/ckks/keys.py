@@ -8,21 +8,24 @@
 
 Layout under a run directory (the federation passes these folders as ``state_dir``)::
 
-    server/keys/ckks/{public_context.bin, meta.json}
+    server/keys/ckks/{public_context.bin, meta.json, sealed/<name>.json}
     clients/<name>/keys/ckks/{secret_context.bin, meta.json}
 
-Every file is written 0600 in 0700 folders. For a real deployment the secret context is sealed
-to each institution's X25519 public key (ephemeral ECDH -> HKDF-SHA256 -> AES-256-GCM).
+Every file is written 0600 in 0700 folders. One institution makes the secret context and seals
+it to each other institution's X25519 public key from the roster (ephemeral ECDH ->
+HKDF-SHA256 -> AES-256-GCM), in an envelope signed with its Ed25519 identity, so it can pass
+the server: the server sees only sealed envelopes and the public context.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import tenseal as ts
 import tenseal.sealapi as seal
@@ -33,7 +36,8 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from ...fileio import write_private
 from ..base import client_state_dir, server_state_dir
-from .params import ParamSet
+from ..identity import RosterEntry, ensure_party, load_party, verify
+from .params import PRESETS, ParamSet
 from .wire import KEY_ID_BYTES
 
 log = logging.getLogger(__name__)
@@ -43,7 +47,9 @@ SECRET_FILE = "secret_context.bin"
 PUBLIC_FILE = "public_context.bin"
 META_FILE = "meta.json"
 _SEALED_MAGIC = b"SFKW1"
+SEALED_DIR = "sealed"
 _HKDF_INFO = b"secure_fgrpo ckks secret context v1"
+_ENVELOPE_LABEL = b"secure_fgrpo ckks sealed secret v1\0"
 
 
 class KeyMaterialError(ValueError):
@@ -103,10 +109,38 @@ def _meta(key_id: bytes, params: ParamSet, relin: bool, role: str) -> bytes:
                        "role": role}, indent=1).encode()
 
 
-def init_keys(run_dir: Path, clients: list[str], params: ParamSet, relin: bool) -> bytes:
-    """Create the federation's context once; reuse it when it already matches (resume).
+def make_context(params: ParamSet, relin: bool) -> tuple[bytes, bytes, bytes]:
+    """(secret context, public context, key id): made once, by one institution.
 
-    Returns the key id (16 random bytes naming this key, not derived from it)."""
+    The key id is 16 random bytes naming this key, not derived from it."""
+    ctx = build_context(params)
+    secret = ctx.serialize(save_public_key=False, save_secret_key=True, save_galois_keys=False,
+                           save_relin_keys=False)
+    public = ctx.serialize(save_public_key=False, save_secret_key=False, save_galois_keys=False,
+                           save_relin_keys=relin)
+    return secret, public, os.urandom(KEY_ID_BYTES)
+
+
+def install_secret(state_dir: Path, secret: bytes, key_id: bytes, params: ParamSet, relin: bool) -> None:
+    """Write a secret context into its holder's own folder (0600 in 0700)."""
+    folder = Path(state_dir) / SUBDIR
+    write_private(folder / SECRET_FILE, secret)
+    write_private(folder / META_FILE, _meta(key_id, params, relin, "client"))
+
+
+def install_public(folder: Path, public: bytes, key_id: bytes, params: ParamSet, relin: bool) -> None:
+    """The server's public context (no secret key) and its meta, into ``folder``."""
+    write_private(Path(folder) / PUBLIC_FILE, public)
+    write_private(Path(folder) / META_FILE, _meta(key_id, params, relin, "server"))
+
+
+def init_keys(run_dir: Path, clients: list[str], params: ParamSet, relin: bool) -> bytes:
+    """In-process set-up, played party by party as a deployment would run it: each client makes
+    its own identity in its own folder; the first client makes the context and seals it to the
+    others' X25519 keys into ``server/keys/ckks/sealed/`` (what passes the server); each other
+    client opens its own envelope into its own folder. Reuses matching keys (resume).
+
+    Returns the key id."""
     sdir = server_dir(run_dir) / SUBDIR
     if (sdir / META_FILE).exists():
         meta = json.loads((sdir / META_FILE).read_text())
@@ -119,20 +153,13 @@ def init_keys(run_dir: Path, clients: list[str], params: ParamSet, relin: bool) 
             raise KeyMaterialError(f"existing federation keys lack clients {', '.join(missing)}: "
                                    "start a new run directory")
         return bytes.fromhex(meta["key_id"])
-    key_id = os.urandom(KEY_ID_BYTES)
-    ctx = build_context(params)
-    secret = ctx.serialize(save_public_key=False, save_secret_key=True, save_galois_keys=False,
-                           save_relin_keys=False)
-    public = ctx.serialize(save_public_key=False, save_secret_key=False, save_galois_keys=False,
-                           save_relin_keys=relin)
-    for name in clients:
-        cdir = client_dir(run_dir, name) / SUBDIR
-        write_private(cdir / SECRET_FILE, secret)
-        write_private(cdir / META_FILE, _meta(key_id, params, relin, "client"))
-    write_private(sdir / PUBLIC_FILE, public)
-    write_private(sdir / META_FILE, _meta(key_id, params, relin, "server"))
-    log.info("ckks keys created: params=%s, %d clients, server context %d bytes", params.name,
-             len(clients), len(public))
+    roster = {n: ensure_party(client_dir(run_dir, n), n).entry() for n in clients}
+    maker, *others = sorted(clients)
+    key_id = seal_secret(client_dir(run_dir, maker), roster, params, relin, sdir)
+    for name in others:
+        open_sealed(client_dir(run_dir, name), roster, sdir / SEALED_DIR / f"{name}.json", params)
+    log.info("ckks keys created: params=%s, %d clients, made by %s, sealed to the others", params.name,
+             len(clients), maker)
     return key_id
 
 
@@ -156,18 +183,19 @@ def load_keys(state_dir: Path, params: ParamSet, *, secret: bool, relin: bool) -
 
 
 # ----------------------------------------------------------------------------- deployment
-def seal_for_institution(secret_context: bytes, recipient: X25519PublicKey) -> bytes:
-    """Encrypt a secret context to one institution: only its X25519 private key opens it."""
+def seal_for_institution(secret_context: bytes, recipient: X25519PublicKey, aad: bytes = b"") -> bytes:
+    """Encrypt a secret context to one institution: only its X25519 private key opens it.
+    ``aad`` (authenticated, not encrypted) binds the blob to its envelope's header."""
     eph = X25519PrivateKey.generate()
     eph_pub = eph.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
     rcp_pub = recipient.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
     key = _kdf(eph.exchange(recipient), eph_pub + rcp_pub)
     nonce = os.urandom(12)
     header = _SEALED_MAGIC + eph_pub + nonce
-    return header + AESGCM(key).encrypt(nonce, secret_context, header)
+    return header + AESGCM(key).encrypt(nonce, secret_context, header + aad)
 
 
-def open_for_institution(blob: bytes, private_key: X25519PrivateKey) -> bytes:
+def open_for_institution(blob: bytes, private_key: X25519PrivateKey, aad: bytes = b"") -> bytes:
     """Inverse of :func:`seal_for_institution`; raises ValueError if tampered or not ours."""
     n = len(_SEALED_MAGIC)
     if len(blob) < n + 32 + 12 + 16 or blob[:n] != _SEALED_MAGIC:
@@ -176,10 +204,86 @@ def open_for_institution(blob: bytes, private_key: X25519PrivateKey) -> bytes:
     rcp_pub = private_key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
     key = _kdf(private_key.exchange(X25519PublicKey.from_public_bytes(eph_pub)), eph_pub + rcp_pub)
     try:
-        return AESGCM(key).decrypt(nonce, blob[n + 44:], blob[:n + 44])
+        return AESGCM(key).decrypt(nonce, blob[n + 44:], blob[:n + 44] + aad)
     except Exception:  # cryptography raises InvalidTag
         raise ValueError("sealed secret context failed authentication (wrong key or tampered)") from None
 
 
 def _kdf(shared: bytes, salt: bytes) -> bytes:
     return HKDF(algorithm=hashes.SHA256(), length=32, salt=salt, info=_HKDF_INFO).derive(shared)
+
+
+def _header(sender: str, recipient: str, key_id: bytes, params: ParamSet, relin: bool) -> bytes:
+    return json.dumps({"from": sender, "to": recipient, "key_id": key_id.hex(), "params": params.name,
+                       "relin": relin}, sort_keys=True, separators=(",", ":")).encode()
+
+
+def seal_secret(maker_dir: Path, roster: Mapping[str, RosterEntry], params: ParamSet, relin: bool,
+                out_dir: Path) -> bytes:
+    """The maker's side: make (or reuse) the secret context in its own folder, write the server's
+    public context and one signed, sealed envelope per other roster party into ``out_dir``.
+    Nothing written to ``out_dir`` holds a secret in clear. Returns the key id."""
+    maker = load_party(maker_dir)
+    if roster.get(maker.name) != maker.entry():
+        raise KeyMaterialError(f"the roster's entry for {maker.name!r} does not match the keys in {maker_dir}")
+    folder = Path(maker_dir) / SUBDIR
+    if (folder / SECRET_FILE).exists():
+        mine = load_keys(maker_dir, params, secret=True, relin=False)
+        secret, key_id = (folder / SECRET_FILE).read_bytes(), mine.key_id
+        public = mine.context.serialize(save_public_key=False, save_secret_key=False,
+                                        save_galois_keys=False, save_relin_keys=relin)
+    else:
+        secret, public, key_id = make_context(params, relin)
+        install_secret(maker_dir, secret, key_id, params, relin)
+    install_public(out_dir, public, key_id, params, relin)
+    for name in sorted(set(roster) - {maker.name}):
+        header = _header(maker.name, name, key_id, params, relin)
+        sealed = seal_for_institution(secret, roster[name].sealing_key, header)
+        doc = {**json.loads(header), "sealed": base64.b64encode(sealed).decode(),
+               "signature": base64.b64encode(maker.signing.sign(_ENVELOPE_LABEL + header + sealed)).decode()}
+        write_private(Path(out_dir) / SEALED_DIR / f"{name}.json", (json.dumps(doc, indent=1) + "\n").encode())
+    log.info("ckks secret made by %s and sealed to %d parties", maker.name, len(roster) - 1)
+    return key_id
+
+
+def open_sealed(state_dir: Path, roster: Mapping[str, RosterEntry], envelope: Path,
+                params: ParamSet | None = None) -> bytes:
+    """A recipient's side: check the envelope is for us and signed by a roster party, open it
+    with our X25519 key and install the secret context in our own folder. ``params``: the
+    expected parameter set (default: the preset the envelope names). Returns the key id."""
+    party, where = load_party(state_dir), str(envelope)
+    try:
+        doc = json.loads(Path(envelope).read_text())
+        sender, recipient, key_id = doc["from"], doc["to"], bytes.fromhex(doc["key_id"])
+        params, relin = params or PRESETS[doc["params"]], doc["relin"]
+        sealed, signature = base64.b64decode(doc["sealed"], validate=True), base64.b64decode(doc["signature"], validate=True)
+    except FileNotFoundError:
+        raise KeyMaterialError(f"{where} does not exist") from None
+    except (ValueError, KeyError, TypeError) as err:
+        raise KeyMaterialError(f"{where}: not a sealed-key envelope ({err.__class__.__name__})") from None
+    if recipient != party.name:
+        raise KeyMaterialError(f"{where} is addressed to {recipient!r}, not to {party.name!r}")
+    if doc["params"] != params.name:
+        raise KeyMaterialError(f"{where} carries a {doc['params']!r} context, expected {params.name!r}")
+    if roster.get(party.name) != party.entry():
+        raise KeyMaterialError(f"the roster's entry for {party.name!r} does not match the keys in {state_dir}")
+    if sender not in roster or sender == party.name:
+        raise KeyMaterialError(f"{where} comes from {sender!r}, who is not another party of the roster")
+    header = _header(sender, recipient, key_id, params, bool(relin))
+    if not verify(roster[sender].signing_key, signature, _ENVELOPE_LABEL + header + sealed):
+        raise KeyMaterialError(f"{where} is not signed by {sender!r}'s roster key")
+    try:
+        secret = open_for_institution(sealed, party.sealing, header)
+    except ValueError as err:
+        raise KeyMaterialError(f"{where}: {err}") from None
+    try:
+        private = ts.context_from(secret, n_threads=1).is_private()
+    except Exception:  # noqa: BLE001 - TenSEAL raises several types for a malformed context
+        private = False
+    if not private:
+        raise KeyMaterialError(f"{where} holds no secret TenSEAL context")
+    existing = Path(state_dir) / SUBDIR / SECRET_FILE
+    if existing.exists() and existing.read_bytes() != secret:
+        raise KeyMaterialError(f"{existing} already holds another secret context; move it away first")
+    install_secret(state_dir, secret, key_id, params, bool(relin))
+    return key_id
