@@ -76,8 +76,7 @@ class MaskedClient(SumClient):
         """Check the bounds and encode at once (stochastic rounding from a fresh keystream), so
         the float vector is neither kept nor copied. With integer DP noise in the round, round
         at the noise's scale and add this client's noise share to the words before masking."""
-        vector = np.asarray(vector, dtype=np.float64)
-        self.spec.check_input(vector, self.name)
+        vector = self.spec.check_input(vector, self.name)
         start = time.perf_counter()
         noise = self.ctx.noise
         if noise is None:
