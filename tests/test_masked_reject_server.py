@@ -17,7 +17,7 @@ from secure_fgrpo.secure_sum.masked import quantisation_bound
 from secure_fgrpo.secure_sum.masked.context import STAGES
 from secure_fgrpo.secure_sum.masked.simulate import ListRecorder, SimRound, make_round, make_spec
 
-N, T = 8, 6  # ring graph: degree 4, share threshold 3
+N, T = 8, 6  # complete graph (n <= params.COMPLETE_UP_TO): degree 7, share threshold 6
 VICTIM = "client-003"
 OTHER = "client-004"
 EARLIER = "client-002"  # of two identical payloads, the server rejects the later sender (by name)
@@ -121,7 +121,7 @@ SPECIFIC: dict[str, tuple[str, Tamper, str]] = {
                               "signature"),
     "low-order key": ("advertise", lambda s, i: _adv(s, i, c_public=bytes(32)), "low order"),
     "share for a missing holder": ("share", lambda s, i: _shares(s, i, lambda e: e[1:]), "expected"),
-    "share for an extra holder": ("share", lambda s, i: _shares(s, i, lambda e: e + ((OTHER, e[0][1]),)),
+    "share for an extra holder": ("share", lambda s, i: _shares(s, i, lambda e: e + (("mallory", e[0][1]),)),
                                   "expected"),
     "two shares for one holder": ("share", lambda s, i: _shares(s, i, lambda e: e[:-1] + (e[0],)), "same holder"),
     "sealed share of wrong size": ("share", lambda s, i: _shares(s, i, lambda e: ((e[0][0], e[0][1][:-1]),) + e[1:]),

@@ -19,6 +19,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from ..base import SERVER, Message, ProtocolError, SumClient
 from . import crypto, shamir
 from .context import STAGES, RoundContext
+from .graph import Graph, graph_seed
+from .policy import SecurityPolicy
 from .keys import verify
 from .messages import (Advertise, ConsistencyAck, DecodeError, Forwarded, KeyBook, MaskedInput,
                        SharePlain, ShareUpload, SurvivorList, UnmaskRequest, UnmaskShares, decode)
@@ -45,13 +47,16 @@ def share_aad(ctx: RoundContext, owner: str, holder: str) -> bytes:
 
 
 class MaskedClient(SumClient):
-    def __init__(self, name: str, ctx: RoundContext, identity: Ed25519PrivateKey | None) -> None:
+    def __init__(self, name: str, ctx: RoundContext, identity: Ed25519PrivateKey | None,
+                 policy: SecurityPolicy | None = None) -> None:
         super().__init__(name, ctx.spec)
         if name not in ctx.spec.participants:
             raise ValueError(f"{name!r} is not a participant of round {ctx.spec.round}")
         if ctx.signed and identity is None:
             raise ValueError(f"{name}: a roster is configured but no identity key was given")
         self.ctx = ctx
+        self.policy = policy or SecurityPolicy()
+        self.graph: Graph | None = None  # drawn from every advertisement at the share stage
         self._identity = identity
         self._keys = crypto.RoundKeys.generate()
         self._next = 0
@@ -145,34 +150,46 @@ class MaskedClient(SumClient):
     # --- stages ----------------------------------------------------------------------------
 
     def _stage_advertise(self, stage: str, _: None) -> Advertise:
+        self.policy.admit(self.spec, self.ctx.graph_params, stage)  # before anything leaves
         c, s = self._keys.c_public, self._keys.s_public
         return Advertise(c, s, self._sign("advertise", self.name.encode(), c, s))
 
     def _stage_share(self, stage: str, book: KeyBook) -> ShareUpload:
         ctx, me = self.ctx, self.name
-        mine = ctx.graph.neighbours[me]
+        ads: dict[str, tuple[bytes, bytes, bytes]] = {}
         for peer, c_pub, s_pub, sig in book.entries:
-            if peer in self._book:
+            if peer in ads:
                 raise self._refuse(stage, f"key book lists {peer!r} twice")
-            if peer not in mine:
-                raise self._refuse(stage, f"key book lists {peer!r}, which is not a neighbour of {me!r}")
+            if peer not in ctx.spec.participants:
+                raise self._refuse(stage, f"key book lists {peer!r}, which is not a participant")
             if c_pub == s_pub:
                 raise self._refuse(stage, f"{peer!r} advertised the same key twice")
             if not self._signature_ok(peer, sig, "advertise", peer.encode(), c_pub, s_pub):
                 raise self._refuse(stage, f"advertisement of {peer!r} is not signed by its roster key")
+            ads[peer] = (c_pub, s_pub, sig)
+        missing = [p for p in ctx.spec.participants if p not in ads]
+        if missing and not ctx.graph_params.complete(len(ctx.spec.participants)):
+            raise self._refuse(stage, f"key book lacks {', '.join(missing)}: the graph needs every "
+                                      f"participant's advertisement")
+        if me not in ads or ads[me][:2] != (self._keys.c_public, self._keys.s_public):
+            raise self._refuse(stage, f"key book carries a different advertisement for {me!r}")
+        self.graph = ctx.build_graph(graph_seed(ctx.digest, [(p, *ads[p]) for p in ctx.spec.participants
+                                                               if p in ads]))
+        for peer in sorted(self.graph.neighbours[me] & set(ads)):
+            c_pub, s_pub, _ = ads[peer]
             try:
                 self._enc_keys[peer] = crypto.agree(self._keys.c_private, c_pub, share_aad(ctx, me, peer))
             except crypto.CryptoError:
                 raise self._refuse(stage, f"advertised key of {peer!r} is invalid") from None
             self._book[peer] = (c_pub, s_pub)
         holders = [me, *sorted(self._book)]
-        if len(holders) < ctx.graph.share_threshold:
+        if len(holders) < ctx.graph_params.share_threshold:
             raise self._refuse(stage, f"key book has {len(holders) - 1} neighbour(s); {me!r} needs "
-                                      f"{ctx.graph.share_threshold - 1} to share its secrets")
+                                      f"{ctx.graph_params.share_threshold - 1} to share its secrets")
         b = os.urandom(32)
         self._self_seed = b
         xs = [ctx.index(h) for h in holders]
-        t_k = ctx.graph.share_threshold
+        t_k = ctx.graph_params.share_threshold
         b_shares = shamir.split(b, xs, t_k)
         k_shares = shamir.split(self._keys.s_secret_bytes(), xs, t_k)
         entries = []
@@ -204,7 +221,7 @@ class MaskedClient(SumClient):
                 raise self._refuse(stage, f"sealed share from {owner!r} was addressed to another pair")
             self._held[owner] = plain
         self._masked_with = tuple(sorted(o for o in self._held if o != me))
-        if len(self._held) < ctx.graph.share_threshold:
+        if len(self._held) < ctx.graph_params.share_threshold:
             raise self._refuse(stage, f"only {len(self._held) - 1} neighbour(s) hold {me!r}'s shares; "
                                       f"its input could never be unmasked")
         return MaskedInput(self._mask().tobytes())
@@ -233,9 +250,18 @@ class MaskedClient(SumClient):
         if len(names) < ctx.spec.threshold:
             raise self._refuse(stage, f"survivor list has {len(names)} names, below the threshold "
                                       f"{ctx.spec.threshold}")
+        assert self.graph is not None
+        mine = self.graph.neighbours[me]
         for n in names:
-            if n in ctx.graph.neighbours[me] and n not in self._masked_with:
+            if n in mine and n not in self._masked_with:
                 raise self._refuse(stage, f"survivor list names {n!r}, which never shared keys with {me!r}")
+        kept = len(mine & set(names))
+        if kept < ctx.graph_params.share_threshold - 1:
+            # Fewer would let a server that calls live neighbours "dropped" learn their mask keys
+            # and strip every pairwise mask from this input (and this input's seed could not be
+            # recovered anyway): params.py's privacy bound assumes this check.
+            raise self._refuse(stage, f"survivor list keeps {kept} of {me!r}'s neighbours; it needs "
+                                      f"{ctx.graph_params.share_threshold - 1}")
         self._survivors = tuple(sorted(names))
         digest = ctx.survivors_digest(self._survivors)
         return ConsistencyAck(digest, self._sign("ack", digest))

@@ -25,6 +25,7 @@ from ..base import SERVER, Message, ProtocolError, RoundAborted, SumOutcome, Sum
 from . import crypto, shamir
 from .client import pair_info, self_mask_seed
 from .context import STAGES, RoundContext
+from .graph import Graph, graph_seed
 from .keys import verify
 from .messages import (Advertise, ConsistencyAck, DecodeError, Forwarded, KeyBook, MaskedInput,
                        SharePlain, ShareUpload, SurvivorList, UnmaskRequest, UnmaskShares, decode)
@@ -66,6 +67,7 @@ class MaskedServer(SumServer):
         self._acks: dict[str, ConsistencyAck] = {}
         self._asked: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {}
         self._outcome: SumOutcome | None = None
+        self.graph: Graph | None = None  # drawn once every participant has advertised
         self.timings: dict[str, float] = {}
 
     # --- driver entry point ----------------------------------------------------------------
@@ -130,9 +132,14 @@ class MaskedServer(SumServer):
             raise RoundAborted(f"round {self.spec.round}: only {len(names)} client(s) {what}; "
                                f"threshold is {self.spec.threshold}")
 
+    def _g(self) -> Graph:
+        if self.graph is None:
+            raise RuntimeError("the graph is drawn at the advertise stage")
+        return self.graph
+
     def _closure(self, alive: set[str]) -> set[str]:
         """Drop clients with fewer than t_k live holders until none is left to drop."""
-        g = self.ctx.graph
+        g = self._g()
         alive = set(alive)
         while True:
             weak = {u for u in alive if len(g.holders(u) & alive) < g.share_threshold}
@@ -159,13 +166,17 @@ class MaskedServer(SumServer):
             if not self._signed_ok(s, adv.signature, "advertise", s.encode(), adv.c_public, adv.s_public):
                 raise ProtocolError(s, stage, "advertisement signature does not verify against the roster")
         self._no_replays(stage)
+        missing = [p for p in self.spec.participants if p not in bodies]
+        if missing and not self.ctx.graph_params.complete(len(self.spec.participants)):
+            raise RoundAborted(f"round {self.spec.round}: {', '.join(missing)} did not advertise; the "
+                               f"neighbour graph is drawn from every participant's advertisement")
         self._adv = dict(bodies)
+        book = tuple((v, self._adv[v].c_public, self._adv[v].s_public, self._adv[v].signature)
+                     for v in self.spec.participants if v in self._adv)
+        self.graph = self.ctx.build_graph(graph_seed(self.ctx.digest, list(book)))
         self._live = self._closure(set(bodies))
         self._need(self._live, "advertised keys")
-        g = self.ctx.graph
-        return {u: KeyBook(tuple((v, self._adv[v].c_public, self._adv[v].s_public, self._adv[v].signature)
-                                 for v in sorted(g.neighbours[u] & self._live)))
-                for u in self._live}
+        return {u: KeyBook(book) for u in self._live}
 
     def _signed_ok(self, signer: str, signature: bytes, what: str, *parts: bytes) -> bool:
         if self.ctx.roster is None:
@@ -173,7 +184,7 @@ class MaskedServer(SumServer):
         return verify(self.ctx.roster[signer], signature, self.ctx.sign_bytes(what, *parts))
 
     def _stage_share(self, stage: str, bodies: dict[str, ShareUpload]) -> dict[str, Forwarded]:
-        g = self.ctx.graph
+        g = self._g()
         for s, up in bodies.items():
             want = g.neighbours[s] & self._live
             got = [r for r, _ in up.entries]
@@ -226,11 +237,11 @@ class MaskedServer(SumServer):
 
     def _dropped(self) -> list[str]:
         """Sharers that never sent a masked input but masked with at least one survivor."""
-        g, surv = self.ctx.graph, set(self._survivors)
+        g, surv = self._g(), set(self._survivors)
         return sorted(d for d in self._sharers - surv if g.neighbours[d] & surv)
 
     def _requests_for(self, u: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
-        held = ({u} | self.ctx.graph.neighbours[u]) & self._sharers
+        held = ({u} | self._g().neighbours[u]) & self._sharers
         return tuple(sorted(held & set(self._survivors))), tuple(sorted(held & set(self._dropped())))
 
     def _stage_unmask(self, stage: str, bodies: dict[str, UnmaskShares]) -> dict[str, Any]:
@@ -254,14 +265,14 @@ class MaskedServer(SumServer):
 
     def _recover(self, shares: dict[tuple[str, str], list[shamir.Share]], kind: str, peer: str) -> bytes:
         got = sorted(shares.get((kind, peer), []), key=lambda sh: sh.x)
-        t_k = self.ctx.graph.share_threshold
+        t_k = self.ctx.graph_params.share_threshold
         if len(got) < t_k:
             raise RoundAborted(f"round {self.spec.round}: {len(got)} share(s) of {peer!r}'s "
                                f"{'self-mask seed' if kind == 'self' else 'mask key'}, need {t_k}")
         return shamir.combine(got, t_k)
 
     def _unmask(self, shares: dict[tuple[str, str], list[shamir.Share]]) -> None:
-        ctx, g = self.ctx, self.ctx.graph
+        ctx, g = self.ctx, self._g()
         prg = KeystreamPRG(ctx.params.prg, ctx.spec.dim, ctx.fixed.word)
         for w in self._survivors:
             b = self._recover(shares, "self", w)
