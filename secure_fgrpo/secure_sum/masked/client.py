@@ -255,13 +255,16 @@ class MaskedClient(SumClient):
         for n in names:
             if n in mine and n not in self._masked_with:
                 raise self._refuse(stage, f"survivor list names {n!r}, which never shared keys with {me!r}")
-        kept = len(mine & set(names))
-        if kept < ctx.graph_params.share_threshold - 1:
-            # Fewer would let a server that calls live neighbours "dropped" learn their mask keys
-            # and strip every pairwise mask from this input (and this input's seed could not be
-            # recovered anyway): params.py's privacy bound assumes this check.
-            raise self._refuse(stage, f"survivor list keeps {kept} of {me!r}'s neighbours; it needs "
-                                      f"{ctx.graph_params.share_threshold - 1}")
+        t_k, agreed = ctx.graph_params.share_threshold, set(names)
+        for v in sorted(agreed & set(self._held)):
+            kept = len(self.graph.neighbours[v] & agreed)
+            if kept < t_k - 1:
+                # Fewer, and a server that calls v's live neighbours "dropped" learns their mask
+                # keys and strips every pairwise mask from v's input (v's seed could not be
+                # recovered anyway). The graph and the set are public: every honest holder of v
+                # refuses alike. params.py's privacy bound (X <= t_k - 2) rests on this check.
+                raise self._refuse(stage, f"survivor list keeps {kept} of {v!r}'s neighbours; "
+                                          f"revealing {v!r}'s shares needs {t_k - 1}")
         self._survivors = tuple(sorted(names))
         digest = ctx.survivors_digest(self._survivors)
         return ConsistencyAck(digest, self._sign("ack", digest))

@@ -269,7 +269,12 @@ class MaskedServer(SumServer):
         if len(got) < t_k:
             raise RoundAborted(f"round {self.spec.round}: {len(got)} share(s) of {peer!r}'s "
                                f"{'self-mask seed' if kind == 'self' else 'mask key'}, need {t_k}")
-        return shamir.combine(got, t_k)
+        try:
+            return shamir.combine(got, t_k)
+        except shamir.ShamirError as err:  # a holder returned a wrong share: typed, never a crash
+            raise RoundAborted(f"round {self.spec.round}: shares of {peer!r}'s "
+                               f"{'self-mask seed' if kind == 'self' else 'mask key'} are inconsistent "
+                               f"({err}); a holder returned a wrong share") from None
 
     def _unmask(self, shares: dict[tuple[str, str], list[shamir.Share]]) -> None:
         ctx, g = self.ctx, self._g()
