@@ -96,6 +96,9 @@ def _run(tmp_path: Path, n: int, t: int, options: dict, extra: int) -> tuple[boo
         def outcome(self):  # noqa: ANN202
             return server.outcome()
 
+        def blamed(self):  # noqa: ANN202
+            return server.blamed()
+
     from secure_fgrpo.secure_sum.driver import DropSchedule
     first = dict(replies)
     clients = {k: _Primed(c, first.get(k)) for k, c in sim.clients.items()}

@@ -136,12 +136,12 @@ def test_forwarded_share_rejections(tmp_path: Path, case: str) -> None:
     sim = _sim(tmp_path)
     replies = _advance(sim, "masked_input")
     entries = m.decode("forward", replies[VICTIM].payload).entries
-    (o0, b0), (o1, b1) = entries[0], entries[1]
-    edits = {
-        "flipped": (((o0, _flip(b0)),) + entries[1:], "authentication"),
-        "stranger": (entries + ((_stranger(sim), b0),), "not in the key book"),
+    (o0, b0, c0, s0), (o1, b1, c1, s1) = entries[0], entries[1]
+    edits = {  # the owner signs each sealed share: a server that edits one is caught by name
+        "flipped": (((o0, _flip(b0), c0, s0),) + entries[1:], f"not signed by {o0!r}"),
+        "stranger": (entries + ((_stranger(sim), b0, c0, s0),), "not in the key book"),
         "twice": (entries + (entries[0],), "twice"),
-        "swapped": (((o0, b1), (o1, b0)) + entries[2:], "authentication"),
+        "swapped": (((o0, b1, c1, s1), (o1, b0, c0, s0)) + entries[2:], "not signed"),
         "too few": (entries[:1], "never be unmasked"),
     }
     new, match = edits[case]

@@ -138,6 +138,7 @@ class SumOutcome:
     aborted: bool = False
     reason: str = ""
     stats: dict[str, float] = field(default_factory=dict)
+    blamed: dict[str, str] = field(default_factory=dict)  # provably misbehaving client -> evidence
 
 
 class SumClient(ABC):
@@ -180,6 +181,11 @@ class SumServer(ABC):
     @abstractmethod
     def outcome(self) -> SumOutcome:
         """Call after the last stage."""
+
+    def blamed(self) -> dict[str, str]:
+        """Clients this round proved misbehaving (signed evidence), with the reason; the
+        federation excludes them from later rounds. Also read when the round aborts."""
+        return {}
 
 
 def server_state_dir(run_dir: Path) -> Path:

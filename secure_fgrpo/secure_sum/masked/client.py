@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from ..base import SERVER, Message, ProtocolError, SumClient
 from . import crypto, shamir
+from .blame import ShareInvalid, open_share, sealed_sign_parts, share_aad
 from .context import STAGES, RoundContext
 from .graph import Graph, graph_seed
 from .policy import SecurityPolicy
@@ -40,10 +41,6 @@ def pair_info(ctx: RoundContext, a: str, b: str) -> bytes:
 
 def self_mask_seed(ctx: RoundContext, owner: str, b: bytes) -> bytes:
     return crypto.hkdf(b, crypto.context("self-mask", ctx.spec.round, ctx.digest, owner))
-
-
-def share_aad(ctx: RoundContext, owner: str, holder: str) -> bytes:
-    return crypto.context("share", ctx.spec.round, ctx.digest, owner, holder)
 
 
 class MaskedClient(SumClient):
@@ -198,33 +195,41 @@ class MaskedClient(SumClient):
             if holder == me:
                 self._held[me] = plain
                 continue
-            entries.append((holder, crypto.seal(self._enc_keys[holder], plain.to_bytes(), share_aad(ctx, me, holder))))
+            key, aad = self._enc_keys[holder], share_aad(ctx, me, holder)
+            blob = crypto.seal(key, plain.to_bytes(), aad)
+            confirm = crypto.confirm_tag(key, aad)
+            entries.append((holder, blob, confirm,
+                            self._sign("sealed", *sealed_sign_parts(me, holder, blob, confirm))))
         return ShareUpload(crypto.commit(b, ctx.spec.round, ctx.digest, me), tuple(entries))
 
     def _stage_masked_input(self, stage: str, fwd: Forwarded) -> MaskedInput:
         ctx, me = self.ctx, self.name
         if self._words is None:
             raise RuntimeError(f"{me}: set_input was not called before the masked_input stage")
-        for owner, blob in fwd.entries:
-            if owner in self._held:
+        complaints: list[tuple[str, bytes]] = []
+        for owner, blob, confirm, sig in fwd.entries:
+            if owner in self._held or owner in {o for o, _ in complaints}:
                 raise self._refuse(stage, f"forwarded shares list {owner!r} twice")
             if owner not in self._book:
                 raise self._refuse(stage, f"forwarded share from {owner!r}, which is not in the key book")
+            if not self._signature_ok(owner, sig, "sealed", *sealed_sign_parts(owner, me, blob, confirm)):
+                raise self._refuse(stage, f"sealed share from {owner!r} is not signed by {owner!r}")
             key = crypto.agree(self._keys.c_private, self._book[owner][0], share_aad(ctx, owner, me))
             try:
-                plain = decode(SharePlain.KIND, crypto.open_sealed(key, blob, share_aad(ctx, owner, me)))
-                shamir.Share.from_bytes(ctx.index(me), plain.self_share)
-                shamir.Share.from_bytes(ctx.index(me), plain.key_share)
-            except (crypto.CryptoError, DecodeError, shamir.ShamirError):
-                raise self._refuse(stage, f"sealed share from {owner!r} fails authentication or decoding") from None
-            if (plain.owner, plain.holder) != (owner, me):
-                raise self._refuse(stage, f"sealed share from {owner!r} was addressed to another pair")
-            self._held[owner] = plain
+                if crypto.confirm_tag(key, share_aad(ctx, owner, me)) != confirm:
+                    raise ShareInvalid(f"sealed share from {owner!r} confirms another key")
+                self._held[owner] = open_share(ctx, key, blob, owner, me)
+            except ShareInvalid as err:
+                # The owner spoiled its own share: leave it out and say so, with the pair key
+                # (it protects only this ciphertext) so the server can check the owner's
+                # signature (blame.py). Withdrawing would let one client stop every round.
+                log.warning("%s: %s; complaining", me, err)
+                complaints.append((owner, key))
         self._masked_with = tuple(sorted(o for o in self._held if o != me))
         if len(self._held) < ctx.graph_params.share_threshold:
             raise self._refuse(stage, f"only {len(self._held) - 1} neighbour(s) hold {me!r}'s shares; "
                                       f"its input could never be unmasked")
-        return MaskedInput(self._mask().tobytes())
+        return MaskedInput(self._mask().tobytes(), tuple(complaints))
 
     def _mask(self) -> np.ndarray:
         """Add the self mask and the pairwise masks to the encoded input (mod 2^bits)."""
