@@ -47,7 +47,9 @@ class _FalseComplainer(MaskedClient):
         owner = sorted(o for o in self._held if o != self.name)[0]
         from secure_fgrpo.secure_sum.masked.blame import share_aad
         key = crypto.agree(self._keys.c_private, self._book[owner][0], share_aad(self.ctx, owner, self.name))
-        return dataclasses.replace(out, complaints=((owner, key),))
+        filed = ((owner, key),)
+        return dataclasses.replace(out, complaints=filed, signature=self._sign(
+            "masked", *self.ctx.masked_parts(self.name, out.words, filed)))
 
 
 def _round(tmp_path: Path, n: int, cls: type, who: int = 0, **attrs: object):  # noqa: ANN202

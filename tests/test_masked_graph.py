@@ -11,8 +11,8 @@ import pytest
 
 from secure_fgrpo.secure_sum import SumSpec
 from secure_fgrpo.secure_sum.masked.graph import build_graph, graph_seed
-from secure_fgrpo.secure_sum.masked.params import (COMPLETE_UP_TO, GraphParams, choose_graph, privacy_failure,
-                                                   recovery_failure)
+from secure_fgrpo.secure_sum.masked.params import (COMPLETE_UP_TO, GraphParams, choose_graph, hypergeom_tail,
+                                                   privacy_failure, recovery_failure)
 from secure_fgrpo.secure_sum.masked.policy import PolicyRefusal, SecurityPolicy
 
 
@@ -28,6 +28,9 @@ def test_tails_match_exact_rational_arithmetic(n: int, k: int, t_k: int, c: int)
     assert privacy_failure(n, k, t_k, c) == pytest.approx(float(exact), rel=1e-6, abs=1e-300)
     exact = min(Fraction(1), n * _exact_tail(n - 1, c, k, k + 2 - t_k))
     assert recovery_failure(n, k, t_k, c) == pytest.approx(float(exact), rel=1e-6, abs=1e-300)
+    from scipy.stats import hypergeom  # the reference implementation agrees where it is accurate
+
+    assert hypergeom_tail(n - 1, c, k, t_k - 1) == pytest.approx(hypergeom.sf(t_k - 2, n - 1, c, k), rel=1e-6)
 
 
 # Computed by choose_graph (γ = 0.2, δ = 0.1, σ = 40, η = 30, T = ⌈0.66 n⌉); documented in SECURITY.md.

@@ -22,7 +22,7 @@ MESSAGES = st.one_of(
     st.builds(m.ShareUpload, key, st.lists(st.tuples(names, blob, key, sig), **small).map(tuple)),
     st.builds(m.SharePlain, names, names, share, share),
     st.builds(m.Forwarded, st.lists(st.tuples(names, blob, key, sig), **small).map(tuple)),
-    st.builds(m.MaskedInput, st.binary(max_size=64), st.lists(st.tuples(names, key), **small).map(tuple)),
+    st.builds(m.MaskedInput, st.binary(max_size=64), st.lists(st.tuples(names, key), **small).map(tuple), sig),
     st.builds(m.SurvivorList, st.lists(names, **small).map(tuple)),
     st.builds(m.ConsistencyAck, key, sig),
     st.builds(m.UnmaskRequest, st.lists(names, **small).map(tuple),
@@ -35,7 +35,7 @@ MESSAGES = st.one_of(
 
 def _normal(msg: object) -> object:
     if isinstance(msg, m.MaskedInput):
-        return m.MaskedInput(bytes(msg.words), msg.complaints)
+        return m.MaskedInput(bytes(msg.words), msg.complaints, msg.signature)
     return msg
 
 

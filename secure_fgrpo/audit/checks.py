@@ -23,7 +23,8 @@ log = logging.getLogger(__name__)
 
 # The masked backend's MaskedInput encoding (secure_sum/masked/messages.py):
 # b"SFM" | version u8 (1) | tag u8 (6) | u32 length | little-endian words (u32 or u64)
-# | u32 complaint count | per complaint: u8 name length, name, 32-byte pair key (masked/blame.py).
+# | u32 complaint count | per complaint: u8 name length, name, 32-byte pair key (masked/blame.py)
+# | u8 signature length (0 or 64) | signature.
 MASKED_MAGIC, MASKED_TAG = b"SFM", 6
 
 
@@ -67,6 +68,8 @@ def parse_masked_layout(payload: bytes) -> memoryview:
             if pos >= len(payload):
                 break
             pos += 1 + payload[pos] + 32
+        if pos < len(payload):
+            pos += 1 + payload[pos]
     if pos != len(payload):
         raise ValueError("masked-input length field does not match the payload")
     return memoryview(payload)[9:end]

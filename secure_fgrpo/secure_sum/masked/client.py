@@ -229,7 +229,8 @@ class MaskedClient(SumClient):
         if len(self._held) < ctx.graph_params.share_threshold:
             raise self._refuse(stage, f"only {len(self._held) - 1} neighbour(s) hold {me!r}'s shares; "
                                       f"its input could never be unmasked")
-        return MaskedInput(self._mask().tobytes(), tuple(complaints))
+        words, filed = self._mask().tobytes(), tuple(complaints)
+        return MaskedInput(words, filed, self._sign("masked", *ctx.masked_parts(me, words, filed)))
 
     def _mask(self) -> np.ndarray:
         """Add the self mask and the pairwise masks to the encoded input (mod 2^bits)."""

@@ -117,6 +117,12 @@ class RoundContext:
         head = b"secure_fgrpo/masked/v1/sig|" + what.encode() + b"|" + self.spec.round.to_bytes(8, "big")
         return b"|".join([head, self.digest, *[len(p).to_bytes(4, "big") + p for p in parts]])
 
+    def masked_parts(self, sender: str, words: bytes | memoryview,
+                     complaints: tuple[tuple[str, bytes], ...]) -> tuple[bytes, ...]:
+        """What a client signs with its masked input: its name, SHA-256 of the words, complaints."""
+        body = b"".join(len(o.encode()).to_bytes(1, "big") + o.encode() + k for o, k in complaints)
+        return sender.encode(), hashlib.sha256(words).digest(), body
+
     def survivors_digest(self, names: list[str] | tuple[str, ...]) -> bytes:
         body = b"\0".join(n.encode() for n in sorted(names))
         return hashlib.sha256(self.sign_bytes("survivors", body)).digest()

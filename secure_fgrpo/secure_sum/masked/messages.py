@@ -238,14 +238,16 @@ class Forwarded(Wire):
 
 @dataclass(frozen=True)
 class MaskedInput(Wire):
-    """Client -> server: the masked fixed-point vector (little-endian words), and a complaint
-    ``(owner, pair key)`` for each sealed share that would not open (blame.py)."""
+    """Client -> server: the masked fixed-point vector (little-endian words), a complaint
+    ``(owner, pair key)`` for each sealed share that would not open (blame.py), and the client's
+    signature over both (context.masked_parts): nobody in between can change its input."""
 
     KIND: ClassVar[str] = "masked"
     TAG: ClassVar[int] = 6
-    SCHEMA: ClassVar[tuple[Any, ...]] = (Blob(view=True), ListOf((Name(), KEY)))
+    SCHEMA: ClassVar[tuple[Any, ...]] = (Blob(view=True), ListOf((Name(), KEY)), Sig())
     words: bytes | memoryview
     complaints: tuple[tuple[str, bytes], ...] = ()
+    signature: bytes = b""
 
 
 @dataclass(frozen=True)

@@ -6,8 +6,8 @@ either side) laid over a uniformly random permutation of the participants. A cli
 its two secrets among its holders (itself + its k neighbours), any ``t_k`` of whom recover them.
 Under the random permutation a client's neighbourhood is a uniform k-subset of the other n - 1.
 
-Derivation (our protocol's conditions; the tails are exact hypergeometric, union-bounded over
-the n clients, as in Bell et al.'s analysis):
+Derivation (our protocol's conditions; the tails are exact hypergeometric, computed in integer
+arithmetic, union-bounded over the n clients, as in Bell et al.'s analysis):
 
 * privacy, γ: c = ⌊γ·n⌋ colluding clients (chosen before the permutation is drawn). Each honest
   client requires at least t_k - 1 of its neighbours in the agreed survivor set (client.py), and
@@ -28,9 +28,8 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from fractions import Fraction
 from functools import lru_cache
-
-from scipy.stats import hypergeom
 
 COMPLETE_UP_TO = 10  # below this many participants the complete graph costs little
 SIGMA = 40  # statistical security (privacy), bits
@@ -53,12 +52,25 @@ def counts(n: int, gamma: float, delta: float) -> tuple[int, int]:
     return math.floor(gamma * n + 1e-9), math.floor(delta * n + 1e-9)
 
 
+@lru_cache(maxsize=65536)
+def hypergeom_tail(pop: int, good: int, draws: int, at_least: int) -> float:
+    """P[X >= at_least] for X ~ Hypergeom(pop, good, draws), in exact integer arithmetic (no
+    floating-point cancellation however small the tail; scipy's ``hypergeom.sf`` agrees, see
+    tests/test_masked_graph.py, but importing scipy.stats costs seconds per process)."""
+    lo = max(at_least, 0)
+    hi = min(good, draws)
+    if lo > hi:
+        return 0.0
+    num = sum(math.comb(good, x) * math.comb(pop - good, draws - x) for x in range(lo, hi + 1))
+    return float(Fraction(num, math.comb(pop, draws)))
+
+
 @lru_cache(maxsize=4096)
 def privacy_failure(n: int, k: int, t_k: int, corrupt: int) -> float:
     """n · P[Hypergeom(n-1, c, k) ≥ t_k - 1] (1.0 when t_k ≤ 1: nothing protects an input)."""
     if t_k <= 1:
         return 1.0
-    return min(1.0, n * float(hypergeom.sf(t_k - 2, n - 1, min(corrupt, n - 1), k)))
+    return min(1.0, n * hypergeom_tail(n - 1, min(corrupt, n - 1), k, t_k - 1))
 
 
 @lru_cache(maxsize=4096)
@@ -66,7 +78,7 @@ def recovery_failure(n: int, k: int, t_k: int, dropped: int) -> float:
     """n · P[Hypergeom(n-1, d, k) > k + 1 - t_k]: some client keeps fewer than t_k holders."""
     if t_k > k + 1:
         return 1.0
-    return min(1.0, n * float(hypergeom.sf(k + 1 - t_k, n - 1, min(dropped, n - 1), k)))
+    return min(1.0, n * hypergeom_tail(n - 1, min(dropped, n - 1), k, k + 2 - t_k))
 
 
 def _largest_threshold(n: int, k: int, dropped: int, eta: int) -> int | None:

@@ -221,6 +221,8 @@ class MaskedServer(SumServer):
         for s, mi in bodies.items():
             if len(mi.words) != nbytes:
                 raise ProtocolError(s, stage, f"masked vector has {len(mi.words)} bytes, expected {nbytes}")
+            if not self._signed_ok(s, mi.signature, "masked", *self.ctx.masked_parts(s, mi.words, mi.complaints)):
+                raise ProtocolError(s, stage, "masked input signature does not verify against the roster")
         verdicts = Verdicts()
         for s, mi in bodies.items():
             judge(self.ctx, stage, s, mi.complaints, self._uploads, self._g().neighbours[s], verdicts)
