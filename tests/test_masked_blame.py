@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 
 from secure_fgrpo.secure_sum import DropSchedule, run_secure_sum
-from secure_fgrpo.secure_sum.masked import crypto, messages as m
-from secure_fgrpo.secure_sum.masked.blame import sealed_sign_parts
+from secure_fgrpo.secure_sum.masked import crypto
+from secure_fgrpo.secure_sum.masked.blame import sealed_sign_parts, share_aad
 from secure_fgrpo.secure_sum.masked.client import MaskedClient
 from secure_fgrpo.secure_sum.masked.simulate import ListRecorder, make_round, make_spec
 
@@ -45,7 +45,6 @@ class _FalseComplainer(MaskedClient):
     def _stage_masked_input(self, stage, fwd):  # noqa: ANN001, ANN202
         out = super()._stage_masked_input(stage, fwd)
         owner = sorted(o for o in self._held if o != self.name)[0]
-        from secure_fgrpo.secure_sum.masked.blame import share_aad
         key = crypto.agree(self._keys.c_private, self._book[owner][0], share_aad(self.ctx, owner, self.name))
         filed = ((owner, key),)
         return dataclasses.replace(out, complaints=filed, signature=self._sign(

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from secure_fgrpo.secure_sum import run_secure_sum
+from secure_fgrpo.secure_sum import DropSchedule, run_secure_sum
 from secure_fgrpo.secure_sum.masked import crypto, shamir
 from secure_fgrpo.secure_sum.masked import messages as m
 from secure_fgrpo.secure_sum.masked.client import pair_info, self_mask_seed
@@ -99,7 +99,6 @@ def _run(tmp_path: Path, n: int, t: int, options: dict, extra: int) -> tuple[boo
         def blamed(self):  # noqa: ANN202
             return server.blamed()
 
-    from secure_fgrpo.secure_sum.driver import DropSchedule
     first = dict(replies)
     clients = {k: _Primed(c, first.get(k)) for k, c in sim.clients.items()}
     out = run_secure_sum(_Rest(), clients, rec, DropSchedule())  # type: ignore[arg-type]

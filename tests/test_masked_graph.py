@@ -10,6 +10,7 @@ from fractions import Fraction
 import pytest
 
 from secure_fgrpo.secure_sum import SumSpec
+from secure_fgrpo.secure_sum.masked.context import Params, RoundContext
 from secure_fgrpo.secure_sum.masked.graph import build_graph, graph_seed
 from secure_fgrpo.secure_sum.masked.params import (COMPLETE_UP_TO, GraphParams, choose_graph, hypergeom_tail,
                                                    privacy_failure, recovery_failure)
@@ -78,7 +79,6 @@ def test_seed_grinding_no_longer_moves_a_victims_neighbours() -> None:
     for seed in range(200):  # what a grinding server controls: the spec (seed included)
         spec = SumSpec(round=1, dim=3, data_bound=1.0, weight_bound=1.0, participants=names,
                        threshold=17, seed=seed)
-        from secure_fgrpo.secure_sum.masked.context import Params, RoundContext
         ctx = RoundContext.build(spec, Params(), None)
         seen.add(ctx.build_graph(graph_seed(ctx.digest, ads)).neighbours[victim])
     assert len(seen) == 1

@@ -3,7 +3,9 @@
 Every server message is checked before the client acts on it; anything wrong raises
 :class:`ProtocolError` naming ``"server"`` and the stage. The client refuses, above all, to
 reveal both the self-mask share and the mask-key share of the same peer, and reveals nothing
-until at least t participants have acknowledged the same survivor set.
+until at least t participants have acknowledged the same survivor set. Before its first message
+it checks the round against its own policy (policy.py). A share its owner spoiled is not the
+server's fault: the client files a complaint and carries on (blame.py).
 """
 
 from __future__ import annotations

@@ -29,7 +29,7 @@ from .blame import Verdicts, judge, sealed_sign_parts
 from .graph import Graph, graph_seed
 from .keys import verify
 from .messages import (Advertise, ConsistencyAck, DecodeError, Forwarded, KeyBook, MaskedInput,
-                       SharePlain, ShareUpload, SurvivorList, UnmaskRequest, UnmaskShares, decode)
+                       ShareUpload, SurvivorList, UnmaskRequest, UnmaskShares, decode)
 from .prg import KeystreamPRG
 
 log = logging.getLogger(__name__)
