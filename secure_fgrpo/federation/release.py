@@ -80,8 +80,10 @@ def release_round(plan: NoisePlan | None, backend: Backend, spec: SumSpec, prepa
     if noise is not None and not outcome.aborted and len(outcome.contributors) < spec.threshold:
         outcome.aborted = True  # noise shares were calibrated for at least t contributions
         outcome.reason = f"{len(outcome.contributors)} contributions, fewer than the threshold {spec.threshold}"
-    if noise is None and not outcome.aborted and total is not None:
-        try:  # a client that skipped its own bound checks shows here (issue 13 item 6)
+    if noise is None and not outcome.aborted and total is not None and not backend.weights_on_server:
+        # [e·Δ, e] only (weights on the server carry a signed gain last); under noise the
+        # sum may legitimately leave the box. A client that skipped its own checks shows here.
+        try:
             spec.check_aggregate(total, len(outcome.contributors), outcome.stats.get("quantisation_bound", 0.0))
         except ValueError as err:
             log.warning("round %d: %s", spec.round, err)
