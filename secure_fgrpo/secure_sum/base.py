@@ -65,7 +65,7 @@ class SumSpec:
     weight_bound: float
     participants: tuple[str, ...]
     threshold: int
-    seed: int = 0
+    seed: int = 0  # public; the masked graph ignores it (drawn from every advertisement, graph.py)
 
     def __post_init__(self) -> None:
         if self.dim < 2:
