@@ -123,8 +123,12 @@ class _Primed:
     (14, 10, {"degree": 6}),  # sparse ring: k = 6, t_k = 6 (δ = 0.1: one dropout)
     (7, 5, {}),  # complete graph: k = 6, t_k = T = 5
 ])
-def test_collusion_bound_end_to_end(tmp_path: Path, n: int, t: int, options: dict) -> None:
+def test_collusion_bound_end_to_end(tmp_path: Path, n: int, t: int, options: dict,
+                                    caplog: pytest.LogCaptureFixture) -> None:
     ok, _ = _run(tmp_path / "at", n, t, options, extra=0)  # t_k - 2 colluding neighbours
     assert not ok
+    if options:  # sparse: honest holders saw the doomed survivor set and revealed nothing
+        assert "survivor list keeps 4 of 'client-000''s neighbours" in caplog.text
     ok, _ = _run(tmp_path / "over", n, t, options, extra=1)  # t_k - 1: the attack has teeth
     assert ok
+

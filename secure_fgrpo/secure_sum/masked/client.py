@@ -263,19 +263,24 @@ class MaskedClient(SumClient):
         for n in names:
             if n in mine and n not in self._masked_with:
                 raise self._refuse(stage, f"survivor list names {n!r}, which never shared keys with {me!r}")
-        t_k, agreed = ctx.graph_params.share_threshold, set(names)
-        for v in sorted(agreed & set(self._held)):
-            kept = len(self.graph.neighbours[v] & agreed)
-            if kept < t_k - 1:
-                # Fewer, and a server that calls v's live neighbours "dropped" learns their mask
-                # keys and strips every pairwise mask from v's input (v's seed could not be
-                # recovered anyway). The graph and the set are public: every honest holder of v
-                # refuses alike. params.py's privacy bound (X <= t_k - 2) rests on this check.
-                raise self._refuse(stage, f"survivor list keeps {kept} of {v!r}'s neighbours; "
-                                          f"revealing {v!r}'s shares needs {t_k - 1}")
+        self._check_neighbourhoods(stage, set(names))
         self._survivors = tuple(sorted(names))
         digest = ctx.survivors_digest(self._survivors)
         return ConsistencyAck(digest, self._sign("ack", digest))
+
+    def _check_neighbourhoods(self, stage: str, agreed: set[str]) -> None:
+        """Refuse a survivor set that keeps fewer than t_k - 1 neighbours of any survivor whose
+        shares this client holds (itself included): its seed could never be recovered (only
+        holders inside the set answer), so the round is doomed; refusing now keeps this client
+        from revealing mask-key shares of peers the server calls dropped in such a round."""
+        assert self.graph is not None
+        t_k = self.ctx.graph_params.share_threshold
+        for v in sorted(agreed & set(self._held)):
+            kept = len(self.graph.neighbours[v] & agreed)
+            if kept < t_k - 1:
+                # The graph and the set are public: every honest holder of v refuses alike.
+                raise self._refuse(stage, f"survivor list keeps {kept} of {v!r}'s neighbours; "
+                                          f"revealing {v!r}'s shares needs {t_k - 1}")
 
     def _stage_unmask(self, stage: str, req: UnmaskRequest) -> UnmaskShares:
         ctx, me = self.ctx, self.name

@@ -9,11 +9,13 @@ Under the random permutation a client's neighbourhood is a uniform k-subset of t
 Derivation (our protocol's conditions; the tails are exact hypergeometric, computed in integer
 arithmetic, union-bounded over the n clients, as in Bell et al.'s analysis):
 
-* privacy, γ: c = ⌊γ·n⌋ colluding clients (chosen before the permutation is drawn). Each honest
-  client requires at least t_k - 1 of its neighbours in the agreed survivor set (client.py), and
-  honest holders reveal one share per peer for one agreed set (2T > n + c, policy.py). The server
-  and the colluders then recover a client's input only if X ≥ t_k - 1 of its neighbours collude,
-  X ~ Hypergeom(n - 1, c, k):  n · P[X ≥ t_k - 1] ≤ 2^-σ.
+* privacy, γ: c = ⌊γ·n⌋ colluding clients (chosen before the permutation is drawn). Honest
+  holders agree on one survivor set (2T > n + c, policy.py) and reveal one share per peer for it.
+  The best attack keeps the victim and its colluding neighbours in the set and calls its honest
+  neighbours "dropped" (their mask keys are then revealed); the victim's seed still needs t_k
+  holders that answer, and only the victim and its X colluding neighbours do. So the server and
+  the colluders recover a client's input iff X ≥ t_k - 1 of its neighbours collude
+  (tests/test_masked_collusion.py), X ~ Hypergeom(n - 1, c, k):  n · P[X ≥ t_k - 1] ≤ 2^-σ.
 * recovery, δ: d = ⌊δ·n⌋ clients drop at random; a client's input is recoverable while at least
   t_k of its holders survive, Y ~ Hypergeom(n - 1, d, k) dropped neighbours:
   n · P[Y > k + 1 - t_k] ≤ 2^-η.
