@@ -102,7 +102,7 @@ def measure_ours(kind: str, n: int, dim: int, threshold: int, drop: int, repeats
     before the masked-input stage (their pairwise masks must be recovered)."""
     from secure_fgrpo.secure_sum import DropSchedule, make_backend, run_secure_sum
     from secure_fgrpo.secure_sum.masked import client_state_dir, quantisation_bound, server_state_dir
-    from secure_fgrpo.secure_sum.masked.graph import choose_degree
+    from secure_fgrpo.secure_sum.masked.params import choose_graph
     from secure_fgrpo.secure_sum.masked.simulate import make_spec, random_input
 
     backend = make_backend(kind, options or {})
@@ -152,8 +152,9 @@ def measure_ours(kind: str, n: int, dim: int, threshold: int, drop: int, repeats
                threshold=threshold, dropped=drop, repeats=repeats, loadavg_1m=os.getloadavg()[0])
     if kind == "masked":
         spec = make_spec(n, dim, threshold, data_bound=DATA_BOUND, weight_bound=WEIGHT_BOUND)
-        k, t_k = choose_degree(n, threshold, (options or {}).get("degree"))
-        row.update(degree=k, share_threshold=t_k,
+        p = backend.params.proposal  # type: ignore[attr-defined]
+        g = choose_graph(n, threshold, p.gamma, p.delta, p.sigma, p.eta, (options or {}).get("degree"))
+        row.update(degree=g.degree, share_threshold=g.share_threshold,
                    quantisation_bound=quantisation_bound(spec, n - drop, (options or {}).get("modulus_bits", 32)))
     row["client_ms_per_1M"] = row["client_ms_median"] * 1e6 / dim  # CPU time of the client's thread
     row["server_ms_per_1M"] = row["server_ms"] * 1e6 / dim
@@ -261,9 +262,10 @@ def flower_worker(n: int, dim: int, num_shares: int, threshold: int, out_path: s
 def measure_flower(python: str, n: int, dim: int, threshold: int) -> dict[str, Any]:
     """Same n, vector and threshold; Flower's num_shares / reconstruction threshold set to our
     neighbourhood (k + 1 holders) and share threshold t_k, so both run the same graph."""
-    from secure_fgrpo.secure_sum.masked.graph import choose_degree
+    from secure_fgrpo.secure_sum.masked.params import choose_graph
 
-    k, t_k = choose_degree(n, threshold)
+    g = choose_graph(n, threshold, 0.2, 0.1)
+    k, t_k = g.degree, g.share_threshold
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "flower.json"
         cmd = [python, str(Path(__file__).resolve()), "--flower-worker", str(n), str(dim), str(k + 1), str(t_k), str(out)]
@@ -450,7 +452,8 @@ def main() -> None:
         "- critical path (CPU): per stage the slowest client plus the server, i.e. the round's secure-sum time "
         "with clients in parallel on a free network. Round wall: all parties in one thread (ours); Flower: its "
         "simulation runtime's wall time (dominated by polling, not compute).",
-        "- Masked k / t_k: neighbour degree and share threshold derived from n and t (graph.py); Flower was given "
+        "- Masked k / t_k: neighbour degree and share threshold from (n, γ = 0.2, δ = 0.1, σ = 40, η = 30) "
+        "(masked/params.py; until this change: from n and t by k = 2(n − t), graph.py); Flower was given "
         "num_shares = k + 1 and reconstruction_threshold = t_k, i.e. the same ring.",
         "- drop > 0: that many clients vanish before the masked-input stage; the server reconstructs their mask "
         "keys and removes their pairwise masks.",

@@ -39,6 +39,7 @@ class ClientConfig:
     families: dict[str, float] = field(default_factory=dict)  # mix; empty -> from data.partition
     reward: RewardSpec = field(default_factory=RewardSpec)
     data: str = ""  # optional local JSONL/Parquet with prompt, answer, kind
+    security: dict[str, Any] = field(default_factory=dict)  # this institution's [security] overrides
 
     def __post_init__(self) -> None:
         if not self.name or "/" in self.name or self.name.startswith("."):
@@ -113,6 +114,7 @@ class RunConfig:
     eval: EvalConfig = field(default_factory=EvalConfig)
     privacy: PrivacyConfig = field(default_factory=PrivacyConfig)  # privacy/config.py
     audit: AuditConfig = field(default_factory=AuditConfig)  # audit/transcript.py
+    security: dict[str, Any] = field(default_factory=dict)  # masked: secure_sum/masked/policy.py
 
     def __post_init__(self) -> None:
         if len(self.clients) < 2:
@@ -136,6 +138,22 @@ class RunConfig:
             raise ValueError("gain.count = 'informative_groups' depends on the data; under "
                              "privacy.example_level n_i is the public expected batch: use 'auto' or 'dataset'")
         check_privacy(self)
+        self._check_security()
+
+    def _check_security(self) -> None:
+        """Validate the masked backend's policies now, naming the table (masked/policy.py)."""
+        from .secure_sum.masked.policy import SecurityPolicy
+
+        if self.secure_sum.backend != "masked":
+            if self.security or any(c.security for c in self.clients):
+                raise ValueError("security: the policy applies to secure_sum.backend = 'masked' only")
+            return
+        base = SecurityPolicy.from_dict(self.security)
+        for c in self.clients:
+            try:
+                SecurityPolicy.from_dict(c.security, base)
+            except ValueError as err:
+                raise ValueError(f"clients.{c.name}.{err}") from None
 
 
     @property
@@ -166,6 +184,11 @@ class RunConfig:
         """The secure-sum backend's options plus the public round settings a server-side weight
         needs (τ and G), so the federation, the key tool and the audit build the same backend."""
         options = dict(self.secure_sum.options)
+        if self.secure_sum.backend == "masked":  # each institution's policy (masked/policy.py)
+            options.setdefault("policy", dict(self.security))
+            own = {c.name: c.security for c in self.clients if c.security}
+            if own:
+                options.setdefault("client_policies", own)
         if options.get("weights") == "server":
             options.setdefault("tau", self.gain.tau)
             options.setdefault("gain_clip", self.gain.clip)

@@ -65,6 +65,8 @@ def test_documented_layout_matches_the_masked_decoder() -> None:
     assert bytes(parse_masked_layout(payload)) == words == bytes(masked_words(payload))
     with pytest.raises(ValueError, match="length field"):
         parse_masked_layout(payload[:-1])
+    with_complaint = MaskedInput(words, (("client-001", b"k" * 32),)).to_bytes()
+    assert bytes(parse_masked_layout(with_complaint)) == words == bytes(masked_words(with_complaint))
 
 
 def test_masked_run_is_uniform(masked_run: Path) -> None:
@@ -105,7 +107,8 @@ def test_archive_check_catches_tampering_and_absence(masked_run: Path, tmp_path:
     run = _copy(masked_run, tmp_path)
     victim = next((run / "server" / "inbox" / "round-1").glob("*masked_input.bin"))
     os.chmod(victim, 0o600)
-    victim.write_bytes(victim.read_bytes()[:-1] + b"\x00")
+    raw = victim.read_bytes()
+    victim.write_bytes(raw[:20] + bytes([raw[20] ^ 1]) + raw[21:])  # one masked word changed
     res = check_archive(load_view(run))
     assert res.status == "fail" and "differ" in res.summary
     shutil.rmtree(run / "server" / "inbox")

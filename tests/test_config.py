@@ -65,3 +65,22 @@ def test_cli_run_with_misspelled_key_exits_nonzero_naming_it(tmp_path, capsys) -
     assert code != 0
     assert "federation.rouns" in capsys.readouterr().out
     assert not (tmp_path / "run").exists()  # nothing started
+
+
+def test_security_policy_is_validated_per_institution_and_reaches_the_backend() -> None:
+    from secure_fgrpo.config import config_from_dict
+
+    clients = [{"name": "a", "families": {"unit": 1.0}, "security": {"gamma": 0.3}},
+               {"name": "b", "families": {"unit": 1.0}}]
+    cfg = config_from_dict({"clients": clients, "secure_sum": {"backend": "masked"}, "security": {"delta": 0.05}})
+    opts = cfg.backend_options
+    assert opts["policy"] == {"delta": 0.05} and opts["client_policies"] == {"a": {"gamma": 0.3}}
+    from secure_fgrpo.secure_sum import make_backend
+
+    be = make_backend("masked", opts)
+    assert be.client_policies["a"].gamma == 0.3 and be.client_policies["a"].delta == 0.05
+    with pytest.raises(Exception, match="clients.a.security: unknown key"):
+        config_from_dict({"clients": [dict(clients[0], security={"gama": 1}), clients[1]],
+                          "secure_sum": {"backend": "masked"}})
+    with pytest.raises(Exception, match="masked' only"):
+        config_from_dict({"clients": clients, "secure_sum": {"backend": "plaintext"}})

@@ -24,7 +24,8 @@ def _spec(round_: int = 1, threshold: int = 3) -> SumSpec:
 
 
 def test_options_are_exactly_these() -> None:
-    assert OPTIONS == ("signed", "roster", "degree", "modulus_bits", "prg", "scale", "max_error")
+    assert OPTIONS == ("signed", "roster", "degree", "modulus_bits", "prg", "scale", "max_error", "policy",
+                       "client_policies")
 
 
 @pytest.mark.parametrize("options, match", [
@@ -108,8 +109,8 @@ def test_round_parameters_are_checked_when_a_round_starts(tmp_path: Path) -> Non
     backend = MaskedBackend(signed=False, max_error=1e-12)
     with pytest.raises(ValueError, match="max_error"):
         backend.server(_spec(), tmp_path)
-    with pytest.raises(ValueError, match="above n/2"):
-        MaskedBackend(signed=False).server(_spec(threshold=2), tmp_path)
+    with pytest.raises(ValueError, match="security.gamma: threshold 2 of 4"):
+        MaskedBackend(signed=False).server(_spec(threshold=2), tmp_path)  # below its own policy
     with pytest.raises(ValueError, match="could wrap"):
         MaskedBackend(signed=False, scale=2.0 ** 30).client(NAMES[0], _spec(), tmp_path)
     with pytest.raises(ValueError, match="not a participant"):

@@ -1,81 +1,118 @@
-"""Neighbour graph: regular, symmetric, and recovery holds for every dropout pattern that
-leaves t survivors, while no client's two secrets can come from disjoint holder halves."""
+"""Neighbour graph and its parameters (issue 13 item 1, issue 17 item 1): exact hypergeometric
+tails, a degree that grows slowly with n, graph randomness no single party picks, each
+institution's policy refusing weak rounds by key."""
 
 from __future__ import annotations
 
-import itertools
 import math
+from fractions import Fraction
 
-import numpy as np
 import pytest
 
-from secure_fgrpo.secure_sum.masked.graph import build_graph, choose_degree, ring_order
+from secure_fgrpo.secure_sum import SumSpec
+from secure_fgrpo.secure_sum.masked.context import Params, RoundContext
+from secure_fgrpo.secure_sum.masked.graph import build_graph, graph_seed
+from secure_fgrpo.secure_sum.masked.params import (COMPLETE_UP_TO, GraphParams, choose_graph, hypergeom_tail,
+                                                   privacy_failure, recovery_failure)
+from secure_fgrpo.secure_sum.masked.policy import PolicyRefusal, SecurityPolicy
 
 
-@pytest.mark.parametrize("n, t, k, t_k", [
-    (3, 2, 2, 2), (4, 3, 2, 2), (5, 4, 2, 2), (10, 7, 6, 4), (20, 14, 12, 7),
-    (50, 33, 34, 18), (100, 66, 68, 35), (10, 10, 2, 3), (6, 4, 4, 3),
-])
-def test_degree_table(n: int, t: int, k: int, t_k: int) -> None:
-    assert choose_degree(n, t) == (k, t_k)
+def _exact_tail(pop: int, good: int, draws: int, at_least: int) -> Fraction:
+    total = math.comb(pop, draws)
+    return sum((Fraction(math.comb(good, x) * math.comb(pop - good, draws - x), total)
+                for x in range(at_least, min(good, draws) + 1)), Fraction(0))
+
+
+@pytest.mark.parametrize("n, k, t_k, c", [(100, 32, 23, 20), (500, 66, 42, 100), (50, 16, 12, 10), (30, 8, 4, 6)])
+def test_tails_match_exact_rational_arithmetic(n: int, k: int, t_k: int, c: int) -> None:
+    exact = min(Fraction(1), n * _exact_tail(n - 1, c, k, t_k - 1))
+    assert privacy_failure(n, k, t_k, c) == pytest.approx(float(exact), rel=1e-6, abs=1e-300)
+    exact = min(Fraction(1), n * _exact_tail(n - 1, c, k, k + 2 - t_k))
+    assert recovery_failure(n, k, t_k, c) == pytest.approx(float(exact), rel=1e-6, abs=1e-300)
+    from scipy.stats import hypergeom  # the reference implementation agrees where it is accurate
+
+    assert hypergeom_tail(n - 1, c, k, t_k - 1) == pytest.approx(hypergeom.sf(t_k - 2, n - 1, c, k), rel=1e-6)
+
+
+# Computed by choose_graph (γ = 0.2, δ = 0.1, σ = 40, η = 30, T = ⌈0.66 n⌉); documented in SECURITY.md.
+TABLE = {10: (9, 7), 20: (8, 7), 50: (16, 12), 100: (32, 23), 200: (50, 33), 500: (66, 42), 1000: (74, 46)}
+
+
+@pytest.mark.parametrize("n", sorted(TABLE))
+def test_parameter_table(n: int) -> None:
+    p = choose_graph(n, math.ceil(0.66 * n), 0.2, 0.1, 40, 30)
+    assert (p.degree, p.share_threshold) == TABLE[n]
+    assert p.privacy_failure <= 2.0 ** -40 and p.recovery_failure <= 2.0 ** -30
+    if p.degree < n - 1:  # the smallest such degree: one step down breaks a bound
+        k = p.degree - 2
+        worse = [choose_graph(n, math.ceil(0.66 * n), 0.2, 0.1, 40, 30, degree=k)] if k >= 2 else []
+        assert all(w.privacy_failure > 2.0 ** -40 or w.recovery_failure > 2.0 ** -30 for w in worse)
+
+
+def test_degree_grows_slowly_and_small_n_is_complete() -> None:
+    for n in range(3, COMPLETE_UP_TO + 1):
+        assert choose_graph(n, max(2, math.ceil(0.66 * n)), 0.2, 0.1).complete(n)
+    k = {n: choose_graph(n, math.ceil(0.66 * n), 0.2, 0.1).degree for n in (100, 1000)}
+    assert k[1000] < 2.5 * k[100]  # ten times the clients, well under 2.5 times the degree
 
 
 def _names(n: int) -> tuple[str, ...]:
-    return tuple(f"p{i}" for i in range(n))
+    return tuple(f"p{i:03d}" for i in range(n))
 
 
-@pytest.mark.parametrize("n", range(2, 21))
-def test_regular_symmetric_and_private(n: int) -> None:
-    t = max(n // 2 + 1, math.ceil(0.66 * n))
-    g = build_graph(_names(n), t, seed=1, round_=2)
-    assert all(len(v) == g.degree for v in g.neighbours.values())
-    for a, nb in g.neighbours.items():
-        assert a not in nb
-        assert all(a in g.neighbours[b] for b in nb)
-    assert 2 * g.share_threshold > g.degree + 1
+def test_graph_is_regular_symmetric_and_a_permutation() -> None:
+    names = _names(40)
+    g = build_graph(names, GraphParams(8, 6, 0.0, 0.0), bytes(32))
+    assert sorted(g.order) == sorted(names)
+    assert all(len(v) == 8 for v in g.neighbours.values())
+    assert all(a in g.neighbours[b] for a, nb in g.neighbours.items() for b in nb)
 
 
-@pytest.mark.parametrize("n", range(3, 10))
-def test_recovery_for_every_dropout_pattern(n: int) -> None:
-    """Exhaustive: whoever drops (up to n - t), every holder set keeps t_k live members."""
-    t = n // 2 + 1
-    g = build_graph(_names(n), t, seed=0, round_=1)
-    for d in range(n - t + 1):
-        for gone in itertools.combinations(g.order, d):
-            alive = set(g.order) - set(gone)
-            assert all(len(g.holders(u) & alive) >= g.share_threshold for u in g.order)
+def test_seed_grinding_no_longer_moves_a_victims_neighbours() -> None:
+    """The server used to pick SumSpec.seed (and with it the graph); now the seed is the hash of
+    every advertisement, so trying seeds changes nothing, while any party's fresh key does."""
+    names = _names(25)
+    ads = [(n, bytes([i]) * 32, bytes([i + 100]) * 32, b"") for i, n in enumerate(names)]
+    params = choose_graph(25, 17, 0.2, 0.1)
+    victim = names[3]
+    seen = set()
+    for seed in range(200):  # what a grinding server controls: the spec (seed included)
+        spec = SumSpec(round=1, dim=3, data_bound=1.0, weight_bound=1.0, participants=names,
+                       threshold=17, seed=seed)
+        ctx = RoundContext.build(spec, Params(), None)
+        seen.add(ctx.build_graph(graph_seed(ctx.digest, ads)).neighbours[victim])
+    assert len(seen) == 1
+    moved = {build_graph(names, params, graph_seed(b"d", ads[:5] + [(names[5], bytes([j]) * 32, ads[5][2], b"")]
+                                                   + ads[6:])).neighbours[victim] for j in range(200, 220)}
+    assert len(moved) > 10  # one client's fresh key re-draws the whole graph
 
 
-def test_recovery_random_patterns_large_n() -> None:
-    rng = np.random.default_rng(0)
-    for n, t in [(30, 20), (50, 33), (100, 66)]:
-        g = build_graph(_names(n), t, seed=5, round_=1)
-        assert g.degree < n - 1  # a sparse ring, not the complete graph
-        for _ in range(200):
-            gone = set(rng.choice(g.order, size=n - t, replace=False))
-            alive = set(g.order) - gone
-            assert min(len(g.holders(u) & alive) for u in g.order) >= g.share_threshold
+def _spec(n: int, t: int) -> SumSpec:
+    return SumSpec(round=1, dim=3, data_bound=1.0, weight_bound=1.0, participants=_names(n), threshold=t)
 
 
-def test_low_threshold_is_refused_with_a_reason() -> None:
-    with pytest.raises(ValueError, match="above n/2"):
-        choose_degree(10, 5)
-    with pytest.raises(ValueError, match="above n/2"):
-        choose_degree(2, 1)
-    with pytest.raises(ValueError, match="at least 2"):
-        choose_degree(1, 1)
+@pytest.mark.parametrize("policy, spec, graph, key", [
+    (SecurityPolicy(min_threshold=0.7), _spec(10, 6), choose_graph(10, 6, 0.1, 0.1), "min_threshold"),
+    (SecurityPolicy(), _spec(10, 6), choose_graph(10, 6, 0.2, 0.1), "gamma"),  # 2T = 12 <= n + c = 12
+    (SecurityPolicy(delta=0.2), _spec(10, 9), GraphParams(9, 9, 0.0, 0.0), "delta"),  # T = 9 > n - d = 8
+    (SecurityPolicy(), _spec(100, 66), choose_graph(100, 66, 0.2, 0.1, degree=4), "gamma"),
+    (SecurityPolicy(delta=0.3), _spec(100, 66), choose_graph(100, 66, 0.2, 0.1), "delta"),
+    (SecurityPolicy(roster=_names(9)), _spec(10, 7), choose_graph(10, 7, 0.2, 0.1), "roster"),
+])
+def test_policy_refuses_naming_the_key(policy: SecurityPolicy, spec: SumSpec, graph: GraphParams, key: str) -> None:
+    with pytest.raises(PolicyRefusal, match=f"security.{key}:") as info:
+        policy.admit(spec, graph)
+    assert info.value.key == key and info.value.sender == "server"
 
 
-def test_degree_override() -> None:
-    assert choose_degree(20, 14, degree=4) == (4, 3)
-    assert choose_degree(6, 6, degree=5) == (5, 4)
-    for bad, match in [(3, "even"), (25, "exceeds"), (0, ">= 1"), (True, ">= 1")]:
-        with pytest.raises(ValueError, match=match):
-            choose_degree(20, 14, degree=bad)
-
-
-def test_ring_order_is_public_and_round_dependent() -> None:
-    names = _names(12)
-    assert ring_order(names, 1, 1) == ring_order(names, 1, 1)
-    assert ring_order(names, 1, 1) != ring_order(names, 1, 2)
-    assert sorted(ring_order(names, 3, 1)) == sorted(names)
+def test_policy_admits_its_own_proposal_and_validates_keys() -> None:
+    for n in (5, 10, 50, 200):
+        t = math.ceil(0.66 * n)
+        SecurityPolicy().admit(_spec(n, t), choose_graph(n, t, 0.2, 0.1))
+    with pytest.raises(ValueError, match="security.gamma must be"):
+        SecurityPolicy(gamma=1.5)
+    with pytest.raises(ValueError, match="gamma \\+ 2·delta"):
+        SecurityPolicy(gamma=0.5, delta=0.3)
+    with pytest.raises(ValueError, match="unknown key"):
+        SecurityPolicy.from_dict({"gama": 0.1})
+    assert SecurityPolicy.from_dict({"sigma": 64}, SecurityPolicy(gamma=0.1)).gamma == 0.1

@@ -19,10 +19,10 @@ small = {"max_size": 4}
 MESSAGES = st.one_of(
     st.builds(m.Advertise, key, key, sig),
     st.builds(m.KeyBook, st.lists(st.tuples(names, key, key, sig), **small).map(tuple)),
-    st.builds(m.ShareUpload, key, st.lists(st.tuples(names, blob), **small).map(tuple)),
+    st.builds(m.ShareUpload, key, st.lists(st.tuples(names, blob, key, sig), **small).map(tuple)),
     st.builds(m.SharePlain, names, names, share, share),
-    st.builds(m.Forwarded, st.lists(st.tuples(names, blob), **small).map(tuple)),
-    st.builds(m.MaskedInput, st.binary(max_size=64)),
+    st.builds(m.Forwarded, st.lists(st.tuples(names, blob, key, sig), **small).map(tuple)),
+    st.builds(m.MaskedInput, st.binary(max_size=64), st.lists(st.tuples(names, key), **small).map(tuple), sig),
     st.builds(m.SurvivorList, st.lists(names, **small).map(tuple)),
     st.builds(m.ConsistencyAck, key, sig),
     st.builds(m.UnmaskRequest, st.lists(names, **small).map(tuple),
@@ -35,7 +35,7 @@ MESSAGES = st.one_of(
 
 def _normal(msg: object) -> object:
     if isinstance(msg, m.MaskedInput):
-        return m.MaskedInput(bytes(msg.words))
+        return m.MaskedInput(bytes(msg.words), msg.complaints, msg.signature)
     return msg
 
 
@@ -50,8 +50,8 @@ K, S, G = b"k" * 32, b"s" * 66, b"g" * 64
 VALID = [msg.to_bytes() for msg in (
     m.Advertise(K, K, G), m.Advertise(K, K, b""),
     m.KeyBook((("a", K, K, G), ("bé", K, K, b""))), m.KeyBook(()),
-    m.ShareUpload(K, (("a", b"x" * 40), ("b", b""))), m.SharePlain("a", "b", S, S),
-    m.Forwarded((("a", b"y" * 9),)), m.MaskedInput(b"\x01" * 40), m.MaskedInput(b""),
+    m.ShareUpload(K, (("a", b"x" * 40, K, G), ("b", b"", K, b""))), m.SharePlain("a", "b", S, S),
+    m.Forwarded((("a", b"y" * 9, K, G),)), m.MaskedInput(b"\x01" * 40), m.MaskedInput(b"", (("a", K),)),
     m.SurvivorList(("a", "b", "c")), m.ConsistencyAck(K, G), m.ConsistencyAck(K, b""),
     m.UnmaskRequest(("a", "b"), (("a", K, G), ("b", K, b"")), ("a",), ("c",)),
     m.UnmaskShares((("a", S),), (("b", S), ("c", S))),

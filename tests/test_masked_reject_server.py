@@ -17,7 +17,7 @@ from secure_fgrpo.secure_sum.masked import quantisation_bound
 from secure_fgrpo.secure_sum.masked.context import STAGES
 from secure_fgrpo.secure_sum.masked.simulate import ListRecorder, SimRound, make_round, make_spec
 
-N, T = 8, 6  # ring graph: degree 4, share threshold 3
+N, T = 8, 6  # complete graph (n <= params.COMPLETE_UP_TO): degree 7, share threshold 6
 VICTIM = "client-003"
 OTHER = "client-004"
 EARLIER = "client-002"  # of two identical payloads, the server rejects the later sender (by name)
@@ -114,17 +114,19 @@ SPECIFIC: dict[str, tuple[str, Tamper, str]] = {
     "advert signature flipped": ("advertise", lambda s, i: _adv(s, i, signature=_flip(_body(i[VICTIM]).signature)),
                                  "signature"),
     "advert unsigned": ("advertise", lambda s, i: _adv(s, i, signature=b""), "signature"),
-    "identical keys": ("advertise", lambda s, i: _adv(s, i, s_public=_body(i[VICTIM]).c_public), "identical"),
+    "identical keys": ("advertise", lambda s, i: _adv_resigned(s, i, _body(i[VICTIM]).c_public,
+                                                               _body(i[VICTIM]).c_public), "identical"),
     "key of another client, re-signed": ("advertise", lambda s, i: _adv_resigned(s, i, _body(i[EARLIER]).c_public),
                                          "already advertised"),
     "key of another client": ("advertise", lambda s, i: _adv(s, i, c_public=_body(i[OTHER]).c_public),
                               "signature"),
-    "low-order key": ("advertise", lambda s, i: _adv(s, i, c_public=bytes(32)), "low order"),
+    "low-order key": ("advertise", lambda s, i: _adv_resigned(s, i, bytes(32)), "low order"),
+    "low-order key, not signed again": ("advertise", lambda s, i: _adv(s, i, c_public=bytes(32)), "signature"),
     "share for a missing holder": ("share", lambda s, i: _shares(s, i, lambda e: e[1:]), "expected"),
-    "share for an extra holder": ("share", lambda s, i: _shares(s, i, lambda e: e + ((OTHER, e[0][1]),)),
+    "share for an extra holder": ("share", lambda s, i: _shares(s, i, lambda e: e + (("mallory", *e[0][1:]),)),
                                   "expected"),
     "two shares for one holder": ("share", lambda s, i: _shares(s, i, lambda e: e[:-1] + (e[0],)), "same holder"),
-    "sealed share of wrong size": ("share", lambda s, i: _shares(s, i, lambda e: ((e[0][0], e[0][1][:-1]),) + e[1:]),
+    "sealed share of wrong size": ("share", lambda s, i: _shares(s, i, lambda e: ((e[0][0], e[0][1][:-1], *e[0][2:]),) + e[1:]),
                                    "bytes"),
     "masked vector of wrong size": ("masked_input", lambda s, i: _rebody_masked(i, lambda w: w[:-4]), "expected"),
     "masked vector too long": ("masked_input", lambda s, i: _rebody_masked(i, lambda w: w + b"\0" * 4), "expected"),
@@ -143,12 +145,13 @@ SPECIFIC: dict[str, tuple[str, Tamper, str]] = {
 }
 
 
-def _adv_resigned(sim: SimRound, inbound: dict[str, Message], c_public: bytes) -> None:
-    """A client that copies an earlier client's key and signs it with its own identity."""
+def _adv_resigned(sim: SimRound, inbound: dict[str, Message], c_public: bytes, s_public: bytes | None = None) -> None:
+    """A malicious client: a bad advertisement signed with its own identity (provable: blamed)."""
     body = _body(inbound[VICTIM])
+    s_public = body.s_public if s_public is None else s_public
     ctx, identity = sim.clients[VICTIM].ctx, sim.clients[VICTIM]._identity
-    sig = identity.sign(ctx.sign_bytes("advertise", VICTIM.encode(), c_public, body.s_public))
-    inbound[VICTIM] = _rebody(inbound[VICTIM], m.Advertise(c_public, body.s_public, sig))
+    sig = identity.sign(ctx.sign_bytes("advertise", VICTIM.encode(), c_public, s_public))
+    inbound[VICTIM] = _rebody(inbound[VICTIM], m.Advertise(c_public, s_public, sig))
 
 
 def _shares(sim: SimRound, inbound: dict[str, Message], edit) -> None:  # noqa: ANN001
@@ -177,6 +180,8 @@ def test_specific_rejections(tmp_path: Path, case: str) -> None:
     with pytest.raises(ProtocolError, match=match) as info:
         sim.server.process(stage, inbound)
     assert (info.value.sender, info.value.stage) == (VICTIM, stage)
+    # Only a bad advertisement the client signed itself is evidence against it.
+    assert (VICTIM in sim.server.blamed()) == ("re-signed" in case or case in ("identical keys", "low-order key"))
 
 
 def test_unsigned_mode_refuses_signatures_and_low_order_keys(tmp_path: Path) -> None:

@@ -22,7 +22,9 @@ from .view import AuditInputError, ServerView
 log = logging.getLogger(__name__)
 
 # The masked backend's MaskedInput encoding (secure_sum/masked/messages.py):
-# b"SFM" | version u8 (1) | tag u8 (6) | u32 length | little-endian words (u32 or u64).
+# b"SFM" | version u8 (1) | tag u8 (6) | u32 length | little-endian words (u32 or u64)
+# | u32 complaint count | per complaint: u8 name length, name, 32-byte pair key (masked/blame.py)
+# | u8 signature length (0 or 64) | signature.
 MASKED_MAGIC, MASKED_TAG = b"SFM", 6
 
 
@@ -58,9 +60,19 @@ def parse_masked_layout(payload: bytes) -> memoryview:
     if len(payload) < 9 or payload[:3] != MASKED_MAGIC or payload[4] != MASKED_TAG:
         raise ValueError("not a masked-input message (magic or tag)")
     (n,) = struct.unpack_from("<I", payload, 5)
-    if 9 + n != len(payload):
+    end = 9 + n
+    pos = end + 4
+    if pos <= len(payload):
+        (count,) = struct.unpack_from("<I", payload, end)
+        for _ in range(min(count, len(payload))):
+            if pos >= len(payload):
+                break
+            pos += 1 + payload[pos] + 32
+        if pos < len(payload):
+            pos += 1 + payload[pos]
+    if pos != len(payload):
         raise ValueError("masked-input length field does not match the payload")
-    return memoryview(payload)[9:]
+    return memoryview(payload)[9:end]
 
 
 def masked_words(payload: bytes) -> memoryview:

@@ -17,6 +17,7 @@ total, its metrics and its model.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Protocol
@@ -27,6 +28,8 @@ from ..privacy.client_dp import ClientNoise, SkellamNoise
 from ..secure_sum import DropSchedule, run_secure_sum
 from ..secure_sum.base import Backend, SumClient, SumOutcome, SumSpec, client_state_dir, server_state_dir
 from ..secure_sum.driver import Recorder
+
+log = logging.getLogger(__name__)
 
 Noise = ClientNoise | SkellamNoise
 Prepare = Callable[[str, Noise | None], np.ndarray]  # (client, round noise) -> the vector it sends
@@ -77,6 +80,14 @@ def release_round(plan: NoisePlan | None, backend: Backend, spec: SumSpec, prepa
     if noise is not None and not outcome.aborted and len(outcome.contributors) < spec.threshold:
         outcome.aborted = True  # noise shares were calibrated for at least t contributions
         outcome.reason = f"{len(outcome.contributors)} contributions, fewer than the threshold {spec.threshold}"
+    if noise is None and not outcome.aborted and total is not None and not backend.weights_on_server:
+        # [e·Δ, e] only (weights on the server carry a signed gain last); under noise the
+        # sum may legitimately leave the box. A client that skipped its own checks shows here.
+        try:
+            spec.check_aggregate(total, len(outcome.contributors), outcome.stats.get("quantisation_bound", 0.0))
+        except ValueError as err:
+            log.warning("round %d: %s", spec.round, err)
+            outcome.aborted, outcome.reason = True, str(err)
     if outcome.aborted:
         total = None
     elif total is not None and noise is not None and plan is not None:

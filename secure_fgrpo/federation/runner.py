@@ -221,7 +221,10 @@ class Federation:
         release = release_round(self.client_dp, self.backend, spec, prepare, self.run_dir, self.recorder,
                                 lambda stages: self._drops(r, names, stages))
         outcome, total = release.outcome, release.total
+        self.server.exclude(outcome.blamed)  # one malicious client costs at most this round
         row: dict = {"round": r, "contributors": len(outcome.contributors), "aborted": outcome.aborted}
+        if outcome.blamed:
+            row["blamed"] = sorted(outcome.blamed)
         if self.client_dp is not None:
             row.update(self.client_dp.row(r))
         known: dict = {}  # what the holder of the global model learns

@@ -42,10 +42,22 @@ class Server:
         """Written after every party saved its state for the round: the resume point."""
         write_json_atomic(self.root / "state.json", {"last_completed_round": round_})
 
+    @property
+    def excluded(self) -> dict[str, str]:
+        """Clients a secure sum proved misbehaving (name -> evidence): never sampled again."""
+        p = self.root / "excluded.json"
+        return dict(json.loads(p.read_text())) if p.exists() else {}
+
+    def exclude(self, blamed: dict[str, str]) -> None:
+        if blamed:
+            log.warning("excluding %s from later rounds: %s", sorted(blamed), blamed)
+            write_json_atomic(self.root / "excluded.json", {**self.excluded, **blamed})
+
     def participants(self, round_: int) -> list[str]:
+        pool = [c for c in self.clients if c not in self.excluded]
         k = max(2, round(self.run.federation.fraction * len(self.clients)))
         rng = random.Random(derive_seed(self.run.seed, "sample", round_))
-        return sorted(rng.sample(self.clients, min(k, len(self.clients))))
+        return sorted(rng.sample(pool, min(k, len(pool))))
 
     def sum_spec(self, round_: int, participants: list[str], dim: int) -> SumSpec:
         fed = self.run.federation

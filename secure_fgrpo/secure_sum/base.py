@@ -10,6 +10,7 @@ know at the end is exactly :class:`SumOutcome`.
 from __future__ import annotations
 
 import hashlib
+import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -64,13 +65,16 @@ class SumSpec:
     weight_bound: float
     participants: tuple[str, ...]
     threshold: int
-    seed: int = 0
+    seed: int = 0  # public; the masked graph ignores it (drawn from every advertisement, graph.py)
 
     def __post_init__(self) -> None:
         if self.dim < 2:
             raise ValueError(f"SumSpec.dim must be >= 2 (data + weight), got {self.dim}")
-        if not (self.data_bound > 0 and self.weight_bound > 0):
-            raise ValueError("SumSpec.data_bound and SumSpec.weight_bound must be > 0")
+        for key in ("data_bound", "weight_bound"):
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, int | float) or not (
+                    math.isfinite(value) and value > 0):
+                raise ValueError(f"SumSpec.{key} must be a finite number > 0, got {value!r}")
         if len(set(self.participants)) != len(self.participants):
             raise ValueError("SumSpec.participants has duplicates")
         if not 1 <= self.threshold <= len(self.participants):
@@ -78,8 +82,14 @@ class SumSpec:
                 f"SumSpec.threshold must be in [1, {len(self.participants)}], got {self.threshold}"
             )
 
-    def check_input(self, vector: np.ndarray, sender: str) -> None:
-        """Refuse a client input outside the declared bounds (fixed point would wrap)."""
+    def check_input(self, vector: np.ndarray | list[float], sender: str) -> np.ndarray:
+        """Refuse a client input outside the declared bounds (fixed point would wrap); return it
+        as float64. A complex, boolean or non-numeric input is refused, never silently cast."""
+        raw = np.asarray(vector)
+        if raw.dtype.kind not in "iuf":
+            raise ValueError(f"{sender}: input has dtype {raw.dtype}; expected real numbers "
+                             f"(a complex part would be dropped)")
+        vector = raw.astype(np.float64, copy=False)
         if vector.shape != (self.dim,):
             raise ValueError(f"{sender}: input has shape {vector.shape}, expected ({self.dim},)")
         if not np.all(np.isfinite(vector)):
@@ -90,6 +100,31 @@ class SumSpec:
         w = float(vector[-1])
         if not 0.0 <= w <= self.weight_bound * (1 + 1e-9):
             raise ValueError(f"{sender}: weight outside [0, weight_bound={self.weight_bound:.6g}]")
+        return vector
+
+    def check_aggregate(self, total: np.ndarray, contributors: int, tolerance: float = 0.0) -> None:
+        """Refuse a sum that no ``contributors`` inputs inside the bounds could produce:
+        Σe outside [0, m·weight_bound] or ‖Σ eΔ‖ above m·data_bound (triangle inequality).
+
+        This is the server's only defence against a client that skips its own checks; a lie
+        *inside* the bounds passes (residual risk, threat_model/residual_risks.md). ``tolerance``
+        is the backend's per-coordinate error bound (quantisation); a relative 1e-4 is added
+        for approximate arithmetic (CKKS)."""
+        m = int(contributors)
+        w_hi = m * self.weight_bound
+        w_tol = tolerance + 1e-4 * max(w_hi, 1.0)
+        weight = float(total[-1])
+        if not (math.isfinite(weight) and -w_tol <= weight <= w_hi + w_tol):
+            raise ValueError(f"aggregate sum of weights {weight:.6g} is outside [0, {w_hi:.6g}] "
+                             f"({m} contributors x weight_bound {self.weight_bound:.6g}): no honest "
+                             f"inputs give this; refusing to apply it")
+        d_hi = m * self.data_bound
+        d_tol = tolerance * math.sqrt(self.dim - 1) + 1e-4 * max(d_hi, 1.0)
+        norm = float(np.linalg.norm(total[:-1]))
+        if not (math.isfinite(norm) and norm <= d_hi + d_tol):
+            raise ValueError(f"aggregate data norm {norm:.6g} exceeds {d_hi:.6g} ({m} contributors x "
+                             f"data_bound {self.data_bound:.6g}): no honest inputs give this; "
+                             f"refusing to apply it")
 
 
 @dataclass
@@ -103,6 +138,7 @@ class SumOutcome:
     aborted: bool = False
     reason: str = ""
     stats: dict[str, float] = field(default_factory=dict)
+    blamed: dict[str, str] = field(default_factory=dict)  # provably misbehaving client -> evidence
 
 
 class SumClient(ABC):
@@ -145,6 +181,11 @@ class SumServer(ABC):
     @abstractmethod
     def outcome(self) -> SumOutcome:
         """Call after the last stage."""
+
+    def blamed(self) -> dict[str, str]:
+        """Clients this round proved misbehaving (signed evidence), with the reason; the
+        federation excludes them from later rounds. Also read when the round aborts."""
+        return {}
 
 
 def server_state_dir(run_dir: Path) -> Path:

@@ -77,4 +77,4 @@ def run_secure_sum(
         return server.outcome()
     except RoundAborted as err:
         log.warning("round %d aborted: %s", server.spec.round, err)
-        return SumOutcome(contributors=(), total=None, aborted=True, reason=str(err))
+        return SumOutcome(contributors=(), total=None, aborted=True, reason=str(err), blamed=server.blamed())

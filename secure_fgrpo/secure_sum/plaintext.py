@@ -13,8 +13,7 @@ STAGE = "input"
 
 class PlaintextClient(SumClient):
     def set_input(self, vector: np.ndarray) -> None:
-        self.spec.check_input(vector, self.name)
-        self._vector = np.asarray(vector, dtype="<f8")
+        self._vector = self.spec.check_input(vector, self.name).astype("<f8")
 
     def respond(self, stage: str, inbound: Message | None) -> Message | None:
         if stage != STAGE:

@@ -7,9 +7,13 @@ Options (any other key is refused, by name):
   or :meth:`MaskedBackend.setup` (which creates identities and a roster for a simulation).
   ``false`` runs unsigned: safe against an honest-but-curious server only.
 - ``roster`` (path): JSON ``{"version": 1, "clients": {name: hex Ed25519 public key}}``.
-- ``degree`` (int): neighbour-graph degree override (even, or n - 1); default derived from n
-  and the threshold (see graph.py). With an override recovery is not guaranteed for every
-  dropout pattern: the round then aborts cleanly.
+- ``degree`` (int): neighbour-graph degree override (even, or n - 1); default derived by
+  params.py from n and the server's ``policy`` (γ, δ, σ, η). Each client's own policy decides
+  whether an override is safe (a refusal names the policy key).
+- ``policy`` (SecurityPolicy or table): the γ, δ, σ, η the server sizes the graph for, and the
+  default policy of every client (the config's ``[security]``).
+- ``client_policies`` ({name: SecurityPolicy or table}): an institution's own policy, over
+  ``policy`` (the config's ``clients.security``).
 - ``modulus_bits`` (32 or 64, default 32): word size on the wire.
 - ``prg`` (``"aes-ctr"`` default, or ``"chacha20"``): the mask keystream.
 - ``scale`` (float): explicit fixed-point scale (quanta per unit); refused if the sum could wrap.
@@ -31,12 +35,14 @@ from ..base import Backend, SumClient, SumServer, SumSpec
 from .client import MaskedClient
 from .context import IntegerNoise, Params, RoundContext
 from .fixedpoint import BITS
+from .policy import PolicyRefusal, SecurityPolicy
 from .keys import SUBDIR, load_identity, load_or_create_identity, load_roster, public_bytes, write_roster
 from .server import MaskedServer
 
 log = logging.getLogger(__name__)
 
-OPTIONS = ("signed", "roster", "degree", "modulus_bits", "prg", "scale", "max_error")
+OPTIONS = ("signed", "roster", "degree", "modulus_bits", "prg", "scale", "max_error", "policy",
+           "client_policies")
 ROSTER_FILE = "roster.json"
 
 
@@ -55,6 +61,16 @@ def _number(key: str, value: Any) -> float | None:
     if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
         raise ValueError(f"secure_sum.{key} must be a number > 0, got {value!r}")
     return float(value)
+
+
+def _policy(value: Any, base: SecurityPolicy | None = None) -> SecurityPolicy:
+    if value is None:
+        return base or SecurityPolicy()
+    if isinstance(value, SecurityPolicy):
+        return value
+    if isinstance(value, dict):
+        return SecurityPolicy.from_dict(value, base)
+    raise ValueError(f"security: expected a table of policy keys, got {value!r}")
 
 
 class MaskedBackend(Backend):
@@ -81,9 +97,11 @@ class MaskedBackend(Backend):
         degree = options.get("degree")
         if degree is not None and (isinstance(degree, bool) or not isinstance(degree, int) or degree < 1):
             raise ValueError(f"secure_sum.degree must be an integer >= 1, got {degree!r}")
+        policy = _policy(options.get("policy"))
+        self.client_policies = {n: _policy(p, policy) for n, p in dict(options.get("client_policies") or {}).items()}
         self.params = Params(modulus_bits=bits, prg=options.get("prg", "aes-ctr"), degree=degree,
                              scale=_number("scale", options.get("scale")),
-                             max_error=_number("max_error", options.get("max_error")))
+                             max_error=_number("max_error", options.get("max_error")), proposal=policy)
         self.signed = signed
         self.roster_path: Path | None = Path(roster) if roster is not None else None
         self._roster: dict[str, Ed25519PublicKey] | None = None
@@ -114,7 +132,13 @@ class MaskedBackend(Backend):
         return RoundContext.build(spec, self.params, self._roster if self.signed else None, noise)
 
     def server(self, spec: SumSpec, state_dir: Path, noise: IntegerNoise | None = None) -> SumServer:
-        return MaskedServer(self._context(spec, noise))
+        """The server proposes only rounds its own policy (``policy``) admits."""
+        ctx = self._context(spec, noise)
+        try:
+            self.params.proposal.admit(spec, ctx.graph_params, "setup")
+        except PolicyRefusal as err:
+            raise ValueError(f"round {spec.round}: {err.reason}") from None
+        return MaskedServer(ctx)
 
     def client(self, name: str, spec: SumSpec, state_dir: Path,
                noise: IntegerNoise | None = None) -> SumClient:
@@ -125,4 +149,4 @@ class MaskedBackend(Backend):
             if public_bytes(identity) != ctx.roster[name].public_bytes_raw():
                 raise ValueError(f"{name}: the identity key in {Path(state_dir) / SUBDIR} does not match "
                                  f"its roster entry")
-        return MaskedClient(name, ctx, identity)
+        return MaskedClient(name, ctx, identity, self.client_policies.get(name, self.params.proposal))

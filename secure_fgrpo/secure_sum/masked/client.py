@@ -3,7 +3,9 @@
 Every server message is checked before the client acts on it; anything wrong raises
 :class:`ProtocolError` naming ``"server"`` and the stage. The client refuses, above all, to
 reveal both the self-mask share and the mask-key share of the same peer, and reveals nothing
-until at least t participants have acknowledged the same survivor set.
+until at least t participants have acknowledged the same survivor set. Before its first message
+it checks the round against its own policy (policy.py). A share its owner spoiled is not the
+server's fault: the client files a complaint and carries on (blame.py).
 """
 
 from __future__ import annotations
@@ -18,7 +20,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from ..base import SERVER, Message, ProtocolError, SumClient
 from . import crypto, shamir
+from .blame import ShareInvalid, open_share, sealed_sign_parts, share_aad
 from .context import STAGES, RoundContext
+from .graph import Graph, graph_seed
+from .policy import SecurityPolicy
 from .keys import verify
 from .messages import (Advertise, ConsistencyAck, DecodeError, Forwarded, KeyBook, MaskedInput,
                        SharePlain, ShareUpload, SurvivorList, UnmaskRequest, UnmaskShares, decode)
@@ -40,18 +45,17 @@ def self_mask_seed(ctx: RoundContext, owner: str, b: bytes) -> bytes:
     return crypto.hkdf(b, crypto.context("self-mask", ctx.spec.round, ctx.digest, owner))
 
 
-def share_aad(ctx: RoundContext, owner: str, holder: str) -> bytes:
-    return crypto.context("share", ctx.spec.round, ctx.digest, owner, holder)
-
-
 class MaskedClient(SumClient):
-    def __init__(self, name: str, ctx: RoundContext, identity: Ed25519PrivateKey | None) -> None:
+    def __init__(self, name: str, ctx: RoundContext, identity: Ed25519PrivateKey | None,
+                 policy: SecurityPolicy | None = None) -> None:
         super().__init__(name, ctx.spec)
         if name not in ctx.spec.participants:
             raise ValueError(f"{name!r} is not a participant of round {ctx.spec.round}")
         if ctx.signed and identity is None:
             raise ValueError(f"{name}: a roster is configured but no identity key was given")
         self.ctx = ctx
+        self.policy = policy or SecurityPolicy()
+        self.graph: Graph | None = None  # drawn from every advertisement at the share stage
         self._identity = identity
         self._keys = crypto.RoundKeys.generate()
         self._next = 0
@@ -76,8 +80,7 @@ class MaskedClient(SumClient):
         """Check the bounds and encode at once (stochastic rounding from a fresh keystream), so
         the float vector is neither kept nor copied. With integer DP noise in the round, round
         at the noise's scale and add this client's noise share to the words before masking."""
-        vector = np.asarray(vector, dtype=np.float64)
-        self.spec.check_input(vector, self.name)
+        vector = self.spec.check_input(vector, self.name)
         start = time.perf_counter()
         noise = self.ctx.noise
         if noise is None:
@@ -146,34 +149,46 @@ class MaskedClient(SumClient):
     # --- stages ----------------------------------------------------------------------------
 
     def _stage_advertise(self, stage: str, _: None) -> Advertise:
+        self.policy.admit(self.spec, self.ctx.graph_params, stage)  # before anything leaves
         c, s = self._keys.c_public, self._keys.s_public
         return Advertise(c, s, self._sign("advertise", self.name.encode(), c, s))
 
     def _stage_share(self, stage: str, book: KeyBook) -> ShareUpload:
         ctx, me = self.ctx, self.name
-        mine = ctx.graph.neighbours[me]
+        ads: dict[str, tuple[bytes, bytes, bytes]] = {}
         for peer, c_pub, s_pub, sig in book.entries:
-            if peer in self._book:
+            if peer in ads:
                 raise self._refuse(stage, f"key book lists {peer!r} twice")
-            if peer not in mine:
-                raise self._refuse(stage, f"key book lists {peer!r}, which is not a neighbour of {me!r}")
+            if peer not in ctx.spec.participants:
+                raise self._refuse(stage, f"key book lists {peer!r}, which is not a participant")
             if c_pub == s_pub:
                 raise self._refuse(stage, f"{peer!r} advertised the same key twice")
             if not self._signature_ok(peer, sig, "advertise", peer.encode(), c_pub, s_pub):
                 raise self._refuse(stage, f"advertisement of {peer!r} is not signed by its roster key")
+            ads[peer] = (c_pub, s_pub, sig)
+        missing = [p for p in ctx.spec.participants if p not in ads]
+        if missing and not ctx.graph_params.complete(len(ctx.spec.participants)):
+            raise self._refuse(stage, f"key book lacks {', '.join(missing)}: the graph needs every "
+                                      f"participant's advertisement")
+        if me not in ads or ads[me][:2] != (self._keys.c_public, self._keys.s_public):
+            raise self._refuse(stage, f"key book carries a different advertisement for {me!r}")
+        self.graph = ctx.build_graph(graph_seed(ctx.digest, [(p, *ads[p]) for p in ctx.spec.participants
+                                                               if p in ads]))
+        for peer in sorted(self.graph.neighbours[me] & set(ads)):
+            c_pub, s_pub, _ = ads[peer]
             try:
                 self._enc_keys[peer] = crypto.agree(self._keys.c_private, c_pub, share_aad(ctx, me, peer))
             except crypto.CryptoError:
                 raise self._refuse(stage, f"advertised key of {peer!r} is invalid") from None
             self._book[peer] = (c_pub, s_pub)
         holders = [me, *sorted(self._book)]
-        if len(holders) < ctx.graph.share_threshold:
+        if len(holders) < ctx.graph_params.share_threshold:
             raise self._refuse(stage, f"key book has {len(holders) - 1} neighbour(s); {me!r} needs "
-                                      f"{ctx.graph.share_threshold - 1} to share its secrets")
+                                      f"{ctx.graph_params.share_threshold - 1} to share its secrets")
         b = os.urandom(32)
         self._self_seed = b
         xs = [ctx.index(h) for h in holders]
-        t_k = ctx.graph.share_threshold
+        t_k = ctx.graph_params.share_threshold
         b_shares = shamir.split(b, xs, t_k)
         k_shares = shamir.split(self._keys.s_secret_bytes(), xs, t_k)
         entries = []
@@ -182,33 +197,42 @@ class MaskedClient(SumClient):
             if holder == me:
                 self._held[me] = plain
                 continue
-            entries.append((holder, crypto.seal(self._enc_keys[holder], plain.to_bytes(), share_aad(ctx, me, holder))))
+            key, aad = self._enc_keys[holder], share_aad(ctx, me, holder)
+            blob = crypto.seal(key, plain.to_bytes(), aad)
+            confirm = crypto.confirm_tag(key, aad)
+            entries.append((holder, blob, confirm,
+                            self._sign("sealed", *sealed_sign_parts(me, holder, blob, confirm))))
         return ShareUpload(crypto.commit(b, ctx.spec.round, ctx.digest, me), tuple(entries))
 
     def _stage_masked_input(self, stage: str, fwd: Forwarded) -> MaskedInput:
         ctx, me = self.ctx, self.name
         if self._words is None:
             raise RuntimeError(f"{me}: set_input was not called before the masked_input stage")
-        for owner, blob in fwd.entries:
-            if owner in self._held:
+        complaints: list[tuple[str, bytes]] = []
+        for owner, blob, confirm, sig in fwd.entries:
+            if owner in self._held or owner in {o for o, _ in complaints}:
                 raise self._refuse(stage, f"forwarded shares list {owner!r} twice")
             if owner not in self._book:
                 raise self._refuse(stage, f"forwarded share from {owner!r}, which is not in the key book")
+            if not self._signature_ok(owner, sig, "sealed", *sealed_sign_parts(owner, me, blob, confirm)):
+                raise self._refuse(stage, f"sealed share from {owner!r} is not signed by {owner!r}")
             key = crypto.agree(self._keys.c_private, self._book[owner][0], share_aad(ctx, owner, me))
             try:
-                plain = decode(SharePlain.KIND, crypto.open_sealed(key, blob, share_aad(ctx, owner, me)))
-                shamir.Share.from_bytes(ctx.index(me), plain.self_share)
-                shamir.Share.from_bytes(ctx.index(me), plain.key_share)
-            except (crypto.CryptoError, DecodeError, shamir.ShamirError):
-                raise self._refuse(stage, f"sealed share from {owner!r} fails authentication or decoding") from None
-            if (plain.owner, plain.holder) != (owner, me):
-                raise self._refuse(stage, f"sealed share from {owner!r} was addressed to another pair")
-            self._held[owner] = plain
+                if crypto.confirm_tag(key, share_aad(ctx, owner, me)) != confirm:
+                    raise ShareInvalid(f"sealed share from {owner!r} confirms another key")
+                self._held[owner] = open_share(ctx, key, blob, owner, me)
+            except ShareInvalid as err:
+                # The owner spoiled its own share: leave it out and say so, with the pair key
+                # (it protects only this ciphertext) so the server can check the owner's
+                # signature (blame.py). Withdrawing would let one client stop every round.
+                log.warning("%s: %s; complaining", me, err)
+                complaints.append((owner, key))
         self._masked_with = tuple(sorted(o for o in self._held if o != me))
-        if len(self._held) < ctx.graph.share_threshold:
+        if len(self._held) < ctx.graph_params.share_threshold:
             raise self._refuse(stage, f"only {len(self._held) - 1} neighbour(s) hold {me!r}'s shares; "
                                       f"its input could never be unmasked")
-        return MaskedInput(self._mask().tobytes())
+        words, filed = self._mask().tobytes(), tuple(complaints)
+        return MaskedInput(words, filed, self._sign("masked", *ctx.masked_parts(me, words, filed)))
 
     def _mask(self) -> np.ndarray:
         """Add the self mask and the pairwise masks to the encoded input (mod 2^bits)."""
@@ -234,12 +258,29 @@ class MaskedClient(SumClient):
         if len(names) < ctx.spec.threshold:
             raise self._refuse(stage, f"survivor list has {len(names)} names, below the threshold "
                                       f"{ctx.spec.threshold}")
+        assert self.graph is not None
+        mine = self.graph.neighbours[me]
         for n in names:
-            if n in ctx.graph.neighbours[me] and n not in self._masked_with:
+            if n in mine and n not in self._masked_with:
                 raise self._refuse(stage, f"survivor list names {n!r}, which never shared keys with {me!r}")
+        self._check_neighbourhoods(stage, set(names))
         self._survivors = tuple(sorted(names))
         digest = ctx.survivors_digest(self._survivors)
         return ConsistencyAck(digest, self._sign("ack", digest))
+
+    def _check_neighbourhoods(self, stage: str, agreed: set[str]) -> None:
+        """Refuse a survivor set that keeps fewer than t_k - 1 neighbours of any survivor whose
+        shares this client holds (itself included): its seed could never be recovered (only
+        holders inside the set answer), so the round is doomed; refusing now keeps this client
+        from revealing mask-key shares of peers the server calls dropped in such a round."""
+        assert self.graph is not None
+        t_k = self.ctx.graph_params.share_threshold
+        for v in sorted(agreed & set(self._held)):
+            kept = len(self.graph.neighbours[v] & agreed)
+            if kept < t_k - 1:
+                # The graph and the set are public: every honest holder of v refuses alike.
+                raise self._refuse(stage, f"survivor list keeps {kept} of {v!r}'s neighbours; "
+                                          f"revealing {v!r}'s shares needs {t_k - 1}")
 
     def _stage_unmask(self, stage: str, req: UnmaskRequest) -> UnmaskShares:
         ctx, me = self.ctx, self.name

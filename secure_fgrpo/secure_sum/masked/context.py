@@ -22,6 +22,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from ..base import SumSpec
 from .fixedpoint import FixedPoint
 from .graph import Graph, build_graph
+from .params import GraphParams, choose_graph
+from .policy import SecurityPolicy
 from .prg import PRGS
 
 STAGES = ("advertise", "share", "masked_input", "consistency", "unmask")
@@ -36,6 +38,7 @@ class Params:
     degree: int | None = None
     scale: float | None = None
     max_error: float | None = None
+    proposal: SecurityPolicy = SecurityPolicy()  # the γ, δ, σ, η the server sizes the graph for
 
     def __post_init__(self) -> None:
         if self.prg not in PRGS:
@@ -60,7 +63,7 @@ class RoundContext:
     spec: SumSpec
     params: Params
     fixed: FixedPoint
-    graph: Graph
+    graph_params: GraphParams
     digest: bytes
     roster: dict[str, Ed25519PublicKey] | None
     noise: IntegerNoise | None = None
@@ -77,7 +80,8 @@ class RoundContext:
             scale = noise.scale
         fixed = FixedPoint.derive(n, spec.data_bound, spec.weight_bound, params.modulus_bits,
                                   scale, params.max_error)
-        graph = build_graph(spec.participants, spec.threshold, spec.seed, spec.round, params.degree)
+        prop = params.proposal
+        graph = choose_graph(n, spec.threshold, prop.gamma, prop.delta, prop.sigma, prop.eta, params.degree)
         if roster is not None:
             missing = [p for p in spec.participants if p not in roster]
             if missing:
@@ -85,7 +89,7 @@ class RoundContext:
         doc = {
             "protocol": "secure_fgrpo/masked/v1", "round": spec.round, "dim": spec.dim,
             "data_bound": float(spec.data_bound).hex(), "weight_bound": float(spec.weight_bound).hex(),
-            "participants": list(spec.participants), "threshold": spec.threshold, "seed": spec.seed,
+            "participants": list(spec.participants), "threshold": spec.threshold,
             "bits": params.modulus_bits, "prg": params.prg, "degree": graph.degree,
             "share_threshold": graph.share_threshold,
             "data_scale": fixed.data_scale.hex(), "weight_scale": fixed.weight_scale.hex(),
@@ -95,6 +99,10 @@ class RoundContext:
             doc["noise"] = noise.public()
         digest = hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).digest()
         return cls(spec, params, fixed, graph, digest, roster, noise)
+
+    def build_graph(self, seed: bytes) -> Graph:
+        """The round's graph once every advertisement is in (graph.graph_seed)."""
+        return build_graph(self.spec.participants, self.graph_params, seed)
 
     @property
     def signed(self) -> bool:
@@ -108,6 +116,12 @@ class RoundContext:
         """The exact bytes an identity key signs for ``what``."""
         head = b"secure_fgrpo/masked/v1/sig|" + what.encode() + b"|" + self.spec.round.to_bytes(8, "big")
         return b"|".join([head, self.digest, *[len(p).to_bytes(4, "big") + p for p in parts]])
+
+    def masked_parts(self, sender: str, words: bytes | memoryview,
+                     complaints: tuple[tuple[str, bytes], ...]) -> tuple[bytes, ...]:
+        """What a client signs with its masked input: its name, SHA-256 of the words, complaints."""
+        body = b"".join(len(o.encode()).to_bytes(1, "big") + o.encode() + k for o, k in complaints)
+        return sender.encode(), hashlib.sha256(words).digest(), body
 
     def survivors_digest(self, names: list[str] | tuple[str, ...]) -> bytes:
         body = b"\0".join(n.encode() for n in sorted(names))

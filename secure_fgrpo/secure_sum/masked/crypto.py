@@ -117,6 +117,12 @@ def open_sealed(key: bytes, blob: bytes, aad: bytes) -> bytes:
         raise CryptoError("ciphertext failed authentication") from None
 
 
+def confirm_tag(key: bytes, aad: bytes) -> bytes:
+    """Key confirmation for a sealed share: the owner signs it with the ciphertext, so a holder
+    that reveals the pair key can show the server which key the owner used (blame.py)."""
+    return hkdf(key, b"confirm|" + aad)
+
+
 def commit(secret: bytes, round_: int, spec_digest: bytes, owner: str) -> bytes:
     """Binding commitment to a uniformly random 32-byte seed (hiding: the seed has 256 bits)."""
     return hashlib.sha256(context("commit", round_, spec_digest, owner) + secret).digest()

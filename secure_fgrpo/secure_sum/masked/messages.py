@@ -200,13 +200,14 @@ class KeyBook(Wire):
 
 @dataclass(frozen=True)
 class ShareUpload(Wire):
-    """Client -> server: a commitment to the self-mask seed and one sealed share per holder."""
+    """Client -> server: a commitment to the self-mask seed and, per holder, the sealed share,
+    a key-confirmation tag and the owner's signature over both (verifiable blame)."""
 
     KIND: ClassVar[str] = "shares"
     TAG: ClassVar[int] = 3
-    SCHEMA: ClassVar[tuple[Any, ...]] = (KEY, ListOf((Name(), Blob())))
+    SCHEMA: ClassVar[tuple[Any, ...]] = (KEY, ListOf((Name(), Blob(), KEY, Sig())))
     commitment: bytes
-    entries: tuple[tuple[str, bytes], ...]
+    entries: tuple[tuple[str, bytes, bytes, bytes], ...]
 
 
 @dataclass(frozen=True)
@@ -227,22 +228,26 @@ class SharePlain(Wire):
 
 @dataclass(frozen=True)
 class Forwarded(Wire):
-    """Server -> client: the sealed shares addressed to it, by owner."""
+    """Server -> client: the sealed shares addressed to it, by owner, as the owner signed them."""
 
     KIND: ClassVar[str] = "forward"
     TAG: ClassVar[int] = 5
-    SCHEMA: ClassVar[tuple[Any, ...]] = (ListOf((Name(), Blob())),)
-    entries: tuple[tuple[str, bytes], ...]
+    SCHEMA: ClassVar[tuple[Any, ...]] = (ListOf((Name(), Blob(), KEY, Sig())),)
+    entries: tuple[tuple[str, bytes, bytes, bytes], ...]
 
 
 @dataclass(frozen=True)
 class MaskedInput(Wire):
-    """Client -> server: the masked fixed-point vector (little-endian words)."""
+    """Client -> server: the masked fixed-point vector (little-endian words), a complaint
+    ``(owner, pair key)`` for each sealed share that would not open (blame.py), and the client's
+    signature over both (context.masked_parts): nobody in between can change its input."""
 
     KIND: ClassVar[str] = "masked"
     TAG: ClassVar[int] = 6
-    SCHEMA: ClassVar[tuple[Any, ...]] = (Blob(view=True),)
+    SCHEMA: ClassVar[tuple[Any, ...]] = (Blob(view=True), ListOf((Name(), KEY)), Sig())
     words: bytes | memoryview
+    complaints: tuple[tuple[str, bytes], ...] = ()
+    signature: bytes = b""
 
 
 @dataclass(frozen=True)

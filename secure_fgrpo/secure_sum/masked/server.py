@@ -25,9 +25,11 @@ from ..base import SERVER, Message, ProtocolError, RoundAborted, SumOutcome, Sum
 from . import crypto, shamir
 from .client import pair_info, self_mask_seed
 from .context import STAGES, RoundContext
+from .blame import Verdicts, judge, sealed_sign_parts
+from .graph import Graph, graph_seed
 from .keys import verify
 from .messages import (Advertise, ConsistencyAck, DecodeError, Forwarded, KeyBook, MaskedInput,
-                       SharePlain, ShareUpload, SurvivorList, UnmaskRequest, UnmaskShares, decode)
+                       ShareUpload, SurvivorList, UnmaskRequest, UnmaskShares, decode)
 from .prg import KeystreamPRG
 
 log = logging.getLogger(__name__)
@@ -66,6 +68,9 @@ class MaskedServer(SumServer):
         self._acks: dict[str, ConsistencyAck] = {}
         self._asked: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {}
         self._outcome: SumOutcome | None = None
+        self.graph: Graph | None = None  # drawn once every participant has advertised
+        self._blamed: dict[str, str] = {}  # provable misbehaviour, kept across a stage's retries
+        self._verdicts = Verdicts()
         self.timings: dict[str, float] = {}
 
     # --- driver entry point ----------------------------------------------------------------
@@ -130,9 +135,14 @@ class MaskedServer(SumServer):
             raise RoundAborted(f"round {self.spec.round}: only {len(names)} client(s) {what}; "
                                f"threshold is {self.spec.threshold}")
 
+    def _g(self) -> Graph:
+        if self.graph is None:
+            raise RuntimeError("the graph is drawn at the advertise stage")
+        return self.graph
+
     def _closure(self, alive: set[str]) -> set[str]:
         """Drop clients with fewer than t_k live holders until none is left to drop."""
-        g = self.ctx.graph
+        g = self._g()
         alive = set(alive)
         while True:
             weak = {u for u in alive if len(g.holders(u) & alive) < g.share_threshold}
@@ -146,26 +156,37 @@ class MaskedServer(SumServer):
     def _stage_advertise(self, stage: str, bodies: dict[str, Advertise]) -> dict[str, KeyBook]:
         keys: dict[bytes, str] = {}
         for s, adv in bodies.items():
+            if not self._signed_ok(s, adv.signature, "advertise", s.encode(), adv.c_public, adv.s_public):
+                raise ProtocolError(s, stage, "advertisement signature does not verify against the roster")
+            reason = ""
             if adv.c_public == adv.s_public:
-                raise ProtocolError(s, stage, "the two advertised keys are identical")
+                reason = "the two advertised keys are identical"
             for k in (adv.c_public, adv.s_public):
+                if reason:
+                    break
                 if k in keys:
-                    raise ProtocolError(s, stage, f"advertised key already advertised by {keys[k]!r}")
+                    reason = f"advertised key already advertised by {keys[k]!r}"
                 keys[k] = s
                 try:
                     X25519PrivateKey.generate().exchange(crypto.public_key(k, "advertised key"))
                 except ValueError:
-                    raise ProtocolError(s, stage, "advertised key is invalid (low order)") from None
-            if not self._signed_ok(s, adv.signature, "advertise", s.encode(), adv.c_public, adv.s_public):
-                raise ProtocolError(s, stage, "advertisement signature does not verify against the roster")
+                    reason = "advertised key is invalid (low order)"
+            if reason:
+                if self.ctx.signed:  # signed by its own identity key: provable, excluded later
+                    self._blamed.setdefault(s, f"round {self.spec.round}: signed an advertisement where {reason}")
+                raise ProtocolError(s, stage, reason)
         self._no_replays(stage)
+        missing = [p for p in self.spec.participants if p not in bodies]
+        if missing and not self.ctx.graph_params.complete(len(self.spec.participants)):
+            raise RoundAborted(f"round {self.spec.round}: {', '.join(missing)} did not advertise; the "
+                               f"neighbour graph is drawn from every participant's advertisement")
         self._adv = dict(bodies)
+        book = tuple((v, self._adv[v].c_public, self._adv[v].s_public, self._adv[v].signature)
+                     for v in self.spec.participants if v in self._adv)
+        self.graph = self.ctx.build_graph(graph_seed(self.ctx.digest, list(book)))
         self._live = self._closure(set(bodies))
         self._need(self._live, "advertised keys")
-        g = self.ctx.graph
-        return {u: KeyBook(tuple((v, self._adv[v].c_public, self._adv[v].s_public, self._adv[v].signature)
-                                 for v in sorted(g.neighbours[u] & self._live)))
-                for u in self._live}
+        return {u: KeyBook(book) for u in self._live}
 
     def _signed_ok(self, signer: str, signature: bytes, what: str, *parts: bytes) -> bool:
         if self.ctx.roster is None:
@@ -173,24 +194,26 @@ class MaskedServer(SumServer):
         return verify(self.ctx.roster[signer], signature, self.ctx.sign_bytes(what, *parts))
 
     def _stage_share(self, stage: str, bodies: dict[str, ShareUpload]) -> dict[str, Forwarded]:
-        g = self.ctx.graph
+        g = self._g()
         for s, up in bodies.items():
             want = g.neighbours[s] & self._live
-            got = [r for r, _ in up.entries]
+            got = [e[0] for e in up.entries]
             if len(set(got)) != len(got):
                 raise ProtocolError(s, stage, "two sealed shares for the same holder")
             if set(got) != want:
                 raise ProtocolError(s, stage, f"sealed shares for {sorted(got)}, expected {sorted(want)}")
-            for r, blob in up.entries:
+            for r, blob, confirm, sig in up.entries:
                 if len(blob) != _sealed_len(s, r):
                     raise ProtocolError(s, stage, f"sealed share for {r!r} has {len(blob)} bytes")
+                if not self._signed_ok(s, sig, "sealed", *sealed_sign_parts(s, r, blob, confirm)):
+                    raise ProtocolError(s, stage, f"sealed share for {r!r} is not signed by {s!r}")
         self._no_replays(stage)
         self._uploads = dict(bodies)
         self._sharers = self._closure(set(bodies))
         self._live = set(self._sharers)
         self._need(self._live, "shared their keys")
-        sealed = {(s, r): blob for s, up in self._uploads.items() for r, blob in up.entries}
-        return {v: Forwarded(tuple((u, sealed[(u, v)]) for u in sorted(g.neighbours[v] & self._sharers)))
+        sealed = {(s, e[0]): e[1:] for s, up in self._uploads.items() for e in up.entries}
+        return {v: Forwarded(tuple((u, *sealed[(u, v)]) for u in sorted(g.neighbours[v] & self._sharers)))
                 for v in self._live}
 
     def _stage_masked_input(self, stage: str, bodies: dict[str, MaskedInput]) -> dict[str, SurvivorList]:
@@ -198,11 +221,22 @@ class MaskedServer(SumServer):
         for s, mi in bodies.items():
             if len(mi.words) != nbytes:
                 raise ProtocolError(s, stage, f"masked vector has {len(mi.words)} bytes, expected {nbytes}")
+            if not self._signed_ok(s, mi.signature, "masked", *self.ctx.masked_parts(s, mi.words, mi.complaints)):
+                raise ProtocolError(s, stage, "masked input signature does not verify against the roster")
+        verdicts = Verdicts()
+        for s, mi in bodies.items():
+            judge(self.ctx, stage, s, mi.complaints, self._uploads, self._g().neighbours[s], verdicts)
         self._no_replays(stage)
-        for mi in bodies.values():
+        self._verdicts = verdicts
+        self._blamed.update(verdicts.blamed)
+        if verdicts.excluded():
+            log.warning("round %d: leaving %s out of the sum (blamed: %s; disputes: %s)", self.spec.round,
+                        sorted(verdicts.excluded()), sorted(verdicts.blamed), sorted(verdicts.disputes))
+        kept = {s: mi for s, mi in bodies.items() if s not in verdicts.excluded()}
+        for mi in kept.values():
             np.add(self._total, np.frombuffer(mi.words, dtype=self.ctx.fixed.word), out=self._total)
-        self._survivors = tuple(sorted(bodies))
-        self._live = set(bodies)
+        self._survivors = tuple(sorted(kept))
+        self._live = set(kept)
         self._need(self._live, "sent a masked input")
         return {u: SurvivorList(self._survivors) for u in self._survivors}
 
@@ -226,11 +260,12 @@ class MaskedServer(SumServer):
 
     def _dropped(self) -> list[str]:
         """Sharers that never sent a masked input but masked with at least one survivor."""
-        g, surv = self.ctx.graph, set(self._survivors)
-        return sorted(d for d in self._sharers - surv if g.neighbours[d] & surv)
+        g, surv, unpaired = self._g(), set(self._survivors), self._verdicts.unpaired
+        return sorted(d for d in self._sharers - surv if any((d, v) not in unpaired for v in g.neighbours[d] & surv))
 
     def _requests_for(self, u: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
-        held = ({u} | self.ctx.graph.neighbours[u]) & self._sharers
+        held = ({u} | self._g().neighbours[u]) & self._sharers
+        held -= {o for o, h in self._verdicts.unpaired if h == u}  # u left these owners out
         return tuple(sorted(held & set(self._survivors))), tuple(sorted(held & set(self._dropped())))
 
     def _stage_unmask(self, stage: str, bodies: dict[str, UnmaskShares]) -> dict[str, Any]:
@@ -253,39 +288,56 @@ class MaskedServer(SumServer):
         return {}
 
     def _recover(self, shares: dict[tuple[str, str], list[shamir.Share]], kind: str, peer: str) -> bytes:
-        got = sorted(shares.get((kind, peer), []), key=lambda sh: sh.x)
-        t_k = self.ctx.graph.share_threshold
+        """The secret, checked against the owner's public commitment (seed) or advertised key;
+        a share off the polynomial that checks out is a ProtocolError naming its holder."""
+        got = shares.get((kind, peer), [])
+        t_k = self.ctx.graph_params.share_threshold
+        what = "self-mask seed" if kind == "self" else "mask key"
         if len(got) < t_k:
-            raise RoundAborted(f"round {self.spec.round}: {len(got)} share(s) of {peer!r}'s "
-                               f"{'self-mask seed' if kind == 'self' else 'mask key'}, need {t_k}")
-        return shamir.combine(got, t_k)
+            raise RoundAborted(f"round {self.spec.round}: {len(got)} share(s) of {peer!r}'s {what}, need {t_k}")
+        ctx = self.ctx
+        if kind == "self":
+            def valid(b: bytes) -> bool:
+                return crypto.commit(b, ctx.spec.round, ctx.digest, peer) == self._uploads[peer].commitment
+        else:
+            def valid(sk: bytes) -> bool:
+                return crypto.public_of(sk) == self._adv[peer].s_public
+        secret, bad = shamir.recover_checked(got, t_k, valid)
+        if bad:
+            holder = self.spec.participants[bad[0] - 1]
+            raise ProtocolError(holder, "unmask", f"share of {peer!r}'s {what} is off the polynomial that "
+                                                  f"matches {peer!r}'s public commitment")
+        if secret is None:
+            raise RoundAborted(f"round {self.spec.round}: no {t_k} shares of {peer!r}'s {what} match its "
+                               f"public commitment (holders returned wrong shares)")
+        return secret
 
     def _unmask(self, shares: dict[tuple[str, str], list[shamir.Share]]) -> None:
-        ctx, g = self.ctx, self.ctx.graph
+        """Recover every secret first (may reject a holder: nothing changed yet), then apply."""
+        ctx, g = self.ctx, self._g()
+        seeds = {w: self._recover(shares, "self", w) for w in self._survivors}
+        keys = {d: self._recover(shares, "key", d) for d in self._dropped()}
         prg = KeystreamPRG(ctx.params.prg, ctx.spec.dim, ctx.fixed.word)
-        for w in self._survivors:
-            b = self._recover(shares, "self", w)
-            if crypto.commit(b, ctx.spec.round, ctx.digest, w) != self._uploads[w].commitment:
-                raise RoundAborted(f"round {self.spec.round}: the self-mask seed of {w!r} does not match "
-                                   f"its commitment (a holder returned a wrong share)")
+        for w, b in seeds.items():
             prg.add_into(self._total, self_mask_seed(ctx, w, b), -1)
         surv = set(self._survivors)
-        for d in self._dropped():
-            sk = self._recover(shares, "key", d)
-            if crypto.public_of(sk) != self._adv[d].s_public:
-                raise RoundAborted(f"round {self.spec.round}: the recovered mask key of {d!r} does not "
-                                   f"match its advertised key (a holder returned a wrong share)")
+        for d, sk in keys.items():
             private = crypto.private_key(sk)
             for v in sorted(g.neighbours[d] & surv):
+                if (d, v) in self._verdicts.unpaired:
+                    continue  # v complained about d and never masked with it
                 seed = crypto.agree(private, self._adv[v].s_public, pair_info(ctx, d, v))
                 prg.add_into(self._total, seed, -1 if v < d else +1)  # undo v's ±mask
         total = ctx.fixed.decode(self._total)
         self._outcome = SumOutcome(
-            contributors=self._survivors, total=total,
+            contributors=self._survivors, total=total, blamed=dict(self._blamed),
             stats={"degree": float(g.degree), "share_threshold": float(g.share_threshold),
-                   "dropped_after_sharing": float(len(self._dropped())),
+                   "dropped_after_sharing": float(len(keys)),
                    "quantisation_bound": ctx.fixed.error_bound(len(self._survivors)),
                    "modulus_bits": float(ctx.fixed.bits)})
+
+    def blamed(self) -> dict[str, str]:
+        return dict(self._blamed)
 
     def outcome(self) -> SumOutcome:
         if self._outcome is None:

@@ -7,8 +7,10 @@ element per secret is enough and no secret is ever split into chunks. The Mersen
 
 from __future__ import annotations
 
+import itertools
 import secrets
 from dataclasses import dataclass
+from typing import Callable
 
 PRIME = (1 << 521) - 1
 SHARE_BYTES = 66  # ceil(521 / 8): a share's y value, big-endian
@@ -104,3 +106,26 @@ def combine(shares: list[Share], threshold: int) -> bytes:
     if value >= 1 << (8 * SECRET_BYTES):
         raise ShamirError("recovered value is not a 32-byte secret (wrong shares)")
     return value.to_bytes(SECRET_BYTES, "big")
+
+
+MAX_SUBSETS = 4096  # bound on the search for a consistent subset (wrong shares are rare)
+
+
+def recover_checked(shares: list[Share], threshold: int, valid: Callable[[bytes], bool]) -> tuple[bytes | None, list[int]]:
+    """The secret that ``valid`` accepts (a public commitment / public key check) and the x of
+    every share inconsistent with it; ``(None, [])`` when no subset of ``threshold`` shares
+    within :data:`MAX_SUBSETS` tries gives one. A wrong share thus names its holder."""
+    ordered = sorted(shares, key=lambda s: s.x)
+    for i, subset in enumerate(itertools.combinations(ordered, threshold)):
+        if i >= MAX_SUBSETS:
+            break
+        try:
+            secret = combine(list(subset), threshold)
+        except ShamirError:
+            continue
+        if not valid(secret):
+            continue
+        others = [s for s in ordered if s not in subset]
+        bad = [s.x for s in others if _lagrange_at(list(subset), s.x) != s.y]
+        return secret, bad
+    return None, []

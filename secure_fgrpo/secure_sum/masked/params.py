@@ -1,0 +1,134 @@
+"""Degree and share threshold of the SecAgg+ neighbour graph, from (n, γ, δ, σ, η).
+
+Construction (Bell et al., CCS 2020, "Secure Single-Server Aggregation with (Poly)Logarithmic
+Overhead"): a Harary graph H(n, k) (a ring where each client is joined to the k/2 nearest on
+either side) laid over a uniformly random permutation of the participants. A client Shamir-shares
+its two secrets among its holders (itself + its k neighbours), any ``t_k`` of whom recover them.
+Under the random permutation a client's neighbourhood is a uniform k-subset of the other n - 1.
+
+Derivation (our protocol's conditions; the tails are exact hypergeometric, computed in integer
+arithmetic, union-bounded over the n clients, as in Bell et al.'s analysis):
+
+* privacy, γ: c = ⌊γ·n⌋ colluding clients (chosen before the permutation is drawn). Honest
+  holders agree on one survivor set (2T > n + c, policy.py) and reveal one share per peer for it.
+  The best attack keeps the victim and its colluding neighbours in the set and calls its honest
+  neighbours "dropped" (their mask keys are then revealed); the victim's seed still needs t_k
+  holders that answer, and only the victim and its X colluding neighbours do. So the server and
+  the colluders recover a client's input iff X ≥ t_k - 1 of its neighbours collude
+  (tests/test_masked_collusion.py), X ~ Hypergeom(n - 1, c, k):  n · P[X ≥ t_k - 1] ≤ 2^-σ.
+* recovery, δ: d = ⌊δ·n⌋ clients drop at random; a client's input is recoverable while at least
+  t_k of its holders survive, Y ~ Hypergeom(n - 1, d, k) dropped neighbours:
+  n · P[Y > k + 1 - t_k] ≤ 2^-η.
+
+For each even k from 2 upwards take the largest t_k meeting the recovery bound (larger t_k only
+helps privacy); the first k whose privacy bound holds is the answer. Up to ``COMPLETE_UP_TO``
+clients, or when no k < n - 1 qualifies, the graph is complete (k = n - 1, t_k = T): there the
+bounds are deterministic (c ≤ T - 2: at least two honest inputs in any sum the server learns).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from fractions import Fraction
+from functools import lru_cache
+
+COMPLETE_UP_TO = 10  # below this many participants the complete graph costs little
+SIGMA = 40  # statistical security (privacy), bits
+ETA = 30  # correctness (recovery), bits
+
+
+@dataclass(frozen=True)
+class GraphParams:
+    degree: int
+    share_threshold: int
+    privacy_failure: float  # bound on P[some client's input is exposed] at the γ it was chosen for
+    recovery_failure: float  # bound on P[some input cannot be unmasked] at the δ it was chosen for
+
+    def complete(self, n: int) -> bool:
+        return self.degree == n - 1
+
+
+def counts(n: int, gamma: float, delta: float) -> tuple[int, int]:
+    """(colluders c, dropouts d) for fractions γ, δ of n participants."""
+    return math.floor(gamma * n + 1e-9), math.floor(delta * n + 1e-9)
+
+
+@lru_cache(maxsize=65536)
+def hypergeom_tail(pop: int, good: int, draws: int, at_least: int) -> float:
+    """P[X >= at_least] for X ~ Hypergeom(pop, good, draws), in exact integer arithmetic (no
+    floating-point cancellation however small the tail; scipy's ``hypergeom.sf`` agrees, see
+    tests/test_masked_graph.py, but importing scipy.stats costs seconds per process)."""
+    lo = max(at_least, 0)
+    hi = min(good, draws)
+    if lo > hi:
+        return 0.0
+    num = sum(math.comb(good, x) * math.comb(pop - good, draws - x) for x in range(lo, hi + 1))
+    return float(Fraction(num, math.comb(pop, draws)))
+
+
+@lru_cache(maxsize=4096)
+def privacy_failure(n: int, k: int, t_k: int, corrupt: int) -> float:
+    """n · P[Hypergeom(n-1, c, k) ≥ t_k - 1] (1.0 when t_k ≤ 1: nothing protects an input)."""
+    if t_k <= 1:
+        return 1.0
+    return min(1.0, n * hypergeom_tail(n - 1, min(corrupt, n - 1), k, t_k - 1))
+
+
+@lru_cache(maxsize=4096)
+def recovery_failure(n: int, k: int, t_k: int, dropped: int) -> float:
+    """n · P[Hypergeom(n-1, d, k) > k + 1 - t_k]: some client keeps fewer than t_k holders."""
+    if t_k > k + 1:
+        return 1.0
+    return min(1.0, n * hypergeom_tail(n - 1, min(dropped, n - 1), k, k + 2 - t_k))
+
+
+def _largest_threshold(n: int, k: int, dropped: int, eta: int) -> int | None:
+    """Largest t_k in [2, k + 1] with recovery failure ≤ 2^-η (monotone in t_k: bisect)."""
+    lo, hi = 2, k + 1
+    if recovery_failure(n, k, lo, dropped) > 2.0 ** -eta:
+        return None
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if recovery_failure(n, k, mid, dropped) <= 2.0 ** -eta:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
+@lru_cache(maxsize=1024)
+def choose_graph(n: int, threshold: int, gamma: float, delta: float, sigma: int = SIGMA,
+                 eta: int = ETA, degree: int | None = None) -> GraphParams:
+    """The smallest degree (and its share threshold) meeting both bounds; ValueError says why
+    no graph can. ``degree`` forces k (t_k still from the recovery bound): the clients'
+    policies then decide whether it is safe."""
+    if n < 2:
+        raise ValueError(f"secure sum needs at least 2 participants, got {n}")
+    if not 1 <= threshold <= n:
+        raise ValueError(f"threshold {threshold} must be in [1, {n}]")
+    c, d = counts(n, gamma, delta)
+    if degree is not None:
+        if isinstance(degree, bool) or not isinstance(degree, int) or degree < 1:
+            raise ValueError(f"secure_sum.degree must be an integer >= 1, got {degree!r}")
+        if degree > n - 1:
+            raise ValueError(f"secure_sum.degree={degree} exceeds n - 1 = {n - 1} for {n} participants")
+        if degree < n - 1 and degree % 2:
+            raise ValueError(f"secure_sum.degree={degree}: a Harary graph needs an even degree (or n - 1)")
+        if degree == n - 1:
+            return _complete(n, threshold, c, d)
+        t_k = _largest_threshold(n, degree, d, eta) or 2
+        return GraphParams(degree, t_k, privacy_failure(n, degree, t_k, c), recovery_failure(n, degree, t_k, d))
+    if n > COMPLETE_UP_TO:
+        for k in range(2, n - 1, 2):
+            t_k = _largest_threshold(n, k, d, eta)
+            if t_k is not None and privacy_failure(n, k, t_k, c) <= 2.0 ** -sigma:
+                return GraphParams(k, t_k, privacy_failure(n, k, t_k, c), recovery_failure(n, k, t_k, d))
+    return _complete(n, threshold, c, d)
+
+
+def _complete(n: int, threshold: int, c: int, d: int) -> GraphParams:
+    """Complete graph: every client holds a share of everyone's secrets, t_k = T (the tails are
+    then exact 0/1: a client's neighbourhood is everyone)."""
+    return GraphParams(n - 1, threshold, privacy_failure(n, n - 1, threshold, c),
+                       recovery_failure(n, n - 1, threshold, d))
