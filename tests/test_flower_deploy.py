@@ -142,10 +142,9 @@ def test_setup_codec_round_trips_and_names_bad_fields() -> None:
 
 def test_node_policy_refuses_what_it_did_not_agree_to(tmp_path: Path) -> None:
     policy = NodePolicy.from_node_config({"name": "hosp-a", "state-dir": str(tmp_path), "roster": "r.json",
-                                          "min-threshold": 2, "max-dim": 100})
+                                          "security-min-threshold": 0.7, "max-dim": 100})
     policy.check(_setup(), last_round=2)
     refusals = {
-        "setup.spec.threshold": (_setup(participants=NAMES, threshold=1), 0),
         "setup.spec.participants": (_setup(participants=("hosp-b", "hosp-c")), 0),
         "setup.spec.round": (_setup(), 3),
         "setup.spec.dim": (_setup(dim=101), 0),
@@ -156,8 +155,20 @@ def test_node_policy_refuses_what_it_did_not_agree_to(tmp_path: Path) -> None:
     for field, (setup, last) in refusals.items():
         with pytest.raises(PolicyError, match=field):
             policy.check(setup, last_round=last)
-    with pytest.raises(PolicyError, match="'min-threshold' must be >= 2"):
-        NodePolicy.from_node_config({"name": "a", "state-dir": "s", "roster": "r", "min-threshold": 1})
+    with pytest.raises(PolicyError, match="security.gamma must be a number"):
+        NodePolicy.from_node_config({"name": "a", "state-dir": "s", "roster": "r", "security-gamma": 2})
+    # The threshold rule has one home, the institution's SecurityPolicy, which the masked client
+    # applies before it advertises: a round below this node's 0.7·n is refused naming the key.
+    assert policy.security.min_threshold == 0.7
+    from secure_fgrpo.secure_sum import make_backend
+    from secure_fgrpo.secure_sum.masked.policy import PolicyRefusal
+
+    low = _setup(participants=NAMES, threshold=len(NAMES) // 2 + 1)
+    backend = make_backend("masked", {"signed": False, "client_policies": {"hosp-a": policy.security}})
+    client = backend.client("hosp-a", low.spec, tmp_path)
+    client.set_input(np.zeros(low.spec.dim))
+    with pytest.raises(PolicyRefusal, match="security.min_threshold"):
+        client.respond("advertise", None)
     with pytest.raises(PolicyError, match="'name' is required"):
         NodePolicy.from_node_config({"state-dir": "s", "roster": "r"})
 

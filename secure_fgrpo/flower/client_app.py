@@ -63,7 +63,8 @@ def setup(msg: Message, context: Context) -> Message:
     try:
         round_setup = RoundSetup.from_bytes(env.payload)
         policy.check(round_setup, _last_round(context))
-        backend = make_backend(round_setup.backend, {**round_setup.options, "roster": str(policy.roster)})
+        backend = make_backend(round_setup.backend, {**round_setup.options, "roster": str(policy.roster),
+                                                     "client_policies": {policy.name: policy.security}})
         client = backend.client(policy.name, round_setup.spec, policy.state_dir)
         client.set_input(synthetic_input(policy.input_seed, round_setup.spec))
     except (CodecError, PolicyError, ValueError) as err:

@@ -11,11 +11,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
+from ..secure_sum.masked.policy import SecurityPolicy
 from .codec import RoundSetup
 
 BACKENDS = ("masked",)
 # Options a server may set in stage 0; anything else (a roster path, say) is the node's own.
 PUBLIC_OPTIONS = ("signed", "degree", "modulus_bits", "prg", "scale", "max_error")
+
+
+# The institution's security policy (masked/policy.py: the one home of the threshold, γ, δ, σ, η
+# rules) from node-config keys; the masked client admits the round with it before it advertises.
+SECURITY_KEYS = {"security-gamma": "gamma", "security-delta": "delta",
+                 "security-min-threshold": "min_threshold", "security-sigma": "sigma", "security-eta": "eta"}
 
 
 class PolicyError(ValueError):
@@ -35,24 +42,23 @@ def _get(cfg: Mapping[str, Any], key: str, typ: type, default: Any = None) -> An
 class NodePolicy:
     """``name``: this institution's name (must match its roster entry). ``state_dir``: its
     private folder (identity key). ``roster``: the public roster it trusts. ``input_seed``: seed
-    of its synthetic contribution. ``min_threshold``/``max_dim``: limits it accepts."""
+    of its synthetic contribution. ``max_dim``: the largest vector it accepts. ``security``: its
+    SecurityPolicy (``security-*`` keys), which the masked client applies before it advertises."""
 
     name: str
     state_dir: Path
     roster: Path
     input_seed: int
-    min_threshold: int = 2
     max_dim: int = 1 << 24
+    security: SecurityPolicy = SecurityPolicy()
 
     @classmethod
     def from_node_config(cls, cfg: Mapping[str, Any]) -> "NodePolicy":
         policy = cls(name=_get(cfg, "name", str), state_dir=Path(_get(cfg, "state-dir", str)),
                      roster=Path(_get(cfg, "roster", str)), input_seed=_get(cfg, "input-seed", int, 0),
-                     min_threshold=_get(cfg, "min-threshold", int, 2), max_dim=_get(cfg, "max-dim", int, 1 << 24))
+                     max_dim=_get(cfg, "max-dim", int, 1 << 24), security=_security(cfg))
         if not policy.name:
             raise PolicyError("node-config: 'name' must not be empty")
-        if policy.min_threshold < 2:
-            raise PolicyError("node-config: 'min-threshold' must be >= 2 (one survivor's input would be revealed)")
         return policy
 
     def check(self, setup: RoundSetup, last_round: int) -> None:
@@ -67,11 +73,16 @@ class NodePolicy:
             raise PolicyError("setup.options.signed: this node takes part in signed rounds only")
         if self.name not in spec.participants:
             raise PolicyError(f"setup.spec.participants: {self.name!r} is not listed")
-        if spec.threshold < self.min_threshold:
-            raise PolicyError(f"setup.spec.threshold: {spec.threshold} is below this node's "
-                              f"min-threshold {self.min_threshold}")
         if spec.dim > self.max_dim:
             raise PolicyError(f"setup.spec.dim: {spec.dim} exceeds this node's max-dim {self.max_dim}")
         if spec.round <= last_round:
             raise PolicyError(f"setup.spec.round: {spec.round} is not after the last round {last_round} "
                               "(replay?)")
+
+
+def _security(cfg: Mapping[str, Any]) -> SecurityPolicy:
+    raw = {SECURITY_KEYS[k]: v for k, v in cfg.items() if k in SECURITY_KEYS}
+    try:
+        return SecurityPolicy.from_dict(raw)
+    except ValueError as err:
+        raise PolicyError(f"node-config: {err} (node keys: {', '.join(SECURITY_KEYS)})") from None
