@@ -12,6 +12,7 @@ from secure_fgrpo.tasks.base import (
     RewardSpec,
     TaskFamily,
 )
+from secure_fgrpo.tasks.heldout import HELD_OUT_ONE_IN, in_held_out_space, sample_in_space
 from secure_fgrpo.tasks.registry import (
     FAMILIES,
     GENERATED_FAMILIES,
@@ -24,6 +25,7 @@ from secure_fgrpo.tasks.reward import score, warm_start_target
 __all__ = [
     "ALPHABET",
     "FAMILIES",
+    "HELD_OUT_ONE_IN",
     "GENERATED_FAMILIES",
     "MAX_ANSWER_LEN",
     "MAX_PROMPT_LEN",
@@ -31,7 +33,9 @@ __all__ = [
     "RewardSpec",
     "TaskFamily",
     "get_family",
+    "in_held_out_space",
     "normalise_mix",
+    "sample_in_space",
     "sample_problems",
     "score",
     "warm_start_target",
