@@ -51,6 +51,7 @@ def _run(cfg: RunConfig, run_dir: Path) -> int:
                 progress.console.print(f"[yellow]stopped:[/] {info['reason']}")
 
         fed = Federation(cfg, run_dir, on_event)
+        progress.console.print(f"global held-out set: {fed.data.describe_global_eval()}")
         progress.update(rounds, completed=fed.server.last_completed_round)
         fed.run()
     _print_summary(run_dir, time.perf_counter() - t0)
