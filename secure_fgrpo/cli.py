@@ -163,6 +163,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     cfg = config_from_dict(load_run_config(run_dir))
     from .data.local import load_problems
     from .federation.runner import Federation
+    from .model.load import EMBEDDED
     from .model.tiny import warm_start_prompts
 
     rows = load_problems(args.data) if args.data else None
@@ -179,7 +180,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     trained_on = fed.training_prompts()
     trained = sum(p in trained_on for p in prompts)
     notes = [f"{trained} are training prompts of this run" if trained else "none is a training prompt of this run"]
-    if cfg.model.path == "embedded":
+    if cfg.model.path == EMBEDDED:
         warm = warm_start_prompts(cfg.model.embedded)
         seen = sum(p in warm for p in prompts)
         notes.append(f"{seen} were in the embedded model's warm start" if seen
