@@ -17,7 +17,9 @@ Why two phases: under noisy labels alone the rule's signal is weak (0.4 against 
 model does not learn it in a few hundred steps — it sits at chance and GRPO has nothing to
 sharpen (measured: 28% held-out, +8 points after 40 GRPO steps). Learning the rules on clean
 labels first, then blurring them with a short noisy phase, leaves a model that knows but is
-unsure (measured: 39% held-out, 72% after 40 GRPO steps).
+unsure (measured: 39% held-out, 72% after 40 GRPO steps; on the Qwen2 model and the old
+held-out set, which overlapped the warm start — on never-seen prompts this model starts at 32%
+and the demo reaches 60.5% after 6 rounds).
 """
 
 from __future__ import annotations
