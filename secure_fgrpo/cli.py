@@ -257,7 +257,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("config")
     r.add_argument("--out", default="")
     r.set_defaults(fn=cmd_run)
-    e = sub.add_parser("eval", help="re-evaluate a run's global adapter and show its curves, or score it on a data file")
+    e = sub.add_parser("eval", help="re-evaluate a run's global adapter and show its curves, "
+                                    "or score it on a data file")
     e.add_argument("run")
     e.add_argument("--data", default="", metavar="FILE",
                    help="score the global adapter on FILE's rows (JSONL/Parquet with prompt, answer, kind)")

@@ -88,7 +88,8 @@ def test_base_folder_loads_the_obvious_way(exported) -> None:  # noqa: ANN001
 def test_project_readme_shows_the_same_loading_lines() -> None:
     """The README's lines are the ones the adapter's own README carries (and the test above runs)."""
     text = README.read_text()
-    lines = [line.split("#")[0].rstrip() for line in LOAD_SNIPPET.format(adapter="RUN/server/global_adapter").splitlines()]
+    snippet = LOAD_SNIPPET.format(adapter="RUN/server/global_adapter")
+    lines = [line.split("#")[0].rstrip() for line in snippet.splitlines()]
     assert len([line for line in lines if line]) == 4
     for line in lines:
         assert line in text

@@ -45,7 +45,8 @@ def build_data(cfg: RunConfig) -> FederatedData:
     rows = unique_prompts([p for s in own.values() for p in s.eval], fed.global_eval)
     fed.global_eval = fed.global_eval + rows
     sources = ", ".join(s.eval_source for s in own.values())
-    fed.global_eval_parts[f"rows held out from the clients' own data ({sources}), never trained on"] = len(rows)
+    about = f"rows held out from the clients' own data ({sources}), never in any client's training"
+    fed.global_eval_parts[about] = len(rows)
     fed.clients = {c.name: fed.clients[c.name] for c in cfg.clients}  # config order
     return fed
 

@@ -123,7 +123,8 @@ class Federation:
         """The global adapter in peft's on-disk format with the base model's tokenizer and location
         (model/export.py: loads with AutoPeftModelForCausalLM/AutoTokenizer), written by whoever holds it."""
         load_vector(self.model, self.layout, self.global_model.state.vector)
-        note = (f"the embedded tiny model, built by secure_fgrpo from model.embedded = {asdict(self.cfg.model.embedded)}"
+        note = (f"the embedded tiny model, built by secure_fgrpo from model.embedded = "
+                f"{asdict(self.cfg.model.embedded)}"
                 if self.cfg.model.path == EMBEDDED else f"model.path = {self.cfg.model.path!r}")
         outs = [k / "global_adapter" for k in self.keepers]
         for out in outs:
