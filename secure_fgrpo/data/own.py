@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from secure_fgrpo.data.local import load_problems
@@ -72,7 +73,7 @@ def _without(rows: list[Problem], prompts: set[str], file: str, which: str) -> l
     return kept
 
 
-def unique_prompts(rows: list[Problem], existing: list[Problem] = ()) -> list[Problem]:  # type: ignore[assignment]
+def unique_prompts(rows: list[Problem], existing: Sequence[Problem] = ()) -> list[Problem]:
     """One row per prompt, none already in ``existing``: a prompt counts once in an accuracy."""
     seen = {p.prompt for p in existing}
     out = []
