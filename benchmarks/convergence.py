@@ -3,7 +3,7 @@ demo federation (four institutions, different task mixes and reward scales: non-
 several seeds. Same rollout budget for every method: rounds x clients x grpo.steps GRPO steps,
 each rolling out ``grpo.oversample`` prompts x ``grpo.group_size`` completions.
 
-    .venv/bin/python benchmarks/convergence.py [--rounds 6] [--seeds 0,1,2] [--out DIR] [--quick] [--variants]
+    .venv/bin/python benchmarks/convergence.py [--rounds 6] [--seeds 0,1,2] [--methods fgrpo,fedavg] [--out DIR] [--quick] [--variants]
 
 ``--variants`` compares GRPO variants inside FGRPO instead (grpo/advantages.py, grpo/loss.py):
 the demo's DAPO loss, NGRPO advantages, and DAPO vs GSPO at mu = 2 (at mu = 1 every importance
@@ -236,7 +236,8 @@ def write_markdown(path: Path, result: dict[str, Any]) -> None:
         f"{s['rounds']} rounds, seeds {s['seeds']}, {s['steps_per_round_per_client']} GRPO steps per client "
         f"per round ({s['rollouts_per_step']} rollouts/step); every method gets "
         f"{s['total_grpo_steps']} GRPO steps in all. Accuracy: sampled pass@1 (T = "
-        f"{s['eval_temperature']}) on the {s['global_eval_size']}-prompt global held-out set, in %. "
+        f"{s['eval_temperature']}) on the global held-out set: "
+        f"{s.get('global_eval_about', str(s['global_eval_size']) + ' prompts (the old set, which overlapped the warm start)')}; in %. "
         f"mean ± std (min–max) over seeds.", "",
         *([f"Variants (overrides on the demo's FGRPO run): {json.dumps(s['variants'])}.", ""]
           if s.get("variants") else []),
@@ -295,11 +296,11 @@ def write_plot(path: Path, result: dict[str, Any]) -> None:
 
 
 def _units(seeds: list[int], rounds: int, overrides: dict[str, Any], clients: list[str],
-           variants: bool = False) -> list[Unit]:
+           methods: tuple[str, ...] = METHODS, variants: bool = False) -> list[Unit]:
     if variants:
         return [Unit(m, s, rounds, overrides) for s in seeds for m in ("fgrpo", *VARIANTS)]
-    units = [Unit(m, s, rounds, overrides) for s in seeds for m in ("fgrpo", "fedavg", "centralized")]
-    units += [Unit("local", s, rounds, overrides, c) for s in seeds for c in clients]
+    units = [Unit(m, s, rounds, overrides) for s in seeds for m in ("fgrpo", "fedavg", "centralized") if m in methods]
+    units += [Unit("local", s, rounds, overrides, c) for s in seeds for c in clients if "local" in methods]
     return sorted(units, key=lambda u: -u.cost(len(clients)))  # longest first: tighter packing
 
 
@@ -311,6 +312,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=None, help="output folder (default benchmarks/results)")
     ap.add_argument("--quick", action="store_true", help="test-sized model and settings: a smoke run")
     ap.add_argument("--workers", type=int, default=2, help="units run in parallel (one core each)")
+    ap.add_argument("--methods", default=",".join(METHODS), help=f"comma-separated subset of {','.join(METHODS)}")
     ap.add_argument("--replot", type=Path, default=None, help="re-render .md/.png from a convergence.json")
     ap.add_argument("--variants", action="store_true",
                     help="FGRPO with each GRPO variant (NGRPO, GSPO) instead of the four methods")
@@ -327,14 +329,17 @@ def main(argv: list[str] | None = None) -> int:
     seeds = [int(x) for x in (args.seeds or ("0,1" if args.quick else "0,1,2")).split(",")]
     out = args.out or (Path(tempfile.gettempdir()) / "secure_fgrpo_convergence_quick" if args.quick else RESULTS)
     overrides = dict(QUICK) if args.quick else {}
+    methods = tuple(m for m in args.methods.split(",") if m)
     if rounds < 1 or args.workers < 1 or not seeds:
         ap.error("--rounds and --workers must be >= 1 and --seeds non-empty")
+    if not methods or set(methods) - set(METHODS):
+        ap.error(f"--methods: expected a subset of {','.join(METHODS)}, got {args.methods!r}")
     cfg = make_config(seeds[0], rounds, overrides)
     clients = [c.name for c in cfg.clients]
     resolve_model_path(cfg.model.path, cfg.model.embedded)  # build/cache the model once, before the workers
     command = shlex.join([os.path.relpath(sys.executable, REPO), os.path.relpath(sys.argv[0], REPO), *sys.argv[1:]])
     load0, t0 = list(os.getloadavg()), time.perf_counter()
-    units = _units(seeds, rounds, overrides, clients, args.variants)
+    units = _units(seeds, rounds, overrides, clients, methods, args.variants)
     runs: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="convergence-") as root, ProcessPoolExecutor(
             args.workers, mp_context=multiprocessing.get_context("spawn")) as pool:
@@ -348,12 +353,13 @@ def main(argv: list[str] | None = None) -> int:
     result = {
         "command": command,
         "settings": {"rounds": rounds, "seeds": seeds, "quick": args.quick, "workers": args.workers,
-                     "overrides": overrides, "clients": clients,
+                     "overrides": overrides, "clients": clients, "methods": list(methods),
                      "variants": VARIANTS if args.variants else None,
                      "steps_per_round_per_client": cfg.grpo.steps,
                      "rollouts_per_step": cfg.grpo.oversample * cfg.grpo.group_size,
                      "total_grpo_steps": rounds * len(clients) * cfg.grpo.steps,
                      "global_eval_size": cfg.data.global_eval_size, "eval_temperature": cfg.eval.temperature,
+                     "global_eval_about": build_data(cfg).describe_global_eval(),
                      "centralized_reward": "0/1 correctness (RewardSpec scale 1, no partial credit, no format term)",
                      "config_seed0": to_dict(cfg)},
         "machine": {"platform": platform.platform(), "python": platform.python_version(),

@@ -45,6 +45,7 @@ import torch
 from secure_fgrpo.config import RunConfig
 from secure_fgrpo.configio import to_dict
 from secure_fgrpo.demo import DP_SGD_EXAMPLE_LEVEL, DP_SGD_SETTINGS, demo_config
+from secure_fgrpo.federation.datasets import build_data
 from secure_fgrpo.federation.runner import Federation
 from secure_fgrpo.report import client_rows
 
@@ -218,8 +219,9 @@ def write_markdown(path: Path, result: dict[str, Any]) -> None:
     s, summ, step = result["settings"], result["summary"], result["step_overhead"]
     lines = ["# Privacy vs utility", "", "    " + result["command"], "",
              f"Demo federation (4 institutions, non-IID), masked secure sum, {s['rounds']} rounds, seeds "
-             f"{s['seeds']}, δ = {DELTA:g}. Accuracy: sampled pass@1 on the {s['global_eval_size']}-prompt global "
-             "held-out set, %, mean ± std over seeds. *Retained* = gain over round 0 / the non-private gain "
+             f"{s['seeds']}, δ = {DELTA:g}. Accuracy: sampled pass@1 on the global held-out set ("
+             f"{s.get('global_eval_about', str(s['global_eval_size']) + ' prompts; the old set, which overlapped the warm start')}"
+             "), %, mean ± std over seeds. *Retained* = gain over round 0 / the non-private gain "
              f"(non-private gain: {100 * summ['base_gain']:.1f} points); *vs matched* = the same over the "
              "non-private run that rolls out and trains on as many prompts per step as DP-SGD's expected "
              f"Poisson batch (gain {100 * summ.get('matched_gain', math.nan):.1f} points): the fairer "
@@ -374,6 +376,7 @@ def main(argv: list[str] | None = None) -> int:
                      "example_options": ex_opts,
                      "client_mechanism": args.client_mechanism,
                      "backend": "masked", "global_eval_size": cfg.data.global_eval_size,
+                     "global_eval_about": build_data(cfg).describe_global_eval(),
                      "config_seed0": to_dict(cfg)},
         "machine": {"platform": platform.platform(), "python": platform.python_version(), "torch": torch.__version__,
                     "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None,

@@ -68,6 +68,7 @@ def _run(cfg: RunConfig, run_dir: Path, mode: Mode) -> int:
                                    f"(rounds 1-{done} already done in {run_dir})")
         elif done == cfg.federation.rounds:
             progress.console.print(f"all {done} rounds already done in {run_dir}; nothing to train")
+        progress.console.print(f"global held-out set: {fed.data.describe_global_eval()}")
         progress.update(rounds, completed=done)
         fed.run()
     failed = _all_aborted(run_dir)
@@ -142,6 +143,9 @@ def _print_summary(run_dir: Path, seconds: float | None = None, gain: bool = Tru
     for r in sorted(glob):
         table.add_row(str(r), f"{glob[r]:.1%}", *[f"{per[n][r]:.1%}" if r in per[n] else "" for n in per])
     console.print(table)
+    about = run_dir / "global_eval.json"
+    if about.exists():
+        console.print(f"global = the global adapter on {json.loads(about.read_text())['about']}")
     if glob and gain:
         first, last = min(glob), max(glob)
         console.print(f"global accuracy: round {first} {glob[first]:.1%} -> round {last} {glob[last]:.1%} "
@@ -193,14 +197,36 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
+    """Re-score the run's global adapter on its global held-out set, or on a data file's rows
+    (saying how many of them the run, or the embedded model's warm start, trained on)."""
     run_dir = Path(args.run)
     cfg = config_from_dict(load_run_config(run_dir))
+    from .data.local import load_problems
     from .federation.runner import Federation
+    from .model.load import EMBEDDED
+    from .model.tiny import warm_start_prompts
 
+    rows = load_problems(args.data) if args.data else None
     fed = Federation(cfg, run_dir)
-    acc = fed.evaluate_global(fed.server.last_completed_round)
-    _print_summary(run_dir)
-    console.print(f"re-evaluated global adapter of round {fed.server.last_completed_round}: {acc:.1%}")
+    r = fed.server.last_completed_round
+    if rows is None:
+        acc = fed.evaluate_global(r)
+        _print_summary(run_dir)
+        console.print(f"re-evaluated global adapter of round {r}: {acc:.1%} on the global held-out set "
+                      f"({fed.data.describe_global_eval()})")
+        return 0
+    acc = fed.evaluate_global(r, rows)
+    prompts = [p.prompt for p in rows]
+    trained_on = fed.training_prompts()
+    trained = sum(p in trained_on for p in prompts)
+    notes = [f"{trained} are training prompts of this run" if trained else "none is a training prompt of this run"]
+    if cfg.model.path == EMBEDDED:
+        warm = warm_start_prompts(cfg.model.embedded)
+        seen = sum(p in warm for p in prompts)
+        notes.append(f"{seen} were in the embedded model's warm start" if seen
+                     else "none was in the embedded model's warm start")
+    console.print(f"global adapter of round {r} on {args.data}: {acc:.1%} (sampled pass@1, "
+                  f"T={cfg.eval.temperature:g}) over {len(rows)} rows; of them " + ", ".join(notes))
     return 0
 
 
@@ -357,8 +383,11 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--fresh", action="store_true",
                    help="start RUN over instead of resuming it: deletes only the files secure_fgrpo wrote there")
     r.set_defaults(fn=cmd_run)
-    e = sub.add_parser("eval", help="re-evaluate a run's global adapter and show its curves")
+    e = sub.add_parser("eval", help="re-evaluate a run's global adapter and show its curves, "
+                                    "or score it on a data file")
     e.add_argument("run")
+    e.add_argument("--data", default="", metavar="FILE",
+                   help="score the global adapter on FILE's rows (JSONL/Parquet with prompt, answer, kind)")
     e.set_defaults(fn=cmd_eval)
     from .model.sources import SOURCES
 

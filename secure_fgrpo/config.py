@@ -38,12 +38,16 @@ class ClientConfig:
     name: str
     families: dict[str, float] = field(default_factory=dict)  # mix; empty -> from data.partition
     reward: RewardSpec = field(default_factory=RewardSpec)
-    data: str = ""  # optional local JSONL/Parquet with prompt, answer, kind
+    data: str = ""  # optional local JSONL/Parquet with prompt, answer, kind: the client trains on it only
+    eval_data: str = ""  # optional held-out file (same columns); default: a split of `data` (data/own.py)
     security: dict[str, Any] = field(default_factory=dict)  # this institution's [security] overrides
 
     def __post_init__(self) -> None:
         if not self.name or "/" in self.name or self.name.startswith("."):
             raise ValueError(f"clients.name {self.name!r} must be a plain folder name")
+        if self.eval_data and not self.data:
+            raise ValueError(f"clients.{self.name}.eval_data: names a held-out file but clients.{self.name}.data "
+                             "is empty (held-out rows of generated families are drawn automatically)")
 
 
 @dataclass(frozen=True)
@@ -54,11 +58,14 @@ class DataConfig:
     train_size: int = 400
     eval_size: int = 50
     global_eval_size: int = 200
+    own_eval_fraction: float = 0.2  # share of a client data file's distinct prompts held out for evaluation
 
     def __post_init__(self) -> None:
         for key in ("train_size", "eval_size", "global_eval_size", "families_per_client"):
             if getattr(self, key) < 1:
                 raise ValueError(f"data.{key} must be >= 1")
+        if not 0 < self.own_eval_fraction < 1:
+            raise ValueError(f"data.own_eval_fraction must be in (0, 1), got {self.own_eval_fraction}")
 
 
 @dataclass(frozen=True)

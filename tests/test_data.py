@@ -124,7 +124,7 @@ def test_make_federated_data_errors(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(ValueError, match="'a'"):
         make_federated_data({"a": {"bogus": 1.0}}, 1, 1, 1, seed=0)
     monkeypatch.setattr(partition, "_DRAWS_PER_PROBLEM", 2)  # give up sooner: keeps the test fast
-    with pytest.raises(ValueError, match="unseen"):  # vitals has ~5k prompts, asking for more fails
+    with pytest.raises(ValueError, match="distinct held-out"):  # vitals holds out ~73 prompts, asking for more fails
         make_federated_data({"a": {"vitals": 1.0}}, 50, 6000, 0, seed=0)
 
 

@@ -1,19 +1,21 @@
 """Non-IID partitioning: which task families each client sees, and its train/eval problems.
 
-Heterogeneous mixes are what make relative-gain weighting matter; held-out prompts that
-never appear in any client's training set make evaluation measure generalisation.
+Heterogeneous mixes are what make relative-gain weighting matter. Training prompts come from
+the train space and every held-out prompt from the held-out space (tasks/heldout.py), which the
+embedded model's warm start never saw either: evaluation measures generalisation.
 """
 
 from __future__ import annotations
 
 import random
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
 
-from secure_fgrpo.tasks import Problem, get_family, normalise_mix
+from secure_fgrpo.tasks import Problem, get_family, normalise_mix, sample_in_space
+from secure_fgrpo.tasks.heldout import Space
 
 # Rejection sampling of unseen prompts gives up after this many draws per wanted problem.
 _DRAWS_PER_PROBLEM = 50
@@ -31,10 +33,17 @@ class ClientData:
 
 @dataclass
 class FederatedData:
-    """All clients' data plus a global held-out set, uniform over the families in use."""
+    """All clients' data plus a global held-out set, uniform over the families in use.
+    ``global_eval_parts`` says what the global set is made of (a description per part and its
+    number of prompts), so every accuracy printed can say what it was measured on."""
 
     clients: dict[str, ClientData]
     global_eval: list[Problem]
+    global_eval_parts: dict[str, int] = field(default_factory=dict)
+
+    def describe_global_eval(self) -> str:
+        parts = self.global_eval_parts or {"prompts": len(self.global_eval)}
+        return " + ".join(f"{n} {what}" for what, n in parts.items())
 
 
 def family_mixes(
@@ -99,13 +108,15 @@ def _draw(
     rng: random.Random,
     exclude: set[str] | None,
     what: str,
+    space: Space,
 ) -> list[Problem]:
-    """``size`` problems from ``mix``; with ``exclude``, distinct prompts none of which is excluded."""
+    """``size`` problems from ``mix`` in ``space``; with ``exclude``, distinct prompts none of
+    which is excluded."""
     out: list[Problem] = []
     for name, count in _allocate(mix, size).items():
         family = get_family(name)
         if exclude is None:
-            out.extend(family.sample(rng) for _ in range(count))
+            out.extend(sample_in_space(family, rng, space) for _ in range(count))
             continue
         seen: set[str] = set()
         draws = 0
@@ -113,10 +124,10 @@ def _draw(
             draws += 1
             if draws > _DRAWS_PER_PROBLEM * count + 1000:
                 raise ValueError(
-                    f"{what}: found only {len(seen)} of {count} {name!r} prompts unseen in training; "
-                    "lower the eval size or the train size"
+                    f"{what}: found only {len(seen)} of {count} distinct held-out {name!r} prompts; "
+                    "lower the eval size"
                 )
-            problem = family.sample(rng)
+            problem = sample_in_space(family, rng, space)
             if problem.prompt in exclude or problem.prompt in seen:
                 continue
             seen.add(problem.prompt)
@@ -134,8 +145,9 @@ def make_federated_data(
 ) -> FederatedData:
     """Train and held-out eval problems per client, plus a global eval set.
 
-    Per-family counts follow each mix exactly (largest remainder). Every eval prompt (client
-    or global) is distinct within its set and absent from every client's training prompts.
+    Per-family counts follow each mix exactly (largest remainder). Training prompts come from the
+    train space; every eval prompt (client or global) from the held-out space, distinct within
+    its set, so absent from every client's training prompts and from the warm start.
     """
     if not mixes:
         raise ValueError("mixes: need at least one client")
@@ -150,18 +162,19 @@ def make_federated_data(
         except ValueError as err:
             raise ValueError(f"mix of client {client!r}: {err}") from None
     rng = random.Random(seed)
-    train = {c: _draw(mix, train_size, rng, None, f"train of {c!r}") for c, mix in normalised.items()}
+    train = {c: _draw(mix, train_size, rng, None, f"train of {c!r}", "train") for c, mix in normalised.items()}
     seen = {p.prompt for problems in train.values() for p in problems}
     clients = {
         c: ClientData(
             name=c,
             mix=mix,
             train=train[c],
-            eval=_draw(mix, eval_size, rng, seen, f"eval of {c!r}"),
+            eval=_draw(mix, eval_size, rng, seen, f"eval of {c!r}", "held_out"),
         )
         for c, mix in normalised.items()
     }
     in_use = sorted({name for mix in normalised.values() for name, w in mix.items() if w > 0})
     uniform = {name: 1.0 / len(in_use) for name in in_use}
-    global_eval = _draw(uniform, global_eval_size, rng, seen, "global eval")
-    return FederatedData(clients=clients, global_eval=global_eval)
+    global_eval = _draw(uniform, global_eval_size, rng, seen, "global eval", "held_out")
+    about = f"built-in held-out prompts ({', '.join(in_use)}), never in any client's training"
+    return FederatedData(clients=clients, global_eval=global_eval, global_eval_parts={about: len(global_eval)})

@@ -1,26 +1,71 @@
-"""Each client's private prompts and held-out split, plus the public global evaluation set."""
+"""Each client's private prompts and held-out split, plus the global evaluation set.
+
+A client with generated families draws them (data/partition.py); a client with its own file
+trains on that file only and holds out a split of it (data/own.py). The global evaluation is
+the built-in held-out set over the families generated clients train on, plus the union of the
+own-data clients' held-out rows: always the federation's own tasks, never families nobody uses.
+"""
 
 from __future__ import annotations
 
-from ..config import RunConfig
-from ..data.local import load_problems
+import logging
+
+from ..config import ClientConfig, RunConfig
+from ..data.own import drop_trained_eval, remove_held_out, split_own, unique_prompts
 from ..data.partition import ClientData, FederatedData, family_mixes, make_federated_data
+from ..model.load import EMBEDDED
+from ..seeding import derive_seed
 from ..tasks import GENERATED_FAMILIES
+
+log = logging.getLogger(__name__)
 
 
 def build_data(cfg: RunConfig) -> FederatedData:
-    names = [c.name for c in cfg.clients]
-    d = cfg.data
-    if d.partition == "explicit":
-        mixes = {c.name: c.families for c in cfg.clients if c.families}
-        for c in cfg.clients:  # a client with only its own data still needs a mix key
-            mixes.setdefault(c.name, {f: 1.0 for f in GENERATED_FAMILIES})
-    else:
-        mixes = family_mixes(names, d.partition, d.alpha, list(GENERATED_FAMILIES), cfg.seed, d.families_per_client)
-    fed = make_federated_data(mixes, d.train_size, d.eval_size, d.global_eval_size, cfg.seed)
-    for c in cfg.clients:
-        if c.data:  # the institution's own records replace the generated training prompts
-            own = load_problems(c.data)
-            cut = max(1, len(own) // 5)
-            fed.clients[c.name] = ClientData(c.name, fed.clients[c.name].mix, own[cut:], own[:cut])
+    generated = [c for c in cfg.clients if not c.data]
+    fed = _generated(cfg, generated)
+    if cfg.model.path == EMBEDDED:  # the held-out space lies outside the warm start (tasks/heldout.py)
+        fed.global_eval_parts = {f"{k} nor in the embedded model's warm start": n
+                                 for k, n in fed.global_eval_parts.items()}
+    own = {c.name: split_own(c.data, c.eval_data, cfg.data.own_eval_fraction,
+                             derive_seed(cfg.seed, "own-eval", c.name))
+           for c in cfg.clients if c.data}
+    if not own:
+        return fed
+    # No training row may be a prompt held out anywhere (the built-in sets are public, so they
+    # count), and no held-out row a prompt some other client trains on.
+    held = {p.prompt for p in fed.global_eval} | {p.prompt for c in fed.clients.values() for p in c.eval}
+    held |= {p.prompt for s in own.values() for p in s.eval}
+    own = {n: remove_held_out(s, held, "the global or a client's held-out set") for n, s in own.items()}
+    for name in own:
+        trained = {p.prompt for c in fed.clients.values() for p in c.train}
+        trained |= {p.prompt for n, s in own.items() if n != name for p in s.train}
+        own[name] = drop_trained_eval(own[name], trained, "another client trains on it")
+    for name, split in own.items():
+        fed.clients[name] = ClientData(name, {}, split.train, split.eval)
+    rows = unique_prompts([p for s in own.values() for p in s.eval], fed.global_eval)
+    fed.global_eval = fed.global_eval + rows
+    sources = ", ".join(s.eval_source for s in own.values())
+    about = f"rows held out from the clients' own data ({sources}), never in any client's training"
+    fed.global_eval_parts[about] = len(rows)
+    fed.clients = {c.name: fed.clients[c.name] for c in cfg.clients}  # config order
     return fed
+
+
+def _generated(cfg: RunConfig, clients: list[ClientConfig]) -> FederatedData:
+    """Generated train/eval for the clients without a data file, and the built-in global set
+    over the families they use (none when every client brings its own data)."""
+    d = cfg.data
+    for c in cfg.clients:
+        if c.data and c.families:
+            log.warning("clients.%s: trains and evaluates on its data file %s only; its families are ignored",
+                        c.name, c.data)
+    if d.partition == "explicit":
+        mixes = {c.name: c.families for c in clients}
+    else:  # mixes over every client, as before, so adding a data file does not reshuffle the others
+        every = family_mixes([c.name for c in cfg.clients], d.partition, d.alpha, list(GENERATED_FAMILIES),
+                             cfg.seed, d.families_per_client)
+        mixes = {c.name: every[c.name] for c in clients}
+    if not mixes:
+        return FederatedData(clients={}, global_eval=[])
+    return make_federated_data(mixes, d.train_size, d.eval_size, d.global_eval_size, cfg.seed)
+

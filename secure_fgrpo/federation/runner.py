@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import random
 from concurrent.futures import Executor
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -19,7 +19,8 @@ import torch
 from ..audit.transcript import TranscriptRecorder
 from ..config import RunConfig
 from ..grpo.evaluate import pass_at_1
-from ..model.load import load_base, resolve_model_path
+from ..model.export import save_adapter
+from ..model.load import EMBEDDED, load_base, resolve_model_path
 from ..model.lora import attach_lora
 from ..model.vector import VectorLayout, load_vector, to_vector
 from ..privacy.client_dp import ClientNoise, SkellamNoise
@@ -37,6 +38,7 @@ from .workers import worker_pool
 from ..data.fit import check_fits
 from ..errors import CheckpointError
 from ..seeding import derive_seed
+from ..tasks.base import Problem
 
 log = logging.getLogger(__name__)
 Event = Callable[[str, dict], None]
@@ -89,6 +91,8 @@ class Federation:
                 own = self.data.clients[c.name]
                 check_fits(list(own.train) + list(own.eval), self.tok, _context(self.model), _longest_output(cfg),
                            source=f"clients.{c.name}.data ({c.data})")
+        self.eval_is_public = not any(c.data for c in cfg.clients)  # built-in held-out prompts only
+        log.info("global held-out set: %s", self.data.describe_global_eval())
         names = [c.name for c in cfg.clients]
         self.clients = {c.name: Client(c, self.data.clients[c.name], self.run_dir / "clients" / c.name, cfg)
                         for c in cfg.clients}
@@ -114,21 +118,34 @@ class Federation:
         self.global_metrics.truncate_after(last)
         for c in self.clients.values():
             c.resume(last)
+        write_json_atomic(self.run_dir / "global_eval.json", {  # what "global accuracy" was measured on
+            "about": self.data.describe_global_eval(), "prompts": len(self.data.global_eval),
+            "parts": self.data.global_eval_parts})
         write_json_atomic(self.run_dir / "layout.json", {"names": list(self.layout.names),
                                                          "shapes": [list(s) for s in self.layout.shapes]})
 
-    def evaluate_global(self, round_: int) -> float:
+    def evaluate_global(self, round_: int, problems: list[Problem] | None = None) -> float:
+        """The global adapter's sampled pass@1 on the global held-out set (or on ``problems``)."""
         load_vector(self.model, self.layout, self.global_model.state.vector)
         return pass_at_1(self.model, self.tok, make_rollout(self.cfg.model.rollout),
-                         self.data.global_eval, self.eval_sampling, seed=eval_seed(self.cfg.seed))
+                         self.data.global_eval if problems is None else problems, self.eval_sampling,
+                         seed=eval_seed(self.cfg.seed))
+
+    def training_prompts(self) -> set[str]:
+        """Every prompt some client of this run trains on (to flag recall in a later evaluation)."""
+        return {p.prompt for c in self.data.clients.values() for p in c.train}
 
     def export_adapter(self) -> list[Path]:
-        """The global adapter in peft's on-disk format (loads with PeftModel.from_pretrained),
-        written by whoever holds it."""
+        """The global adapter in peft's on-disk format with the base model's tokenizer and location
+        (model/export.py: loads with AutoPeftModelForCausalLM/AutoTokenizer), written by whoever holds it."""
         load_vector(self.model, self.layout, self.global_model.state.vector)
+        note = (f"the embedded tiny model, built by secure_fgrpo from model.embedded = "
+                f"{asdict(self.cfg.model.embedded)}"
+                if self.cfg.model.path == EMBEDDED else f"model.path = {self.cfg.model.path!r}")
         outs = [k / "global_adapter" for k in self.keepers]
         for out in outs:
-            self.model.save_pretrained(out)
+            save_adapter(self.model, self.tok, out, str(Path(self.model_path).resolve())
+                         if Path(self.model_path).exists() else self.model_path, note)
         return outs
 
     def _executor(self) -> Executor | _InlineExecutor:
@@ -236,7 +253,8 @@ class Federation:
         self._record_global(r, known)
         if self.backend.server_learns_sum:
             row.update(known)
-            row["global_accuracy"] = self.global_metrics.rows()[-1]["global_accuracy"]
+            if self.eval_is_public:  # an accuracy on clients' held-out rows is theirs, not the server's
+                row["global_accuracy"] = self.global_metrics.rows()[-1]["global_accuracy"]
         self.server.metrics.append(row)
         self.server.mark_completed(r)
         self.emit("round", {**row, **self.global_metrics.rows()[-1]})

@@ -14,6 +14,7 @@ from secure_fgrpo.tasks.base import (
     RewardSpec,
     TaskFamily,
 )
+from secure_fgrpo.tasks.heldout import HELD_OUT_ONE_IN, in_held_out_space, sample_in_space
 from secure_fgrpo.tasks.registry import (
     CLINICAL_FAMILIES,
     FAMILIES,
@@ -29,6 +30,7 @@ __all__ = [
     "ALPHABET",
     "CLINICAL_FAMILIES",
     "FAMILIES",
+    "HELD_OUT_ONE_IN",
     "GENERATED_FAMILIES",
     "MAX_ANSWER_LEN",
     "MAX_PROMPT_LEN",
@@ -37,7 +39,9 @@ __all__ = [
     "SAMPLED_FAMILIES",
     "TaskFamily",
     "get_family",
+    "in_held_out_space",
     "normalise_mix",
+    "sample_in_space",
     "sample_problems",
     "score",
     "warm_start_target",

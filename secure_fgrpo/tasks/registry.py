@@ -11,6 +11,7 @@ from secure_fgrpo.tasks.choice import MultipleChoice
 from secure_fgrpo.tasks.dose import DoseTotal
 from secure_fgrpo.tasks.generic import GenericNumeric, GenericYesNo
 from secure_fgrpo.tasks.medcalc import CALCULATOR_FAMILIES, SPECIALTY_FAMILIES
+from secure_fgrpo.tasks.heldout import Space, sample_in_space
 from secure_fgrpo.tasks.unit import UnitConversion
 from secure_fgrpo.tasks.vitals import VitalThreshold
 
@@ -69,12 +70,14 @@ def normalise_mix(families: Sequence[str] | Mapping[str, float]) -> dict[str, fl
     return {name: w / total for name, w in weights.items()}
 
 
-def sample_problems(families: Sequence[str] | Mapping[str, float], n: int, seed: int) -> list[Problem]:
-    """``n`` problems whose families are drawn i.i.d. from the mixture; same seed, same list."""
+def sample_problems(families: Sequence[str] | Mapping[str, float], n: int, seed: int,
+                    space: Space = "train") -> list[Problem]:
+    """``n`` problems whose families are drawn i.i.d. from the mixture; same seed, same list.
+    Training draws (the default) never come from the held-out space (tasks/heldout.py)."""
     if n < 0:
         raise ValueError(f"n must be >= 0, got {n}")
     mix = normalise_mix(families)
     rng = random.Random(seed)
     names = [name for name, w in mix.items() if w > 0]
     weights = [mix[name] for name in names]
-    return [FAMILIES[name].sample(rng) for name in rng.choices(names, weights, k=n)]
+    return [sample_in_space(FAMILIES[name], rng, space) for name in rng.choices(names, weights, k=n)]
