@@ -40,7 +40,7 @@ RESULTS = Path(__file__).parent / "results"
 log = logging.getLogger("audit_canary")
 
 
-def run_config(data: Path, backend: str, seed: int, steps: int, lr: float) -> dict:
+def run_config(data: tuple[Path, Path], backend: str, seed: int, steps: int, lr: float) -> dict:
     """Three clients, one round; b trains only on its canaries (its filler is its eval split)."""
     return {
         "seed": seed, "model": {"lora": {"r": 4}},
@@ -52,7 +52,7 @@ def run_config(data: Path, backend: str, seed: int, steps: int, lr: float) -> di
         "data": {"train_size": 40, "eval_size": 8, "global_eval_size": 16},
         "clients": [
             {"name": "a", "families": {"vitals": 1.0}},
-            {"name": "b", "data": str(data)},
+            {"name": "b", "data": str(data[0]), "eval_data": str(data[1])},
             {"name": "c", "families": {"choice": 1.0}},
         ],
     }
@@ -64,7 +64,7 @@ def one(backend: str, seed: int, planted_n: int, copies: int, steps: int, lr: fl
     rng = random.Random(seed)  # public filler problems
     filler = [FAMILIES["choice"].sample(rng) for _ in range(planted_n * copies // 4)]
     with tempfile.TemporaryDirectory(prefix="audit-canary-") as tmp:
-        data = write_client_data(Path(tmp) / "b.jsonl", planted, filler, copies)
+        data = write_client_data(Path(tmp) / "b.jsonl", planted * copies, filler)
         cfg = config_from_dict(run_config(data, backend, seed, steps, lr))
         t0 = time.perf_counter()
         fed = Federation(cfg, Path(tmp) / "run")

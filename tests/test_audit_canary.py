@@ -60,13 +60,14 @@ def test_canaries_are_distinct_valid_problems(canaries) -> None:  # noqa: ANN001
     assert split_canaries(make_canaries(TOTAL, 4), PLANTED, 5) == canaries  # public, reproducible
 
 
-def _memorise(model, tok, layout, base: np.ndarray, planted: list, steps: int = 40) -> np.ndarray:  # noqa: ANN001
+def _memorise(model, tok, layout, base: np.ndarray, planted: list, steps: int = 40,  # noqa: ANN001
+              lr: float = 3e-2) -> np.ndarray:
     """An update that learned the planted canaries: supervised steps on their answers."""
     from secure_fgrpo.model.vector import load_vector
 
     load_vector(model, layout, base)
     params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.Adam(params, lr=3e-2)
+    opt = torch.optim.Adam(params, lr=lr)
     tok.padding_side, side = "right", tok.padding_side
     enc = tok([p.prompt + p.answer for p in planted], return_tensors="pt", padding=True)
     tok.padding_side = side
@@ -116,10 +117,10 @@ def test_canaries_planted_at_one_client_of_a_real_federation(model, canaries, tm
     import random
 
     rng = random.Random(9)
-    filler = [FAMILIES["vitals"].sample(rng) for _ in range(12)]
-    data = write_client_data(tmp_path / "b.jsonl", planted, filler, copies=3)
+    filler = [FAMILIES["vitals"].sample(rng) for _ in range(12)]  # trainable rows: b's weight is not 0
+    data, held_file = write_client_data(tmp_path / "b.jsonl", filler[6:] + planted * 3, filler[:6])
     raw = small_run(**{"federation.rounds": 1})
-    raw["clients"][1] = {"name": "b", "data": str(data), "reward": {"scale": 10.0}}
+    raw["clients"][1] = {"name": "b", "data": str(data), "eval_data": str(held_file), "reward": {"scale": 10.0}}
     cfg = config_from_dict(raw)
     truth: dict[str, np.ndarray] = {}
     original = Client.prepare_input
@@ -181,7 +182,9 @@ def test_choice_scorer_on_the_model_has_teeth(model) -> None:  # noqa: ANN001
     cs = make_choice_canaries(48, seed=3)
     planted, held = split_canaries(cs, 8, seed=4)
     base = to_vector(m, layout).astype(np.float64)
-    delta = _memorise(m, tok, layout, base, planted, steps=30)
+    # lr 3e-3 x 100 steps: on the Llama-architecture embedded model, 3e-2 only learns a global
+    # letter preference (AUC 0.49), 3e-3 memorises the tags (AUC 0.99; measured once, seed 0).
+    delta = _memorise(m, tok, layout, base, planted, steps=100, lr=3e-3)
     hit = choice_membership(m, tok, layout, base, delta, planted, held)
     rng = np.random.default_rng(1)
     noise = rng.standard_normal(delta.size) * np.linalg.norm(delta) / np.sqrt(delta.size)

@@ -47,12 +47,17 @@ def split_canaries(canaries: list[Problem], planted: int, seed: int) -> tuple[li
     return [canaries[i] for i in order[:planted]], [canaries[i] for i in order[planted:]]
 
 
-def write_client_data(path: Path, planted: list[Problem], filler: list[Problem], copies: int) -> Path:
-    """A client's JSONL with the planted canaries ``copies`` times. The filler goes first: the
-    loader holds out the first fifth of a client's file as its evaluation split."""
-    rows = [{"prompt": p.prompt, "answer": p.answer, "kind": p.family} for p in filler + planted * copies]
-    Path(path).write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return Path(path)
+def write_client_data(path: Path, train: list[Problem], held: list[Problem]) -> tuple[Path, Path]:
+    """A client's training JSONL (``train``: the planted canaries, repeated as the caller likes,
+    and any filler) and its held-out file (``held``, at ``<path>.eval.jsonl``), to be named as
+    ``clients.data`` and ``clients.eval_data``: every planted canary is trained on and none is held
+    out (the split of a single file would be random)."""
+    def write(out: Path, problems: list[Problem]) -> Path:
+        out.write_text("".join(json.dumps({"prompt": p.prompt, "answer": p.answer, "kind": p.family}) + "\n"
+                               for p in problems))
+        return out
+
+    return write(Path(path), train), write(Path(path).with_suffix(".eval.jsonl"), held)
 
 
 def answer_logprobs(model: torch.nn.Module, tok: object, prompts: list[str], answers: list[str],

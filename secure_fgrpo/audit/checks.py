@@ -61,15 +61,16 @@ def parse_masked_layout(payload: bytes) -> memoryview:
         raise ValueError("not a masked-input message (magic or tag)")
     (n,) = struct.unpack_from("<I", payload, 5)
     end = 9 + n
-    pos = end + 4
+    pos = end + 4  # words, then a complaint count, complaints (name, 32-byte key), a signature
     if pos <= len(payload):
         (count,) = struct.unpack_from("<I", payload, end)
         for _ in range(min(count, len(payload))):
             if pos >= len(payload):
                 break
             pos += 1 + payload[pos] + 32
-        if pos < len(payload):
-            pos += 1 + payload[pos]
+        # The signature's length byte is always there (0 when unsigned): a payload that ends
+        # before it is truncated.
+        pos = pos + 1 + payload[pos] if pos < len(payload) else len(payload) + 1
     if pos != len(payload):
         raise ValueError("masked-input length field does not match the payload")
     return memoryview(payload)[9:end]
