@@ -188,3 +188,19 @@ def test_config_key_is_strict() -> None:
     with pytest.raises(ConfigError) as err:
         build(GRPOConfig, {"shared_prefix": "yes"}, "grpo")
     assert err.value.key == "grpo.shared_prefix"
+
+
+def test_a_model_without_a_kv_cache_is_refused_by_name() -> None:
+    """A model that returns no cache cannot share a prefix: one line naming the key, not a traceback
+    from deep inside the cache code."""
+    model = _llama()
+    batch = _llama_batch([4, 6], g=2, t=3, vocab=101, eos=2, pad=0)
+    original = model.forward
+
+    def no_cache(*args: object, **kwargs: object):  # noqa: ANN202
+        out = original(*args, **kwargs)
+        out.past_key_values = None
+        return out
+
+    with mock.patch.object(model, "forward", no_cache), pytest.raises(RuntimeError, match="grpo.shared_prefix = false"):
+        completion_logprobs(model, batch, shared_prefix=True)

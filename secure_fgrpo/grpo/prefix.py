@@ -40,6 +40,9 @@ def shared_prefix_logits(model: PreTrainedModel, batch: RolloutBatch) -> torch.T
     head = model(input_ids=batch.sequences[first, :p], attention_mask=batch.attention_mask[first, :p],
                  position_ids=positions[first, :p], use_cache=True, logits_to_keep=1)
     cache = head.past_key_values
+    if not hasattr(cache, "batch_select_indices"):
+        raise RuntimeError(f"grpo.shared_prefix needs a model that returns a transformers Cache; "
+                           f"{type(model).__name__} returned {type(cache).__name__}: set grpo.shared_prefix = false")
     cache.batch_select_indices(inverse)  # one row per completion; differentiable gather
     tail = model(input_ids=batch.sequences[:, p:], attention_mask=batch.attention_mask,
                  position_ids=positions[:, p:], past_key_values=cache, use_cache=True).logits
