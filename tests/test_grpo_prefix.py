@@ -103,7 +103,7 @@ def _llama_batch(prompt_lens: list[int], g: int, t: int, vocab: int, eos: int, p
         prompt = torch.randint(3, vocab, (n,), generator=gen)
         for j in range(g):
             comp = torch.randint(3, vocab, (t,), generator=gen)
-            end = t if (i + j) % 3 == 0 else 1 + (i * g + j) % (t - 1)  # EOS position or no EOS
+            end = t if (i + j) % 3 == 0 else min(t, 1 + (i * g + j) % max(t - 1, 1))  # EOS position or no EOS
             cmask = (torch.arange(t) < end).long() if end == t else (torch.arange(t) <= end).long()
             if end < t:
                 comp[end] = eos
@@ -142,9 +142,11 @@ def test_prompt_groups_split_by_prompt_and_by_padding() -> None:
     assert first.tolist() == [0, 2, 4, 5] and inverse.tolist() == [0, 0, 1, 1, 2, 3]
 
 
-def test_uneven_runs_of_one_prompt_still_match() -> None:
-    """Groups of different sizes (the gather is by index, not a fixed repeat)."""
-    full = _llama_batch([7, 11], g=4, t=T, vocab=101, eos=2, pad=0)
+@pytest.mark.parametrize("t", [T, 1])
+def test_uneven_runs_of_one_prompt_still_match(t: int) -> None:
+    """Groups of different sizes (the gather is by index, not a fixed repeat); and a one-token
+    completion, where the prompt pass alone gives the answer."""
+    full = _llama_batch([7, 11], g=4, t=t, vocab=101, eos=2, pad=0)
     rows = torch.tensor([0, 1, 4, 5, 6, 7])
     batch = RolloutBatch(full.sequences[rows], full.attention_mask[rows], full.completion_mask[rows],
                          full.prompt_len, [""] * 6, [True] * 6)

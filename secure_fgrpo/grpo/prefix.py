@@ -43,7 +43,11 @@ def shared_prefix_logits(model: PreTrainedModel, batch: RolloutBatch) -> torch.T
     if not hasattr(cache, "batch_select_indices"):
         raise RuntimeError(f"grpo.shared_prefix needs a model that returns a transformers Cache; "
                            f"{type(model).__name__} returned {type(cache).__name__}: set grpo.shared_prefix = false")
+    first_logit = head.logits[inverse]
+    if batch.sequences.shape[1] == p + 1:  # one completion token: the prompt's last logit is all
+        return first_logit
     cache.batch_select_indices(inverse)  # one row per completion; differentiable gather
-    tail = model(input_ids=batch.sequences[:, p:], attention_mask=batch.attention_mask,
-                 position_ids=positions[:, p:], past_key_values=cache, use_cache=True).logits
-    return torch.cat([head.logits[inverse], tail[:, :-1]], 1)
+    # The last completion token predicts nothing that is read: it is not fed.
+    tail = model(input_ids=batch.sequences[:, p:-1], attention_mask=batch.attention_mask[:, :-1],
+                 position_ids=positions[:, p:-1], past_key_values=cache, use_cache=True).logits
+    return torch.cat([first_logit, tail], 1)
