@@ -46,6 +46,9 @@ class GRPOConfig:
     max_grad_norm: float = 1.0
     scale_rewards: ScaleRewards = "group"
     advantage: Advantage = "grpo"  # "ngrpo": virtual max-reward sample, all-wrong groups kept
+    # Run each group's prompt once in the log-prob and loss passes (grpo/prefix.py); under
+    # DP-SGD the loss pass stays plain (Opacus needs one forward with one row per completion).
+    shared_prefix: bool = True
     sampling: SamplingSpec = field(default_factory=SamplingSpec)
     loss: LossConfig = field(default_factory=LossConfig)
 
@@ -106,6 +109,11 @@ def train_round(model: PeftModel, tok: PreTrainedTokenizerBase, rollout: Rollout
         from ..privacy.dpsgd import GroupDPSGD, record_moments
 
         engine = GroupDPSGD(dp, model, opt, len(pool))
+        if cfg.shared_prefix:
+            log.info("grpo.shared_prefix: the loss pass runs the plain forward under DP-SGD (Opacus records "
+                     "per-sample gradients from one forward with one row per completion); the no-grad "
+                     "log-prob passes still share the prefix")
+    grad_shared = cfg.shared_prefix and engine is None
     release = dp is not None and dp.reward_noise is not None  # the weights need reward statistics
     rng = random.Random(seed)
     all_rewards: list[float] = []
@@ -148,15 +156,16 @@ def train_round(model: PeftModel, tok: PreTrainedTokenizerBase, rollout: Rollout
         adv = (ngrpo_advantages(kept_rewards, g, max_reward, cfg.scale_rewards) if cfg.advantage == "ngrpo"
                else group_advantages(kept_rewards, g, cfg.scale_rewards)).to(batch.sequences.device)
         mask = batch.completion_mask.float()
+        temp = cfg.sampling.temperature
         model.train()
         with torch.no_grad():
-            old = completion_logprobs(model, batch, cfg.sampling.temperature) if cfg.mu > 1 else None
+            old = completion_logprobs(model, batch, temp, cfg.shared_prefix) if cfg.mu > 1 else None
             ref = None
             if cfg.loss.beta > 0:
                 with model.disable_adapter():
-                    ref = completion_logprobs(model, batch, cfg.sampling.temperature)
+                    ref = completion_logprobs(model, batch, temp, cfg.shared_prefix)
         for _ in range(cfg.mu):
-            logps = completion_logprobs(model, batch, cfg.sampling.temperature)
+            logps = completion_logprobs(model, batch, temp, grad_shared)
             if engine is not None:
                 out = engine.step(logps, old, adv, mask, cfg.loss, ref, g)
                 continue
