@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -21,6 +21,9 @@ from ..tasks import score
 from ..tasks.base import Problem, RewardSpec
 
 if TYPE_CHECKING:
+    from peft import PeftModel
+
+    from ..config import RunConfig
     from ..privacy.config import ExampleDPSettings
 
 
@@ -80,3 +83,17 @@ def run_training(job: TrainJob) -> TrainOutcome:
                          dp=job.dp, max_reward=job.reward.scale)
     delta = to_vector(model, layout) - job.global_vector
     return TrainOutcome(job.client, delta.astype(np.float32), result, accuracy, time.perf_counter() - t0)
+
+
+def initial_adapter(cfg: RunConfig, model_path: str) -> tuple[PeftModel, Any, VectorLayout]:
+    """The base model with a fresh LoRA adapter seeded by ``cfg.seed``: wherever the server runs
+    (in process, a Flower ServerApp) it starts from the same global vector."""
+    torch.manual_seed(cfg.seed)
+    base, tok = load_base(model_path, device=cfg.model.device)
+    model = attach_lora(base, cfg.model.lora)
+    return model, tok, VectorLayout.of(model)
+
+
+def layout_size(cfg: RunConfig, model_path: str) -> int:
+    """How many adapter parameters the flat vector has (a party's check of stage 0's dim)."""
+    return initial_adapter(cfg, model_path)[2].size
