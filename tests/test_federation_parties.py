@@ -12,14 +12,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import small_run
 
 from secure_fgrpo.config import config_from_dict
 from secure_fgrpo.federation.party import Refused
 from secure_fgrpo.federation.runner import Federation
 from secure_fgrpo.federation.setup import RoundSetup
 from secure_fgrpo.federation.store import read_jsonl
-
-from conftest import small_run
 
 BASE = json.loads((Path(__file__).parent / "parties_baseline.json").read_text())
 KEYS = ("round", "mean_reward", "reward_std", "groups", "count", "gain", "weight", "delta_norm",

@@ -5,7 +5,8 @@ of the federation config, trains on the global vector stage 0 carries, and sends
 words. Two rounds give the global adapter of an in-process run of the same config and seed;
 then one SuperNode is killed by its PID in the middle of round 3 and started again: round 3
 completes from the survivors (the restarted node lost its round secrets, so it is a dropout),
-and in round 4 it takes part again. A SuperNode whose key was never registered is refused.
+and in round 4 it takes part again. A second ``flwr run`` on the same out-dir resumes at
+round 5. A SuperNode whose key was never registered is refused.
 Every process is stopped by PID."""
 
 from __future__ import annotations
@@ -15,15 +16,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
+from conftest import small_run
 from flower_support import jsonl, wait_for  # skips without flwr
+from toml_out import dumps
+
 from secure_fgrpo.config import config_from_dict
 from secure_fgrpo.deploy.loopback import LoopbackFederation
 from secure_fgrpo.deploy.node_keys import make_node_key
 from secure_fgrpo.federation.runner import Federation
-
-from conftest import small_run
-from toml_out import dumps
 
 NAMES = ["a", "b", "c"]  # small_run's institutions
 VICTIM = "c"
@@ -97,6 +97,13 @@ def test_training_over_flower_equals_in_process_and_survives_a_killed_supernode(
     for row in rows[:4]:  # what the benchmark reads: each node's own training and secure-sum seconds
         for name in row["contributors"]:
             assert row["nodes"][name]["train_seconds"] > 0 and row["nodes"][name]["sum_seconds"] > 0
+    # A new `flwr run` with the same out-dir (as after a SuperLink restart) resumes at round 5.
+    fed.run_app({"config": str(fed.node_config["config"]), "out-dir": str(out), "rounds": 5, "stage-timeout": 45.0,
+                 "train-timeout": 400.0, "min-nodes": 3, "connect-timeout": 120.0})
+    rows = wait_for("the resumed run's round", lambda: (r := jsonl(out / "rounds.jsonl")) and len(r) >= 5 and r,
+                    timeout=600, every=0.5)
+    assert [r["round"] for r in rows] == [1, 2, 3, 4, 5] and not rows[4]["aborted"]
+    assert rows[4]["contributors"] == NAMES
     # The same config and seed in process: the same global adapter after two rounds. Not
     # bit-exact: each masked client rounds its input with fresh randomness (os.urandom dither),
     # so the two sums differ by at most the fixed-point quantum / Σe per coordinate, and round

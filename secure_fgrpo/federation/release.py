@@ -18,15 +18,23 @@ total, its metrics and its model.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
 from ..privacy.client_dp import ClientNoise, SkellamNoise
 from ..secure_sum import DropSchedule, run_secure_sum
-from ..secure_sum.base import Backend, SumClient, SumOutcome, SumSpec, client_state_dir, server_state_dir
+from ..secure_sum.base import (
+    Backend,
+    SumClient,
+    SumOutcome,
+    SumSpec,
+    client_state_dir,
+    server_state_dir,
+)
 from ..secure_sum.driver import Recorder
 
 log = logging.getLogger(__name__)
