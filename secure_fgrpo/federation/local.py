@@ -93,7 +93,3 @@ def initial_adapter(cfg: RunConfig, model_path: str) -> tuple[PeftModel, Any, Ve
     model = attach_lora(base, cfg.model.lora)
     return model, tok, VectorLayout.of(model)
 
-
-def layout_size(cfg: RunConfig, model_path: str) -> int:
-    """How many adapter parameters the flat vector has (a party's check of stage 0's dim)."""
-    return initial_adapter(cfg, model_path)[2].size

@@ -19,7 +19,7 @@ from ..privacy.plan import ClientLevelPlan
 from ..secure_sum import make_backend
 from ..secure_sum.base import SumClient
 from .datasets import build_data
-from .local import layout_size, run_training
+from .local import run_training
 from .party import Party
 from .setup import RoundSetup
 
@@ -33,16 +33,17 @@ class Contribution:
     sum_seconds: float  # gain, clip, noise and the secure-sum client's input encoding
 
 
-def node_party(config: Path, name: str, state_dir: Path, backend_options: dict[str, Any]) -> Party:
-    """The party ``name`` from its own copy of the federation config. Its gain state and metrics
-    live under ``state_dir/party`` (0700, private), its secure-sum keys in ``state_dir``."""
+def node_party(config: Path, name: str, state_dir: Path, backend_options: dict[str, Any], dim: int) -> Party:
+    """The party ``name`` from its own copy of the federation config, for adapter vectors of
+    ``dim`` parameters (its privacy plan is sized by it; a vector of another size fails to
+    load into its model). Its gain state and metrics live under ``state_dir/party`` (0700,
+    private), its secure-sum keys in ``state_dir``."""
     cfg: RunConfig = load_config(config)
     data = build_data(cfg).clients.get(name)
     if data is None:
         raise ValueError(f"clients: {name!r} is not in {config}")
     backend = make_backend(cfg.secure_sum.backend, {**cfg.backend_options, **backend_options})
     model_path = resolve_model_path(cfg.model.path, cfg.model.embedded)
-    dim = layout_size(cfg, model_path)
     root = Path(state_dir) / "party"
     root.mkdir(mode=0o700, parents=True, exist_ok=True)
     return Party(cfg, name, data, root, backend, Path(state_dir), ClientLevelPlan.build(cfg, dim + 1), model_path)

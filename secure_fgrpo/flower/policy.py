@@ -8,7 +8,7 @@ that round (a dropout the secure sum recovers from).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +53,7 @@ class NodePolicy:
     config: Path | None = None
     threads: int = 1
     max_dim: int = 1 << 24
-    security: SecurityPolicy = SecurityPolicy()
+    security: SecurityPolicy = field(default_factory=SecurityPolicy)
 
     @classmethod
     def from_node_config(cls, cfg: Mapping[str, Any]) -> NodePolicy:
