@@ -5,7 +5,8 @@ train with GRPO, return the adapter delta. Nothing here leaves the client."""
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -13,7 +14,8 @@ import torch
 
 from ..grpo.evaluate import pass_at_1
 from ..grpo.trainer import GRPOConfig, RoundResult, train_round
-from ..model.load import load_base
+from ..model.export import save_adapter
+from ..model.load import EMBEDDED, load_base
 from ..model.lora import LoraSpec, attach_lora
 from ..model.vector import VectorLayout, load_vector, to_vector
 from ..rollout import SamplingSpec, make_rollout
@@ -93,3 +95,15 @@ def initial_adapter(cfg: RunConfig, model_path: str) -> tuple[PeftModel, Any, Ve
     model = attach_lora(base, cfg.model.lora)
     return model, tok, VectorLayout.of(model)
 
+
+
+def export_global(cfg: RunConfig, model: PeftModel, tok: Any, layout: VectorLayout, vector: np.ndarray,
+                  model_path: str, outs: list[Path]) -> None:
+    """The global adapter in peft's on-disk format with the base model's tokenizer and location
+    (model/export.py: loads with AutoPeftModelForCausalLM/AutoTokenizer), into each of ``outs``."""
+    load_vector(model, layout, vector)
+    note = (f"the embedded tiny model, built by secure_fgrpo from model.embedded = {asdict(cfg.model.embedded)}"
+            if cfg.model.path == EMBEDDED else f"model.path = {cfg.model.path!r}")
+    base = str(Path(model_path).resolve()) if Path(model_path).exists() else model_path
+    for out in outs:
+        save_adapter(model, tok, out, base, note)

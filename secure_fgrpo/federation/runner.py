@@ -10,7 +10,7 @@ import logging
 import random
 from collections.abc import Callable
 from concurrent.futures import Executor
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -20,8 +20,7 @@ from ..config import RunConfig
 from ..data.fit import check_fits
 from ..errors import CheckpointError
 from ..grpo.evaluate import pass_at_1
-from ..model.export import save_adapter
-from ..model.load import EMBEDDED, resolve_model_path
+from ..model.load import resolve_model_path
 from ..model.vector import load_vector, to_vector
 from ..privacy.plan import ClientLevelPlan
 from ..rollout import SamplingSpec, make_rollout
@@ -32,7 +31,14 @@ from ..tasks.base import Problem
 from .coordinator import Coordinator
 from .datasets import build_data
 from .global_model import GlobalModel
-from .local import TrainJob, TrainOutcome, eval_seed_of, initial_adapter, run_training
+from .local import (
+    TrainJob,
+    TrainOutcome,
+    eval_seed_of,
+    export_global,
+    initial_adapter,
+    run_training,
+)
 from .party import Party, Refused
 from .release import release_round
 from .server import Server
@@ -137,14 +143,9 @@ class Federation:
     def export_adapter(self) -> list[Path]:
         """The global adapter in peft's on-disk format with the base model's tokenizer and location
         (model/export.py: loads with AutoPeftModelForCausalLM/AutoTokenizer), written by whoever holds it."""
-        load_vector(self.model, self.layout, self.global_model.state.vector)
-        note = (f"the embedded tiny model, built by secure_fgrpo from model.embedded = "
-                f"{asdict(self.cfg.model.embedded)}"
-                if self.cfg.model.path == EMBEDDED else f"model.path = {self.cfg.model.path!r}")
         outs = [k / "global_adapter" for k in self.keepers]
-        for out in outs:
-            save_adapter(self.model, self.tok, out, str(Path(self.model_path).resolve())
-                         if Path(self.model_path).exists() else self.model_path, note)
+        export_global(self.cfg, self.model, self.tok, self.layout, self.global_model.state.vector,
+                      self.model_path, outs)
         return outs
 
     def _executor(self) -> Executor | _InlineExecutor:

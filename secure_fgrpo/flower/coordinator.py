@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -20,7 +21,7 @@ from ..audit.transcript import TranscriptRecorder
 from ..config import load_config
 from ..federation.coordinator import Coordinator as ServerParty
 from ..federation.global_model import GlobalModel
-from ..federation.local import initial_adapter
+from ..federation.local import export_global, initial_adapter
 from ..federation.release import Release, settle
 from ..federation.server import Server
 from ..federation.setup import vector_digest
@@ -55,7 +56,9 @@ class Coordinator:
         missing = sorted(set(names) - self.roster)
         if missing:
             raise ValueError(f"run-config 'roster' {cfg.roster}: no key for {', '.join(missing)}")
-        model, _, layout = initial_adapter(fed, resolve_model_path(fed.model.path, fed.model.embedded))
+        self.model_path = resolve_model_path(fed.model.path, fed.model.embedded)
+        self.model, self.tok, self.layout = initial_adapter(fed, self.model_path)
+        model, layout = self.model, self.layout
         root = cfg.out_dir / "server"
         self.server = Server(root, fed, names)
         last = self.server.last_completed_round
@@ -68,6 +71,14 @@ class Coordinator:
         self.recorder.truncate_after(last)
         self.server.metrics.truncate_after(last)
         self.names: dict[int, str] = {}  # node id -> institution, from each node's hello
+
+    def export_adapter(self) -> Path:
+        """The global adapter (peft format) into ``out_dir/server/global_adapter``: the server
+        learned the sum, so it holds the global model."""
+        out = self.cfg.out_dir / "server" / "global_adapter"
+        export_global(self.fed, self.model, self.tok, self.layout, self.global_model.state.vector, self.model_path,
+                      [out])
+        return out
 
     @property
     def next_round(self) -> int:

@@ -32,6 +32,7 @@ def main(grid: Grid, context: Context) -> None:
         if round_ > first and cfg.round_wait > 0:
             wait_for_nodes(grid, cfg.min_nodes, cfg.round_wait, cfg.poll)
         coordinator.run_round(round_)
+    log.info("global adapter: %s", coordinator.export_adapter())
 
 
 def wait_for_nodes(grid: Grid, n: int, timeout: float, poll: float) -> int:
