@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -55,7 +56,12 @@ def test_masked_run_matches_the_recorded_one_and_parties_refuse_a_foreign_setup(
            "setup.global_digest": RoundSetup(setup.spec, setup.backend, setup.options, setup.noise,
                                              setup.model_version, "0" * 64, setup.config_digest),
            "setup.backend": RoundSetup(setup.spec, "plaintext", setup.options, setup.noise,
-                                       setup.model_version, setup.global_digest, setup.config_digest)}
+                                       setup.model_version, setup.global_digest, setup.config_digest),
+           "setup.noise": RoundSetup(setup.spec, setup.backend, setup.options, {"mechanism": "gaussian"},
+                                     setup.model_version, setup.global_digest, setup.config_digest),
+           "setup.spec.threshold": RoundSetup(replace(setup.spec, threshold=1), setup.backend, setup.options,
+                                              setup.noise, setup.model_version, setup.global_digest,
+                                              setup.config_digest)}
     for field, wrong in bad.items():
         with pytest.raises(Refused, match=field):
             party.accept(wrong, vector)

@@ -41,7 +41,8 @@ def _withdraw(msg: Message, context: Context, env: Envelope, name: str, reason: 
 
 def _last_round(context: Context) -> int:
     rec = context.state.get("sfg-rounds") if "sfg-rounds" in context.state else None
-    return int(rec["last"]) if isinstance(rec, ConfigRecord) else 0
+    last = rec["last"] if isinstance(rec, ConfigRecord) else 0
+    return last if isinstance(last, int) else 0
 
 
 @app.query("hello")
@@ -93,7 +94,10 @@ def _stage(msg: Message, context: Context) -> Message:
     if not isinstance(rec, ConfigRecord) or rec["round"] != env.round or env.stage != stage:
         return _withdraw(msg, context, env, policy.name, f"no protocol state for round {env.round}")
     try:
-        client = load_client(bytes(rec["client"]), policy.state_dir)
+        raw = rec["client"]
+        if not isinstance(raw, bytes):
+            raise StateError("client state: not bytes")
+        client = load_client(raw, policy.state_dir)
         inbound = (SumMessage(env.round, stage, SERVER, policy.name, env.kind, env.payload)
                    if env.kind else None)
         t0 = time.perf_counter()
