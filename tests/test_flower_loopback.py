@@ -98,6 +98,8 @@ def test_training_over_flower_equals_in_process_and_survives_a_killed_supernode(
     for row in rows:  # what the benchmark reads: each node's own training and secure-sum seconds
         for name in row["contributors"]:
             assert row["nodes"][name]["train_seconds"] > 0 and row["nodes"][name]["sum_seconds"] > 0
+    wait_for("the exported global adapter", lambda: (out / "server/global_adapter/adapter_config.json").exists(),
+             timeout=120)
     # The same config and seed in process: the same global adapter after two rounds. Not
     # bit-exact: each masked client rounds its input with fresh randomness (os.urandom dither),
     # so the two sums differ by at most the fixed-point quantum / Σe per coordinate, and round

@@ -120,7 +120,10 @@ class Coordinator:
         if len(active) < threshold_for(self.fed, len(sampled)):
             return self._close(row, None, f"{len(active)} of {len(sampled)} sampled node(s) online, threshold "
                                           f"{threshold_for(self.fed, len(sampled))}")
-        setup = self.party.open_round(round_, sorted(active.values()))
+        try:
+            setup = self.party.open_round(round_, sorted(active.values()))
+        except RuntimeError as err:  # the privacy plan was calibrated for every sampled node
+            return self._close(row, None, str(err))
         noise = self.plan.noise(setup.spec) if self.plan is not None else None
         spec = noise.widen(setup.spec) if noise is not None else setup.spec
         payload = setup.pack(self.global_model.state.vector)
