@@ -68,3 +68,11 @@ def test_masked_run_matches_the_recorded_one_and_parties_refuse_a_foreign_setup(
     party.accept(setup, vector)
     decoded, carried = RoundSetup.unpack(setup.pack(vector))
     assert decoded == setup and carried is not None and np.array_equal(carried, vector)
+
+
+def test_client_level_dp_run_trains_as_the_recorded_one(tmp_path: Path) -> None:
+    """With distributed client-level noise each party adds its own share (fresh secure randomness),
+    so the global vector is not reproducible; what precedes the noise is (round 1's rows)."""
+    dp = {"epsilon": 8, "delta": 1e-5, "mechanism": "distributed"}
+    _, _, rows = _run(tmp_path / "dp", **{"secure_sum.backend": "masked", "privacy.client_level": dp})
+    assert {n: r[:1] for n, r in rows.items()} == BASE["masked_dp"]["clients_round1"]
