@@ -1,19 +1,14 @@
-"""Helpers for the Flower tests: bounded waits, the rounds the coordinator recorded, and the
-same round run in process for comparison."""
+"""Helpers for the Flower tests: bounded waits and the rounds the coordinator recorded."""
 
 from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
-import numpy as np
 import pytest
-
-from secure_fgrpo.secure_sum import DropSchedule, SumSpec, make_backend, run_secure_sum
-from secure_fgrpo.secure_sum.masked import quantisation_bound
-from secure_fgrpo.flower.synthetic import synthetic_input
 
 flwr = pytest.importorskip("flwr", reason="the Flower tests need the 'flower' extra (pip install -e '.[flower]')")
 
@@ -35,28 +30,6 @@ def jsonl(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def round_spec(row: dict, dim: int, threshold: int) -> SumSpec:
-    return SumSpec(row["round"], dim, 1.0, 1.0, tuple(row["participants"]), threshold, 0)
-
-
-def in_process_total(spec: SumSpec, roster: Path, state_dirs: dict[str, Path], seeds: dict[str, int],
-                     dropped_before: dict[str, set[str]]) -> tuple[tuple[str, ...], np.ndarray]:
-    """The same round (spec, roster, identities, inputs, dropouts) through the in-process driver."""
-    backend = make_backend("masked", {"roster": str(roster)})
-    server = backend.server(spec, Path("."))
-    clients = {n: backend.client(n, spec, state_dirs[n]) for n in spec.participants}
-    for n, c in clients.items():
-        c.set_input(synthetic_input(seeds[n], spec))
-
-    class _Nothing:
-        def record(self, msg: object) -> None:
-            pass
-
-    out = run_secure_sum(server, clients, _Nothing(), DropSchedule(dropped_before))
-    assert not out.aborted and out.total is not None, out.reason
-    return out.contributors, out.total
-
-
 def dropouts(row: dict) -> dict[str, set[str]]:
     """The recorded round's dropouts as the in-process driver's schedule: a node that missed a
     stage's deadline (or withdrew at it) is gone before that stage."""
@@ -70,9 +43,3 @@ def dropouts(row: dict) -> dict[str, set[str]]:
     return out
 
 
-def exact_sum(spec: SumSpec, names: list[str], seeds: dict[str, int]) -> np.ndarray:
-    return np.sum([synthetic_input(seeds[n], spec) for n in names], axis=0)
-
-
-def bound(spec: SumSpec, n: int) -> float:
-    return quantisation_bound(spec, n)

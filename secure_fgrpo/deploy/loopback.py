@@ -60,6 +60,7 @@ class LoopbackFederation:
     nodes: dict[str, Proc] = field(default_factory=dict)
     port: int = 0
     superlink: Proc | None = None
+    node_config: dict[str, Any] = field(default_factory=dict)  # extra --node-config keys (e.g. 'config')
 
     def __post_init__(self) -> None:
         self.root = Path(self.root)
@@ -117,10 +118,9 @@ class LoopbackFederation:
         if res.returncode != 0:
             raise RuntimeError(f"flwr supernode register {name} failed: {res.stdout[-500:]} {res.stderr[-500:]}")
 
-    def start_supernode(self, name: str, key: Path | None = None, input_seed: int | None = None,
-                        tag: str = "") -> Proc:
+    def start_supernode(self, name: str, key: Path | None = None, tag: str = "") -> Proc:
         node_cfg = {"name": name, "state-dir": str(self.state_dir(name)), "roster": str(self.roster),
-                    "input-seed": self.names.index(name) if input_seed is None else input_seed}
+                    **self.node_config}
         cmd = [self._bin("flower-supernode"), "--root-certificates", str(self.certs.ca_cert),
                "--superlink", f"{HOST}:{self.port}",
                "--auth-supernode-private-key", str(key or self.keys[name].private),

@@ -5,15 +5,17 @@ train with GRPO, return the adapter delta. Nothing here leaves the client."""
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
 from ..grpo.evaluate import pass_at_1
 from ..grpo.trainer import GRPOConfig, RoundResult, train_round
-from ..model.load import load_base
+from ..model.export import save_adapter
+from ..model.load import EMBEDDED, load_base
 from ..model.lora import LoraSpec, attach_lora
 from ..model.vector import VectorLayout, load_vector, to_vector
 from ..rollout import SamplingSpec, make_rollout
@@ -21,6 +23,9 @@ from ..tasks import score
 from ..tasks.base import Problem, RewardSpec
 
 if TYPE_CHECKING:
+    from peft import PeftModel
+
+    from ..config import RunConfig
     from ..privacy.config import ExampleDPSettings
 
 
@@ -80,3 +85,25 @@ def run_training(job: TrainJob) -> TrainOutcome:
                          dp=job.dp, max_reward=job.reward.scale)
     delta = to_vector(model, layout) - job.global_vector
     return TrainOutcome(job.client, delta.astype(np.float32), result, accuracy, time.perf_counter() - t0)
+
+
+def initial_adapter(cfg: RunConfig, model_path: str) -> tuple[PeftModel, Any, VectorLayout]:
+    """The base model with a fresh LoRA adapter seeded by ``cfg.seed``: wherever the server runs
+    (in process, a Flower ServerApp) it starts from the same global vector."""
+    torch.manual_seed(cfg.seed)
+    base, tok = load_base(model_path, device=cfg.model.device)
+    model = attach_lora(base, cfg.model.lora)
+    return model, tok, VectorLayout.of(model)
+
+
+
+def export_global(cfg: RunConfig, model: PeftModel, tok: Any, layout: VectorLayout, vector: np.ndarray,
+                  model_path: str, outs: list[Path]) -> None:
+    """The global adapter in peft's on-disk format with the base model's tokenizer and location
+    (model/export.py: loads with AutoPeftModelForCausalLM/AutoTokenizer), into each of ``outs``."""
+    load_vector(model, layout, vector)
+    note = (f"the embedded tiny model, built by secure_fgrpo from model.embedded = {asdict(cfg.model.embedded)}"
+            if cfg.model.path == EMBEDDED else f"model.path = {cfg.model.path!r}")
+    base = str(Path(model_path).resolve()) if Path(model_path).exists() else model_path
+    for out in outs:
+        save_adapter(model, tok, out, base, note)

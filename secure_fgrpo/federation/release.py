@@ -18,15 +18,23 @@ total, its metrics and its model.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
 from ..privacy.client_dp import ClientNoise, SkellamNoise
 from ..secure_sum import DropSchedule, run_secure_sum
-from ..secure_sum.base import Backend, SumClient, SumOutcome, SumSpec, client_state_dir, server_state_dir
+from ..secure_sum.base import (
+    Backend,
+    SumClient,
+    SumOutcome,
+    SumSpec,
+    client_state_dir,
+    server_state_dir,
+)
 from ..secure_sum.driver import Recorder
 
 log = logging.getLogger(__name__)
@@ -34,6 +42,7 @@ log = logging.getLogger(__name__)
 Noise = ClientNoise | SkellamNoise
 Prepare = Callable[[str, Noise | None], np.ndarray]  # (client, round noise) -> the vector it sends
 Drops = Callable[[tuple[str, ...]], DropSchedule]  # the backend's stages -> who drops when
+Join = Callable[[str], SumClient | None]  # None: the party refused stage 0 (a dropout); a party (federation/party.py) builds its own client and input
 
 
 class NoisePlan(Protocol):
@@ -41,7 +50,7 @@ class NoisePlan(Protocol):
 
     def noise(self, spec: SumSpec) -> Noise: ...
 
-    def finish_sum(self, noise: Noise, total: np.ndarray, contributors: int) -> np.ndarray: ...
+    def finish_sum(self, noise: Any, total: np.ndarray, contributors: int) -> np.ndarray: ...  # its own Noise
 
 
 @dataclass
@@ -56,11 +65,12 @@ class Release:
     clients: dict[str, SumClient]
 
 
-def release_round(plan: NoisePlan | None, backend: Backend, spec: SumSpec, prepare: Prepare, run_dir: Path,
-                  recorder: Recorder, drops: Drops | None = None) -> Release:
+def release_round(plan: NoisePlan | None, backend: Backend, spec: SumSpec, prepare: Prepare | None, run_dir: Path,
+                  recorder: Recorder, drops: Drops | None = None, join: Join | None = None) -> Release:
     """Run one secure sum over ``spec.participants`` with the plan's client-level noise
     (``plan`` None: no noise). ``prepare(name, noise)`` is called once per participant, in
-    order, right before that participant's backend client is made."""
+    order, right before that participant's backend client is made; or, with ``join``, each
+    party makes its own client from the round it accepted (its own noise and state folder)."""
     noise = plan.noise(spec) if plan is not None else None
     if noise is not None:  # the noised vectors need a wider public box (privacy/client_dp.py)
         spec = noise.widen(spec)
@@ -68,6 +78,13 @@ def release_round(plan: NoisePlan | None, backend: Backend, spec: SumSpec, prepa
     in_backend = {"noise": noise} if isinstance(noise, SkellamNoise) else {}
     clients: dict[str, SumClient] = {}
     for name in spec.participants:
+        if join is not None:
+            joined = join(name)
+            if joined is not None:
+                clients[name] = joined
+            continue
+        if prepare is None:
+            raise ValueError("release_round: needs prepare or join")
         vector = prepare(name, noise)
         sc = backend.client(name, spec, client_state_dir(run_dir, name), **in_backend)
         sc.set_input(vector)
@@ -77,6 +94,14 @@ def release_round(plan: NoisePlan | None, backend: Backend, spec: SumSpec, prepa
     total = outcome.total
     if total is None and not outcome.aborted:
         total = agreed_client_result(clients, outcome.contributors)
+    return settle(plan, backend, spec, noise, outcome, total, clients)
+
+
+def settle(plan: NoisePlan | None, backend: Backend, spec: SumSpec, noise: Noise | None, outcome: SumOutcome,
+           total: np.ndarray | None, clients: dict[str, SumClient] | None = None) -> Release:
+    """What any transport does with a finished secure sum: abort when fewer than t contributed
+    under noise (the shares were calibrated for t), check the aggregate's box, remove the noise
+    offsets."""
     if noise is not None and not outcome.aborted and len(outcome.contributors) < spec.threshold:
         outcome.aborted = True  # noise shares were calibrated for at least t contributions
         outcome.reason = f"{len(outcome.contributors)} contributions, fewer than the threshold {spec.threshold}"
@@ -92,13 +117,12 @@ def release_round(plan: NoisePlan | None, backend: Backend, spec: SumSpec, prepa
         total = None
     elif total is not None and noise is not None and plan is not None:
         total = plan.finish_sum(noise, total, len(outcome.contributors))
-    return Release(outcome=outcome, total=total, spec=spec, noise=noise, clients=clients)
+    return Release(outcome=outcome, total=total, spec=spec, noise=noise, clients=clients or {})
 
 
 def agreed_client_result(clients: dict[str, SumClient], contributors: tuple[str, ...]) -> np.ndarray | None:
     """Server-blind backends deliver the sum to clients only; they must all agree on it."""
-    results = [clients[n].result() for n in contributors]
-    results = [r for r in results if r is not None]
+    results = [r for r in (clients[n].result() for n in contributors) if r is not None]
     if not results:
         return None
     for other in results[1:]:

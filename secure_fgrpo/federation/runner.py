@@ -8,37 +8,42 @@ from __future__ import annotations
 
 import logging
 import random
+from collections.abc import Callable
 from concurrent.futures import Executor
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
-import numpy as np
 import torch
 
 from ..audit.transcript import TranscriptRecorder
 from ..config import RunConfig
+from ..data.fit import check_fits
+from ..errors import CheckpointError
 from ..grpo.evaluate import pass_at_1
-from ..model.export import save_adapter
-from ..model.load import EMBEDDED, load_base, resolve_model_path
-from ..model.lora import attach_lora
-from ..model.vector import VectorLayout, load_vector, to_vector
-from ..privacy.client_dp import ClientNoise, SkellamNoise
+from ..model.load import resolve_model_path
+from ..model.vector import load_vector, to_vector
 from ..privacy.plan import ClientLevelPlan
 from ..rollout import SamplingSpec, make_rollout
 from ..secure_sum import DropSchedule, make_backend
-from .client import Client
+from ..secure_sum.base import SumClient, client_state_dir
+from ..seeding import derive_seed
+from ..tasks.base import Problem
+from .coordinator import Coordinator
 from .datasets import build_data
-from .local import TrainJob, TrainOutcome, eval_seed_of, run_training
 from .global_model import GlobalModel
+from .local import (
+    TrainJob,
+    TrainOutcome,
+    eval_seed_of,
+    export_global,
+    initial_adapter,
+    run_training,
+)
+from .party import Party, Refused
 from .release import release_round
 from .server import Server
 from .store import FINAL_EVAL, JsonlLog, write_json_atomic
 from .workers import worker_pool
-from ..data.fit import check_fits
-from ..errors import CheckpointError
-from ..seeding import derive_seed
-from ..tasks.base import Problem
 
 log = logging.getLogger(__name__)
 Event = Callable[[str, dict], None]
@@ -68,7 +73,7 @@ def _longest_output(cfg: RunConfig) -> int:
 class _InlineExecutor:
     """Same interface as a process pool, for workers = 1 (and for debugging)."""
 
-    def map(self, fn, items):  # noqa: ANN001, ANN201
+    def map(self, fn, items):
         return map(fn, items)
 
     def shutdown(self) -> None:
@@ -81,10 +86,7 @@ class Federation:
         self.emit = on_event or (lambda kind, info: None)
         self.server_dir = self.run_dir / "server"
         self.model_path = resolve_model_path(cfg.model.path, cfg.model.embedded)
-        torch.manual_seed(cfg.seed)
-        base, self.tok = load_base(self.model_path, device=cfg.model.device)
-        self.model = attach_lora(base, cfg.model.lora)
-        self.layout = VectorLayout.of(self.model)
+        self.model, self.tok, self.layout = initial_adapter(cfg, self.model_path)
         self.data = build_data(cfg)
         for c in cfg.clients:  # an institution's own file: refuse what the model cannot read, before training
             if c.data:
@@ -94,17 +96,20 @@ class Federation:
         self.eval_is_public = not any(c.data for c in cfg.clients)  # built-in held-out prompts only
         log.info("global held-out set: %s", self.data.describe_global_eval())
         names = [c.name for c in cfg.clients]
-        self.clients = {c.name: Client(c, self.data.clients[c.name], self.run_dir / "clients" / c.name, cfg)
-                        for c in cfg.clients}
         self.client_dp = ClientLevelPlan.build(cfg, self.layout.size + 1)  # None: no client-level noise
         self.backend = make_backend(cfg.secure_sum.backend, cfg.backend_options)
         self.backend.setup(self.run_dir, names)
+        # Every institution is a party (party.py); only protocol messages pass between them and the server.
+        self.parties = {n: Party(cfg, n, self.data.clients[n], self.run_dir / "clients" / n, self.backend,
+                                 client_state_dir(self.run_dir, n), self.client_dp, self.model_path) for n in names}
+        self.clients = {n: p.client for n, p in self.parties.items()}
         self.server = Server(self.server_dir, cfg, names)
         # The global model lives wherever the sum is revealed (see global_model.py).
         self.keepers = ([self.server_dir] if self.backend.server_learns_sum
                         else [self.run_dir / "clients" / n for n in sorted(names)])
         self.global_model = GlobalModel([k / "checkpoints" for k in self.keepers], cfg.server,
                                         to_vector(self.model, self.layout), upto=self.server.last_completed_round)
+        self.coordinator = Coordinator(cfg, self.server, self.global_model, self.client_dp, self.layout.size)
         self.global_metrics = JsonlLog(self.run_dir / "global_metrics.jsonl")
         self.recorder = TranscriptRecorder(self.server_dir / "transcript.jsonl", (self.server_dir / "inbox")
                                            if cfg.audit.archive_payloads else None)
@@ -138,14 +143,9 @@ class Federation:
     def export_adapter(self) -> list[Path]:
         """The global adapter in peft's on-disk format with the base model's tokenizer and location
         (model/export.py: loads with AutoPeftModelForCausalLM/AutoTokenizer), written by whoever holds it."""
-        load_vector(self.model, self.layout, self.global_model.state.vector)
-        note = (f"the embedded tiny model, built by secure_fgrpo from model.embedded = "
-                f"{asdict(self.cfg.model.embedded)}"
-                if self.cfg.model.path == EMBEDDED else f"model.path = {self.cfg.model.path!r}")
         outs = [k / "global_adapter" for k in self.keepers]
-        for out in outs:
-            save_adapter(self.model, self.tok, out, str(Path(self.model_path).resolve())
-                         if Path(self.model_path).exists() else self.model_path, note)
+        export_global(self.cfg, self.model, self.tok, self.layout, self.global_model.state.vector,
+                      self.model_path, outs)
         return outs
 
     def _executor(self) -> Executor | _InlineExecutor:
@@ -154,16 +154,20 @@ class Federation:
         return worker_pool(self.cfg.federation.workers)
 
     def _jobs(self, round_: int, names: list[str]) -> list[TrainJob]:
-        cfg = self.cfg
-        threads = 1 if cfg.federation.workers > 1 else max(1, torch.get_num_threads())
-        return [TrainJob(
-            client=n, round=round_, model_path=self.model_path, rollout=cfg.model.rollout, lora=cfg.model.lora,
-            global_vector=self.global_model.state.vector, pool=self.data.clients[n].train,
-            eval_set=self.data.clients[n].eval, reward=self.clients[n].cfg.reward, grpo=cfg.grpo,
-            eval_sampling=self.eval_sampling, seed=derive_seed(cfg.seed, "train", n, round_), threads=threads,
-            dp=self.clients[n].example_dp.settings if self.clients[n].example_dp else None,
-            device=cfg.model.device,
-        ) for n in names]
+        """Stage 0 over the in-process transport: the server opens the round, each party checks
+        it against its own config and, if it accepts, hands back its local training job."""
+        setup = self.coordinator.open_round(round_, names)
+        threads = 1 if self.cfg.federation.workers > 1 else max(1, torch.get_num_threads())
+        vector = self.global_model.state.vector
+        jobs = []
+        for n in names:
+            try:
+                self.parties[n].accept(setup, vector)
+            except Refused as err:
+                log.warning("client %s refused round %d: %s", n, round_, err)
+                continue
+            jobs.append(self.parties[n].job(vector, threads))
+        return jobs
 
     def _drops(self, round_: int, names: list[str], stages: tuple[str, ...]) -> DropSchedule:
         p = self.cfg.federation.dropout
@@ -232,24 +236,12 @@ class Federation:
             self.emit("client_done", {"round": r, "client": out.client})
         spec = self.server.sum_spec(r, names, self.layout.size)
 
-        def prepare(n: str, noise: ClientNoise | SkellamNoise | None) -> np.ndarray:
-            return self.clients[n].prepare_input(r, outcomes[n], self.backend.weights_on_server, noise).vector
+        def join(n: str) -> SumClient | None:  # a party that refused stage 0 has no outcome: a dropout
+            return self.parties[n].join(outcomes[n]) if n in outcomes else None
 
-        release = release_round(self.client_dp, self.backend, spec, prepare, self.run_dir, self.recorder,
-                                lambda stages: self._drops(r, names, stages))
-        outcome, total = release.outcome, release.total
-        self.server.exclude(outcome.blamed)  # one malicious client costs at most this round
-        row: dict = {"round": r, "contributors": len(outcome.contributors), "aborted": outcome.aborted}
-        if outcome.blamed:
-            row["blamed"] = sorted(outcome.blamed)
-        if self.client_dp is not None:
-            row.update(self.client_dp.row(r))
-        known: dict = {}  # what the holder of the global model learns
-        if outcome.aborted or total is None or not total[-1] > 0:
-            row.update(aborted=True, reason=outcome.reason or "sum of weights is 0: nothing to apply")
-        else:
-            known = {"update_norm": self.global_model.apply(total), "sum_of_weights": float(total[-1])}
-        self.global_model.save(r)
+        release = release_round(self.client_dp, self.backend, spec, None, self.run_dir, self.recorder,
+                                lambda stages: self._drops(r, names, stages), join=join)
+        row, known = self.coordinator.close_round(r, release)
         self._record_global(r, known)
         if self.backend.server_learns_sum:
             row.update(known)

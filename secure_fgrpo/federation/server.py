@@ -8,10 +8,9 @@ import logging
 import random
 from pathlib import Path
 
-import numpy as np
-
 from ..config import RunConfig
 from ..errors import CheckpointError
+from ..rounds import participants_per_round, sum_bounds, threshold_for
 from ..secure_sum.base import SumSpec
 from ..seeding import derive_seed
 from .store import JsonlLog, write_json_atomic
@@ -55,13 +54,12 @@ class Server:
 
     def participants(self, round_: int) -> list[str]:
         pool = [c for c in self.clients if c not in self.excluded]
-        k = max(2, round(self.run.federation.fraction * len(self.clients)))
+        k = participants_per_round(self.run)
         rng = random.Random(derive_seed(self.run.seed, "sample", round_))
         return sorted(rng.sample(pool, min(k, len(pool))))
 
     def sum_spec(self, round_: int, participants: list[str], dim: int) -> SumSpec:
-        fed = self.run.federation
-        e_max = self.run.weight_bound
-        t = max(1, int(np.ceil(self.run.secure_sum.threshold * len(participants))))
-        return SumSpec(round=round_, dim=dim + 1, data_bound=e_max * fed.delta_clip, weight_bound=e_max,
-                       participants=tuple(participants), threshold=t, seed=self.run.seed)
+        data_bound, weight_bound = sum_bounds(self.run)
+        return SumSpec(round=round_, dim=dim + 1, data_bound=data_bound, weight_bound=weight_bound,
+                       participants=tuple(participants), threshold=threshold_for(self.run, len(participants)),
+                       seed=self.run.seed)

@@ -1,4 +1,4 @@
-"""The ClientApp: one institution's side of the secure sum, one handler per protocol stage.
+"""The ClientApp: one institution's party (federation/party.py), one handler per protocol stage.
 
 Flower may start a new process for every message, so nothing lives in module globals: the
 client object is restored from Context.state (state.py) before a stage and stored after it.
@@ -9,18 +9,17 @@ A refusal (bad parameters, a server caught cheating) is one line in the node's l
 from __future__ import annotations
 
 import logging
+import time
 
 from flwr.app import ConfigRecord, Context, Message
 from flwr.clientapp import ClientApp
 
-from ..secure_sum import make_backend
 from ..secure_sum.base import SERVER, ProtocolError
 from ..secure_sum.base import Message as SumMessage
 from ..secure_sum.masked.context import STAGES
 from .codec import CodecError, RoundSetup
 from .policy import NodePolicy, PolicyError
 from .state import StateError, dump_client, load_client
-from .synthetic import synthetic_input
 from .wire import Envelope
 
 log = logging.getLogger(__name__)
@@ -42,7 +41,8 @@ def _withdraw(msg: Message, context: Context, env: Envelope, name: str, reason: 
 
 def _last_round(context: Context) -> int:
     rec = context.state.get("sfg-rounds") if "sfg-rounds" in context.state else None
-    return int(rec["last"]) if isinstance(rec, ConfigRecord) else 0
+    last = rec["last"] if isinstance(rec, ConfigRecord) else 0
+    return last if isinstance(last, int) else 0
 
 
 @app.query("hello")
@@ -56,22 +56,34 @@ def hello(msg: Message, context: Context) -> Message:
 
 @app.query("setup")
 def setup(msg: Message, context: Context) -> Message:
-    """Stage 0: check the round's public parameters against the local policy, then build the
-    client and encode this node's input. Nothing secret has left the node yet."""
+    """Stage 0: check the round's public parameters against the local policy and the party's own
+    federation config, train on the received global vector, and build the masked client with
+    this institution's real ``[e·Δ, e]``. Nothing secret has left the node yet. The training
+    stack is imported here only (a ClientApp process may be started per message)."""
     policy = NodePolicy.from_node_config(context.node_config)
     env = Envelope.from_content(msg.content, "setup")
     try:
-        round_setup = RoundSetup.from_bytes(env.payload)
+        round_setup, vector = RoundSetup.unpack(env.payload)
         policy.check(round_setup, _last_round(context))
-        backend = make_backend(round_setup.backend, {**round_setup.options, "roster": str(policy.roster),
-                                                     "client_policies": {policy.name: policy.security}})
-        client = backend.client(policy.name, round_setup.spec, policy.state_dir)
-        client.set_input(synthetic_input(policy.input_seed, round_setup.spec))
+        if policy.config is None:
+            raise PolicyError("node-config: 'config' (this institution's copy of the federation TOML) is required")
+        if vector is None:
+            raise PolicyError("setup.global_vector: the server sent no global vector to train from")
+        from ..federation.node import (  # the training stack: here only
+            contribute,
+            node_party,
+        )
+
+        party = node_party(policy.config, policy.name, policy.state_dir,
+                           {"roster": str(policy.roster), "client_policies": {policy.name: policy.security}},
+                           vector.size)
+        done = contribute(party, round_setup, vector, policy.threads)
     except (CodecError, PolicyError, ValueError) as err:
         return _withdraw(msg, context, env, policy.name, str(err))
     context.state["sfg-rounds"] = ConfigRecord({"last": round_setup.spec.round})
-    context.state[_STATE] = ConfigRecord({"round": round_setup.spec.round, "client": dump_client(client)})
-    return _reply(msg, Envelope(env.round, "setup", kind="ready"))
+    context.state[_STATE] = ConfigRecord({"round": round_setup.spec.round, "client": dump_client(done.client)})
+    return _reply(msg, Envelope(env.round, "setup", kind="ready", seconds=done.sum_seconds,
+                                train_seconds=done.train_seconds))
 
 
 def _stage(msg: Message, context: Context) -> Message:
@@ -82,10 +94,15 @@ def _stage(msg: Message, context: Context) -> Message:
     if not isinstance(rec, ConfigRecord) or rec["round"] != env.round or env.stage != stage:
         return _withdraw(msg, context, env, policy.name, f"no protocol state for round {env.round}")
     try:
-        client = load_client(bytes(rec["client"]), policy.state_dir)
+        raw = rec["client"]
+        if not isinstance(raw, bytes):
+            raise StateError("client state: not bytes")
+        client = load_client(raw, policy.state_dir)
         inbound = (SumMessage(env.round, stage, SERVER, policy.name, env.kind, env.payload)
                    if env.kind else None)
+        t0 = time.perf_counter()
         out = client.respond(stage, inbound)
+        seconds = time.perf_counter() - t0
     except (ProtocolError, StateError) as err:
         return _withdraw(msg, context, env, policy.name, str(err))
     if out is None:
@@ -94,7 +111,7 @@ def _stage(msg: Message, context: Context) -> Message:
         del context.state[_STATE]  # round over: its secrets go with it
     else:
         context.state[_STATE] = ConfigRecord({"round": env.round, "client": dump_client(client)})
-    return _reply(msg, Envelope(env.round, stage, kind=out.kind, payload=out.payload))
+    return _reply(msg, Envelope(env.round, stage, kind=out.kind, payload=out.payload, seconds=seconds))
 
 
 for _name in STAGES:

@@ -7,9 +7,10 @@ that round (a dropout the secure sum recovers from).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from ..secure_sum.masked.policy import SecurityPolicy
 from .codec import RoundSetup
@@ -41,22 +42,26 @@ def _get(cfg: Mapping[str, Any], key: str, typ: type, default: Any = None) -> An
 @dataclass(frozen=True)
 class NodePolicy:
     """``name``: this institution's name (must match its roster entry). ``state_dir``: its
-    private folder (identity key). ``roster``: the public roster it trusts. ``input_seed``: seed
-    of its synthetic contribution. ``max_dim``: the largest vector it accepts. ``security``: its
+    private folder (identity key, its party's gain state and metrics). ``roster``: the public
+    roster it trusts. ``config``: its own copy of the federation config TOML (its digest must match
+    stage 0's). ``threads``: torch threads for local training. ``max_dim``: the largest vector it accepts. ``security``: its
     SecurityPolicy (``security-*`` keys), which the masked client applies before it advertises."""
 
     name: str
     state_dir: Path
     roster: Path
-    input_seed: int
+    config: Path | None = None
+    threads: int = 1
     max_dim: int = 1 << 24
-    security: SecurityPolicy = SecurityPolicy()
+    security: SecurityPolicy = field(default_factory=SecurityPolicy)
 
     @classmethod
-    def from_node_config(cls, cfg: Mapping[str, Any]) -> "NodePolicy":
+    def from_node_config(cls, cfg: Mapping[str, Any]) -> NodePolicy:
         policy = cls(name=_get(cfg, "name", str), state_dir=Path(_get(cfg, "state-dir", str)),
-                     roster=Path(_get(cfg, "roster", str)), input_seed=_get(cfg, "input-seed", int, 0),
-                     max_dim=_get(cfg, "max-dim", int, 1 << 24), security=_security(cfg))
+                     roster=Path(_get(cfg, "roster", str)),
+                     config=Path(_get(cfg, "config", str, "")) if cfg.get("config") else None,
+                     threads=_get(cfg, "threads", int, 1), max_dim=_get(cfg, "max-dim", int, 1 << 24),
+                     security=_security(cfg))
         if not policy.name:
             raise PolicyError("node-config: 'name' must not be empty")
         return policy

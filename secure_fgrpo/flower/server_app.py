@@ -1,4 +1,5 @@
-"""The ServerApp: waits for the SuperNodes, then runs ``rounds`` secure sums (coordinator.py)."""
+"""The ServerApp: waits for the SuperNodes, then runs the federation's rounds (coordinator.py),
+resuming after the last round its out-dir recorded as completed."""
 
 from __future__ import annotations
 
@@ -24,10 +25,14 @@ def main(grid: Grid, context: Context) -> None:
         raise RuntimeError(f"fewer than min-nodes = {cfg.min_nodes} SuperNodes connected within "
                            f"{cfg.connect_timeout:.0f} s")
     coordinator = Coordinator(grid, cfg)
-    for round_ in range(1, cfg.rounds + 1):
-        if round_ > 1 and cfg.round_wait > 0:
+    first, last = coordinator.next_round, cfg.rounds or coordinator.fed.federation.rounds
+    if first > last:
+        log.warning("%s: round %d already completed; nothing to run", cfg.out_dir, last)
+    for round_ in range(first, last + 1):
+        if round_ > first and cfg.round_wait > 0:
             wait_for_nodes(grid, cfg.min_nodes, cfg.round_wait, cfg.poll)
         coordinator.run_round(round_)
+    log.info("global adapter: %s", coordinator.export_adapter())
 
 
 def wait_for_nodes(grid: Grid, n: int, timeout: float, poll: float) -> int:

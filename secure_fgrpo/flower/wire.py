@@ -7,6 +7,7 @@ the server maps node ids to names itself. A node that leaves a round says why in
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from flwr.app import ConfigRecord, RecordDict
 
@@ -26,19 +27,25 @@ class Envelope:
     kind: str = ""
     payload: bytes = b""
     withdrew: str = ""
+    seconds: float = 0.0  # the node's own compute for this stage (training + secure sum at setup)
+    train_seconds: float = 0.0  # local GRPO (setup only)
 
     def to_content(self) -> RecordDict:
         rec = ConfigRecord({"round": self.round, "stage": self.stage, "kind": self.kind,
-                            "payload": self.payload, "withdrew": self.withdrew})
+                            "payload": self.payload, "withdrew": self.withdrew,
+                            "seconds": float(self.seconds), "train_seconds": float(self.train_seconds)})
         return RecordDict({RECORD: rec})
 
     @classmethod
-    def from_content(cls, content: RecordDict, where: str) -> "Envelope":
+    def from_content(cls, content: RecordDict, where: str) -> Envelope:
         rec = content.get(RECORD) if RECORD in content else None
         if not isinstance(rec, ConfigRecord):
-            raise ValueError(f"{where}: message has no {RECORD!r} config record")
-        want = {"round": int, "stage": str, "kind": str, "payload": bytes, "withdrew": str}
+            raise ValueError(f"{where}: message has no {RECORD!r} config record")  # noqa: TRY004 (a bad message is a ValueError to every caller)
+        want = {"round": int, "stage": str, "kind": str, "payload": bytes, "withdrew": str, "seconds": float,
+                "train_seconds": float}
         for key, typ in want.items():
             if not isinstance(rec.get(key), typ) or isinstance(rec.get(key), bool):
-                raise ValueError(f"{where}: field {key!r} missing or not {typ.__name__}")
-        return cls(rec["round"], rec["stage"], rec["kind"], bytes(rec["payload"]), rec["withdrew"])
+                raise ValueError(f"{where}: field {key!r} missing or not {typ.__name__}")  # noqa: TRY004
+        v: dict[str, Any] = {key: rec[key] for key in want}  # each checked above
+        return cls(v["round"], v["stage"], v["kind"], bytes(v["payload"]), v["withdrew"], v["seconds"],
+                   v["train_seconds"])

@@ -28,18 +28,13 @@ import numpy as np
 
 from ..configio import ConfigError
 from ..gain import uses_rewards
+from ..rounds import participants_per_round, threshold_for
 from ..secure_sum.base import SumSpec
 from ..secure_sum.masked.fixedpoint import max_quantum
 from . import skellam
 from .accountant import Budget, noise_for
 from .client_dp import ClientNoise, SkellamNoise, sensitivity, share_std
 from .config import ClientLevelConfig, ExampleDPSettings, ExampleLevelConfig, check_records
-
-
-def participants_per_round(run: Any) -> int:
-    """k, as Server.participants draws it."""
-    n = len(run.clients)
-    return min(n, max(2, round(run.federation.fraction * n)))
 
 
 class ClientLevelPlan:
@@ -95,11 +90,6 @@ class ClientLevelPlan:
                 "dp_client_noise_multiplier": self.noise_multiplier, "dp_client_sigma": self.sigma}
 
 
-def _threshold(run: Any, k: int) -> int:
-    """t, as Server.sum_spec sets it for k participants."""
-    return max(1, math.ceil(run.secure_sum.threshold * k))
-
-
 class SkellamPlan:
     """Client-level Skellam noise for the masked backend (module docstring); the same interface
     as ClientLevelPlan. ``sigma`` is the std of the sum's noise in float units, sqrt(2μ)/γ."""
@@ -107,7 +97,7 @@ class SkellamPlan:
     def __init__(self, cfg: ClientLevelConfig, run: Any, dim: int) -> None:
         self.cfg, self.dim = cfg, dim
         self.k = participants_per_round(run)
-        self.t = _threshold(run, self.k)
+        self.t = threshold_for(run, self.k)
         self.weight_max = min(run.weight_bound, cfg.weight_clip if cfg.weight_clip is not None else math.inf)
         self.delta_clip = run.federation.delta_clip
         self.sensitivity = sensitivity(self.weight_max, self.delta_clip)
