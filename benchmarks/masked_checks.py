@@ -17,8 +17,9 @@ import json
 import math
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -113,7 +114,7 @@ def main() -> None:
     (args.out / "masked_checks.json").write_text(json.dumps({"checks": rows, "before": args.before.name,
                                                              "after_meta": after["meta"]}, indent=1) + "\n")
     (args.out / "masked_checks.md").write_text("\n".join(lines))
-    print("\n".join(lines))  # noqa: T201 - a benchmark's summary
+    print("\n".join(lines))
 
 
 if __name__ == "__main__":

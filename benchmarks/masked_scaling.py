@@ -87,7 +87,7 @@ def main() -> None:
     lines += ["", f"Fitted slope of the logarithmic rows' client CPU per 1M: {slope_log:.1f} ms per doubling of n "
               f"({slope_lin:.3f} ms per added client).", ""]
     (args.out / "masked_scaling.md").write_text("\n".join(lines))
-    print("\n".join(lines))  # noqa: T201 - a benchmark's summary
+    print("\n".join(lines))
 
 
 if __name__ == "__main__":

@@ -35,14 +35,15 @@ import platform
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
 from secure_fgrpo.grpo.logprobs import completion_logprobs
-from secure_fgrpo.grpo.prefix import prompt_groups
 from secure_fgrpo.grpo.loss import LossConfig, policy_loss
+from secure_fgrpo.grpo.prefix import prompt_groups
 from secure_fgrpo.grpo.trainer import GRPOConfig
 from secure_fgrpo.model.lora import LoraSpec, attach_lora
 from secure_fgrpo.rollout.base import RolloutBatch

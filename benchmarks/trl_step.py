@@ -118,11 +118,11 @@ def run_trl(variant: str, steps: int, seed: int, gate: Gate) -> None:
                 for p, c, ids, a, f in zip(prompts, completions, completion_ids, answer, family)]
 
     class StepTimer(TrainerCallback):  # the Trainer calls these around generation + update
-        def on_step_begin(self, args, state, control, **kw):  # noqa: ANN001, ANN201
+        def on_step_begin(self, args, state, control, **kw):
             gate.wait()
             self.t0 = time.perf_counter()
 
-        def on_step_end(self, args, state, control, **kw):  # noqa: ANN001, ANN201
+        def on_step_end(self, args, state, control, **kw):
             gate.report(time.perf_counter() - self.t0)
 
     like_for_like = variant == "trl"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from .federation.store import FINAL_EVAL, JsonlLog, read_json
@@ -51,7 +50,7 @@ def plot_accuracy(run_dir: Path, out: Path | None = None) -> Path:
     return out
 
 
-def accuracy_figure(run_dir: Path):  # noqa: ANN201 - a matplotlib Figure
+def accuracy_figure(run_dir: Path):
     """Whole rounds on the x axis, aborted rounds shaded (nothing was applied in them)."""
     import matplotlib
 

@@ -5,15 +5,16 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pytest
 
+from secure_fgrpo.flower.synthetic import synthetic_input
 from secure_fgrpo.secure_sum import DropSchedule, SumSpec, make_backend, run_secure_sum
 from secure_fgrpo.secure_sum.masked import quantisation_bound
-from secure_fgrpo.flower.synthetic import synthetic_input
 
 flwr = pytest.importorskip("flwr", reason="the Flower tests need the 'flower' extra (pip install -e '.[flower]')")
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tenseal.sealapi as seal
-
 from ckks_support import FullRecorder, make_fed, random_inputs, resign
+
 from secure_fgrpo.secure_sum import Message, ProtocolError, make_backend
 from secure_fgrpo.secure_sum.ckks import client_dir, server_dir
 from secure_fgrpo.secure_sum.ckks.binding import body_digest

@@ -7,7 +7,13 @@ import tenseal as ts
 
 from secure_fgrpo.secure_sum import make_backend
 from secure_fgrpo.secure_sum.ckks.params import (
-    HE_STANDARD_128, PRESETS, ParamSet, ParamsError, poly_depth, resolve, weights_params,
+    HE_STANDARD_128,
+    PRESETS,
+    ParamsError,
+    ParamSet,
+    poly_depth,
+    resolve,
+    weights_params,
 )
 
 

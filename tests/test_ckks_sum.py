@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tenseal.sealapi as seal
-
 from ckks_support import FullRecorder, SecretKeyDetector, make_fed, random_inputs
+
 from secure_fgrpo.secure_sum import DropSchedule
 from secure_fgrpo.secure_sum.ckks import client_dir, server_dir
 from secure_fgrpo.secure_sum.ckks.codec import Codec

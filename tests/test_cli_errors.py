@@ -11,6 +11,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import small_run
+from toml_out import dumps
 
 from secure_fgrpo import cli, fileio
 from secure_fgrpo.cli import main
@@ -23,9 +25,6 @@ from secure_fgrpo.federation.global_model import GlobalModel
 from secure_fgrpo.federation.server import Server
 from secure_fgrpo.federation.store import save_npz_atomic, write_json_atomic
 from secure_fgrpo.federation.update import ServerOptConfig
-
-from conftest import small_run
-from toml_out import dumps
 
 
 def _one_line(out: str) -> str:

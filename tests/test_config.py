@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from conftest import small_run
 
 from secure_fgrpo.cli import main
 from secure_fgrpo.config import config_from_dict, load_config
 from secure_fgrpo.configio import ConfigError
-
-from conftest import small_run
 
 GOOD = """
 seed = 1

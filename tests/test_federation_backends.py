@@ -7,11 +7,10 @@ import json
 
 import numpy as np
 import pytest
+from conftest import small_run
 
 from secure_fgrpo.config import config_from_dict
 from secure_fgrpo.federation.runner import Federation
-
-from conftest import small_run
 
 
 @pytest.fixture(scope="module")

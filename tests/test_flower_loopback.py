@@ -7,13 +7,19 @@ A SuperNode whose key was never registered is refused. Every process is stopped 
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 import numpy as np
 import pytest
+from flower_support import (  # skips without flwr
+    bound,
+    dropouts,
+    exact_sum,
+    in_process_total,
+    jsonl,
+    round_spec,
+    wait_for,
+)
 
-from flower_support import (bound, dropouts, exact_sum, in_process_total, jsonl, round_spec,  # skips without flwr
-                            wait_for)
 from secure_fgrpo.deploy.loopback import LoopbackFederation
 from secure_fgrpo.deploy.node_keys import make_node_key
 

@@ -199,7 +199,7 @@ def test_a_model_without_a_kv_cache_is_refused_by_name() -> None:
     batch = _llama_batch([4, 6], g=2, t=3, vocab=101, eos=2, pad=0)
     original = model.forward
 
-    def no_cache(*args: object, **kwargs: object):  # noqa: ANN202
+    def no_cache(*args: object, **kwargs: object):
         out = original(*args, **kwargs)
         out.past_key_values = None
         return out

@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import small_run
 
 from secure_fgrpo.config import config_from_dict
 from secure_fgrpo.configio import ConfigError
 from secure_fgrpo.data.partition import make_federated_data
 from secure_fgrpo.federation.local import TrainJob, run_training
-from secure_fgrpo.grpo.advantages import (group_advantages, informative_groups, ngrpo_advantages,
-                                          ngrpo_trainable_groups)
+from secure_fgrpo.grpo.advantages import group_advantages, informative_groups, ngrpo_advantages, ngrpo_trainable_groups
 from secure_fgrpo.grpo.logprobs import completion_logprobs
 from secure_fgrpo.grpo.loss import LossConfig, LossType, policy_loss
 from secure_fgrpo.grpo.trainer import Advantage, GRPOConfig, train_round
@@ -24,7 +24,6 @@ from secure_fgrpo.model.vector import VectorLayout, to_vector
 from secure_fgrpo.privacy.config import ExampleDPSettings
 from secure_fgrpo.rollout import SamplingSpec, make_rollout
 from secure_fgrpo.tasks.base import RewardSpec
-from conftest import small_run
 
 F64 = torch.float64
 EPS = 1e-4  # the std epsilon (TRL's, kept for NGRPO)
@@ -229,7 +228,7 @@ def test_variant_config_errors_name_the_key(over: dict, key: str, match: str) ->
 T = 6
 
 
-def _model(path: Path):  # noqa: ANN202
+def _model(path: Path):
     base, tok = load_base(str(path))
     return attach_lora(base, LoraSpec(r=4)), tok
 

@@ -16,19 +16,30 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+from keys_support import files_under, find, party_secrets, scan
 
 from secure_fgrpo.audit.keyscan import KnownSecret, scan_key_material
 from secure_fgrpo.cli import main
 from secure_fgrpo.secure_sum.ckks.keys import (
-    SECRET_FILE, SUBDIR, KeyMaterialError, _header, open_for_institution, open_sealed, seal_for_institution,
+    SECRET_FILE,
+    SUBDIR,
+    KeyMaterialError,
+    _header,
+    open_for_institution,
+    open_sealed,
+    seal_for_institution,
 )
 from secure_fgrpo.secure_sum.ckks.params import BFV_4096
 from secure_fgrpo.secure_sum.identity import (
-    KeyFileError, RosterEntry, create_party, entry_path, identity_path, load_party, load_roster_entries,
+    KeyFileError,
+    RosterEntry,
+    create_party,
+    entry_path,
+    identity_path,
+    load_party,
+    load_roster_entries,
     sealing_path,
 )
-
-from keys_support import files_under, find, party_secrets, scan
 
 PARTIES = ("st-mary", "northgate", "riverside")
 

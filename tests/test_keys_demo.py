@@ -7,6 +7,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from conftest import small_run
+from keys_support import files_under, party_secrets, scan
 
 from secure_fgrpo.audit.keyscan import KnownSecret, scan_key_material
 from secure_fgrpo.config import config_from_dict
@@ -15,9 +17,6 @@ from secure_fgrpo.federation.runner import Federation
 from secure_fgrpo.report import save_run_config
 from secure_fgrpo.secure_sum.base import client_state_dir
 from secure_fgrpo.secure_sum.ckks.keys import SECRET_FILE
-
-from conftest import small_run
-from keys_support import files_under, party_secrets, scan
 
 
 @pytest.fixture(scope="module", params=["masked", "ckks"])

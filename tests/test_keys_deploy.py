@@ -10,9 +10,9 @@ import pytest
 
 pytest.importorskip("secure_fgrpo.deploy.cli", reason="secure_fgrpo/deploy/ is not on this branch")
 
-from secure_fgrpo.cli import main  # noqa: E402
+from keys_support import files_under, party_secrets, pem_secret, scan
 
-from keys_support import files_under, party_secrets, pem_secret, scan  # noqa: E402
+from secure_fgrpo.cli import main
 
 PARTIES = ("st-mary", "northgate", "riverside")
 

@@ -32,7 +32,7 @@ def test_an_unsigned_masked_vector_can_be_changed_in_transit(tmp_path: Path) -> 
     assert status == "exact"  # signed: the tampered input is rejected, the others sum exactly
 
 
-def _backend(folder: Path, options: dict, spec):  # noqa: ANN001, ANN202
+def _backend(folder: Path, options: dict, spec):
     from secure_fgrpo.secure_sum.masked import MaskedBackend
 
     be = MaskedBackend(**options)

@@ -12,8 +12,14 @@ import pytest
 from secure_fgrpo.secure_sum import SumSpec
 from secure_fgrpo.secure_sum.masked.context import Params, RoundContext
 from secure_fgrpo.secure_sum.masked.graph import build_graph, graph_seed
-from secure_fgrpo.secure_sum.masked.params import (COMPLETE_UP_TO, GraphParams, choose_graph, hypergeom_tail,
-                                                   privacy_failure, recovery_failure)
+from secure_fgrpo.secure_sum.masked.params import (
+    COMPLETE_UP_TO,
+    GraphParams,
+    choose_graph,
+    hypergeom_tail,
+    privacy_failure,
+    recovery_failure,
+)
 from secure_fgrpo.secure_sum.masked.policy import PolicyRefusal, SecurityPolicy
 
 

@@ -4,8 +4,8 @@ naming "server" and the stage, and a client never reveals both secrets of one pe
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import pytest
 
@@ -37,7 +37,7 @@ def _advance(sim: SimRound, stage: str,
     return replies
 
 
-def _graph(sim: SimRound):  # noqa: ANN202
+def _graph(sim: SimRound):
     return sim.server.graph
 
 
@@ -166,7 +166,7 @@ def test_survivor_list_rejections(tmp_path: Path, case: str) -> None:
     _expect_refusal(sim, "consistency", _edit(replies[VICTIM], names=new), match)
 
 
-def _unmask_setup(tmp_path: Path, drop: dict[str, set[str]] | None = None, **options: object):  # noqa: ANN202
+def _unmask_setup(tmp_path: Path, drop: dict[str, set[str]] | None = None, **options: object):
     sim = _sim(tmp_path, **options)
     replies = _advance(sim, "unmask", drop)
     return sim, replies[VICTIM], m.decode("unmask-request", replies[VICTIM].payload)

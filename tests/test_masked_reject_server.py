@@ -5,8 +5,8 @@ changes; the driver then drops the offender and the round still sums exactly."""
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pytest
@@ -43,7 +43,7 @@ def _rebody(msg: Message, body: m.Wire) -> Message:
     return dataclasses.replace(msg, payload=body.to_bytes())
 
 
-def _body(msg: Message):  # noqa: ANN202
+def _body(msg: Message):
     return m.decode(msg.kind, msg.payload)
 
 
@@ -56,7 +56,7 @@ def _flip(b: bytes, i: int = -1) -> bytes:
 Tamper = Callable[[SimRound, dict[str, Message]], None]
 
 
-def _set(field_changes: dict) -> Tamper:  # noqa: ANN001
+def _set(field_changes: dict) -> Tamper:
     def t(sim: SimRound, inbound: dict[str, Message]) -> None:
         inbound[VICTIM] = dataclasses.replace(inbound[VICTIM], **field_changes)
     return t
@@ -154,12 +154,12 @@ def _adv_resigned(sim: SimRound, inbound: dict[str, Message], c_public: bytes, s
     inbound[VICTIM] = _rebody(inbound[VICTIM], m.Advertise(c_public, s_public, sig))
 
 
-def _shares(sim: SimRound, inbound: dict[str, Message], edit) -> None:  # noqa: ANN001
+def _shares(sim: SimRound, inbound: dict[str, Message], edit) -> None:
     body = _body(inbound[VICTIM])
     inbound[VICTIM] = _rebody(inbound[VICTIM], dataclasses.replace(body, entries=edit(body.entries)))
 
 
-def _rebody_masked(inbound: dict[str, Message], edit) -> None:  # noqa: ANN001
+def _rebody_masked(inbound: dict[str, Message], edit) -> None:
     inbound[VICTIM] = _rebody(inbound[VICTIM], m.MaskedInput(edit(bytes(_body(inbound[VICTIM]).words))))
 
 
@@ -236,7 +236,7 @@ def test_client_excluded_earlier_cannot_send_later(tmp_path: Path) -> None:
 class _Corrupting:
     """Wraps a client and corrupts its message at one stage (a faulty or malicious client)."""
 
-    def __init__(self, inner, stage: str) -> None:  # noqa: ANN001
+    def __init__(self, inner, stage: str) -> None:
         self.inner, self.stage = inner, stage
 
     def respond(self, stage: str, inbound: Message | None) -> Message | None:

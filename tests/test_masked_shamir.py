@@ -84,6 +84,6 @@ def test_a_wrong_share_changes_the_secret() -> None:
     (lambda: shamir.Share.from_bytes(1, b"\xff" * 66), "outside the field"),
     (lambda: shamir.Share.from_bytes(0, b"\x00" * 66), "outside"),
 ])
-def test_bad_input_is_refused(call, match: str) -> None:  # noqa: ANN001
+def test_bad_input_is_refused(call, match: str) -> None:
     with pytest.raises(shamir.ShamirError, match=match):
         call()

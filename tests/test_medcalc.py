@@ -8,13 +8,12 @@ import re
 import sys
 
 import pytest
+from conftest import small_run
 
 from secure_fgrpo.config import config_from_dict
 from secure_fgrpo.data.partition import make_federated_data
 from secure_fgrpo.tasks import CLINICAL_FAMILIES, FAMILIES, Problem, RewardSpec, sample_problems, score
 from secure_fgrpo.tasks.medcalc import CALCULATORS, SPECIALTIES, extract_answer, extract_final, medcalc_correct
-
-from conftest import small_run
 
 
 def _numbers(pattern: str, text: str) -> list[float]:

@@ -7,12 +7,12 @@ import pytest
 import torch
 from peft import PeftModel
 
+from secure_fgrpo.grpo.logprobs import completion_logprobs
 from secure_fgrpo.model.load import load_base
 from secure_fgrpo.model.lora import LoraSpec, attach_lora
 from secure_fgrpo.model.tokenizer import build_char_tokenizer
 from secure_fgrpo.model.vector import VectorLayout, load_vector, to_vector
 from secure_fgrpo.rollout import SamplingSpec, make_rollout
-from secure_fgrpo.grpo.logprobs import completion_logprobs
 
 
 def test_char_tokenizer_round_trips_without_spaces() -> None:

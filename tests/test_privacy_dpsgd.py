@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from secure_fgrpo.data.partition import make_federated_data
-from secure_fgrpo.grpo.loss import LossConfig
 from secure_fgrpo.grpo.logprobs import completion_logprobs
+from secure_fgrpo.grpo.loss import LossConfig
 from secure_fgrpo.grpo.trainer import GRPOConfig, train_round
 from secure_fgrpo.model.load import load_base
 from secure_fgrpo.model.lora import LoraSpec, attach_lora
@@ -25,7 +25,7 @@ G, GROUPS, T = 4, 3, 6
 LOSS = LossConfig(loss_type="dapo", max_completion_length=T)
 
 
-def _model(path: Path, mode: str = "ffa"):  # noqa: ANN202
+def _model(path: Path, mode: str = "ffa"):
     base, tok = load_base(str(path))
     model = attach_lora(base, LoraSpec(r=4, mode=mode))
     with torch.no_grad():  # non-zero B so that A (standard mode) gets gradient too
@@ -35,7 +35,7 @@ def _model(path: Path, mode: str = "ffa"):  # noqa: ANN202
     return model, tok
 
 
-def _batch(model, tok) -> RolloutBatch:  # noqa: ANN001
+def _batch(model, tok) -> RolloutBatch:
     pool = make_federated_data({"a": {"vitals": 1.0}}, 10, 2, 2, 0).clients["a"].train
     return make_rollout("transformers").generate(model, tok, [p.prompt for p in pool[:GROUPS]], G,
                                                  SamplingSpec(T, 1.0), seed=5)
@@ -51,7 +51,7 @@ def _advantages(n_groups: int) -> torch.Tensor:
     return torch.tensor([1.5, -0.5, 0.5, -1.5] * n_groups)
 
 
-def _dp_gradient(model, batch, settings, pool_size) -> list[torch.Tensor]:  # noqa: ANN001
+def _dp_gradient(model, batch, settings, pool_size) -> list[torch.Tensor]:
     """Σ clipped per-record gradients (noise 0), undoing Opacus' division by q·N."""
     params = [p for p in model.parameters() if p.requires_grad]
     engine = GroupDPSGD(settings, model, torch.optim.SGD(params, lr=0.0), pool_size)
@@ -64,7 +64,7 @@ def _dp_gradient(model, batch, settings, pool_size) -> list[torch.Tensor]:  # no
     return out
 
 
-def _naive_group_grads(model, batch) -> list[list[torch.Tensor]]:  # noqa: ANN001
+def _naive_group_grads(model, batch) -> list[list[torch.Tensor]]:
     params = [p for p in model.parameters() if p.requires_grad]
     model.train()
     logps = completion_logprobs(model, batch)

@@ -111,7 +111,7 @@ def test_noise_parameters_are_bound_into_the_round_digest() -> None:
 
 # --- the plan ---------------------------------------------------------------------------------
 
-def _cfg(**over: object):  # noqa: ANN202
+def _cfg(**over: object):
     return config_from_dict(small_run(**{"secure_sum.backend": "masked", **over}))
 
 

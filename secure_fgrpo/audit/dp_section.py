@@ -66,7 +66,7 @@ def _run_config(view: ServerView) -> tuple[Any | None, str]:
         return None, "no RUN/config.json"
     try:
         return config_from_dict(view.config), ""
-    except Exception as err:  # noqa: BLE001 - any invalid config: report it, audit the rest
+    except Exception as err:
         return None, f"RUN/config.json does not load as a run config ({type(err).__name__}: {err})"
 
 

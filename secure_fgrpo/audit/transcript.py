@@ -17,9 +17,9 @@ import json
 import os
 import re
 import shutil
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Iterator
 
 from ..fileio import write_private
 from ..secure_sum.base import Message

@@ -4,7 +4,8 @@ for the completion, would otherwise be trained on silently (as ``<unk>``, or tru
 
 from __future__ import annotations
 
-from typing import Protocol, Sequence
+from collections.abc import Sequence
+from typing import Protocol
 
 from ..errors import DataFileError
 from ..tasks import Problem

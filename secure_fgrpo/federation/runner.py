@@ -8,16 +8,18 @@ from __future__ import annotations
 
 import logging
 import random
+from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
 
 from ..audit.transcript import TranscriptRecorder
 from ..config import RunConfig
+from ..data.fit import check_fits
+from ..errors import CheckpointError
 from ..grpo.evaluate import pass_at_1
 from ..model.export import save_adapter
 from ..model.load import EMBEDDED, load_base, resolve_model_path
@@ -27,18 +29,16 @@ from ..privacy.client_dp import ClientNoise, SkellamNoise
 from ..privacy.plan import ClientLevelPlan
 from ..rollout import SamplingSpec, make_rollout
 from ..secure_sum import DropSchedule, make_backend
+from ..seeding import derive_seed
+from ..tasks.base import Problem
 from .client import Client
 from .datasets import build_data
-from .local import TrainJob, TrainOutcome, eval_seed_of, run_training
 from .global_model import GlobalModel
+from .local import TrainJob, TrainOutcome, eval_seed_of, run_training
 from .release import release_round
 from .server import Server
 from .store import FINAL_EVAL, JsonlLog, write_json_atomic
 from .workers import worker_pool
-from ..data.fit import check_fits
-from ..errors import CheckpointError
-from ..seeding import derive_seed
-from ..tasks.base import Problem
 
 log = logging.getLogger(__name__)
 Event = Callable[[str, dict], None]
@@ -68,7 +68,7 @@ def _longest_output(cfg: RunConfig) -> int:
 class _InlineExecutor:
     """Same interface as a process pool, for workers = 1 (and for debugging)."""
 
-    def map(self, fn, items):  # noqa: ANN001, ANN201
+    def map(self, fn, items):
         return map(fn, items)
 
     def shutdown(self) -> None:

@@ -38,7 +38,7 @@ class RoundSetup:
         return json.dumps(doc, sort_keys=True).encode()
 
     @classmethod
-    def from_bytes(cls, raw: bytes) -> "RoundSetup":
+    def from_bytes(cls, raw: bytes) -> RoundSetup:
         try:
             doc = json.loads(raw.decode("utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError) as err:

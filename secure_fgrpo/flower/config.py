@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 
 def _get(cfg: Mapping[str, Any], key: str, typ: type, default: Any) -> Any:
     value = cfg.get(key, default)
     if typ is float and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
-    if isinstance(value, bool) and typ is not bool or not isinstance(value, typ):
+    if (isinstance(value, bool) and typ is not bool) or not isinstance(value, typ):
         raise ValueError(f"run-config: {key!r} must be a {typ.__name__}, got {value!r}")
     return value
 
@@ -40,7 +41,7 @@ class ServerConfig:
     prg: str
 
     @classmethod
-    def from_run_config(cls, cfg: Mapping[str, Any]) -> "ServerConfig":
+    def from_run_config(cls, cfg: Mapping[str, Any]) -> ServerConfig:
         out = _get(cfg, "out-dir", str, "")
         roster = _get(cfg, "roster", str, "")
         if not roster:

@@ -7,9 +7,10 @@ that round (a dropout the secure sum recovers from).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from ..secure_sum.masked.policy import SecurityPolicy
 from .codec import RoundSetup
@@ -33,7 +34,7 @@ def _get(cfg: Mapping[str, Any], key: str, typ: type, default: Any = None) -> An
     value = cfg.get(key, default)
     if value is None:
         raise PolicyError(f"node-config: {key!r} is required")
-    if typ is int and isinstance(value, bool) or not isinstance(value, typ):
+    if (typ is int and isinstance(value, bool)) or not isinstance(value, typ):
         raise PolicyError(f"node-config: {key!r} must be a {typ.__name__}, got {value!r}")
     return value
 
@@ -53,7 +54,7 @@ class NodePolicy:
     security: SecurityPolicy = SecurityPolicy()
 
     @classmethod
-    def from_node_config(cls, cfg: Mapping[str, Any]) -> "NodePolicy":
+    def from_node_config(cls, cfg: Mapping[str, Any]) -> NodePolicy:
         policy = cls(name=_get(cfg, "name", str), state_dir=Path(_get(cfg, "state-dir", str)),
                      roster=Path(_get(cfg, "roster", str)), input_seed=_get(cfg, "input-seed", int, 0),
                      max_dim=_get(cfg, "max-dim", int, 1 << 24), security=_security(cfg))

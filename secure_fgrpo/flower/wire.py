@@ -33,7 +33,7 @@ class Envelope:
         return RecordDict({RECORD: rec})
 
     @classmethod
-    def from_content(cls, content: RecordDict, where: str) -> "Envelope":
+    def from_content(cls, content: RecordDict, where: str) -> Envelope:
         rec = content.get(RECORD) if RECORD in content else None
         if not isinstance(rec, ConfigRecord):
             raise ValueError(f"{where}: message has no {RECORD!r} config record")

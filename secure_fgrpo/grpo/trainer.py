@@ -12,8 +12,9 @@ from __future__ import annotations
 import logging
 import math
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable, Literal
+from typing import TYPE_CHECKING, Literal
 
 import torch
 from peft import PeftModel
@@ -21,8 +22,7 @@ from transformers import PreTrainedTokenizerBase
 
 from ..rollout.base import RolloutBackend, RolloutBatch, SamplingSpec
 from ..tasks.base import Problem
-from .advantages import (ScaleRewards, group_advantages, informative_groups, ngrpo_advantages,
-                         ngrpo_trainable_groups)
+from .advantages import ScaleRewards, group_advantages, informative_groups, ngrpo_advantages, ngrpo_trainable_groups
 from .logprobs import completion_logprobs
 from .loss import LossConfig, policy_loss
 

@@ -29,7 +29,7 @@ class VectorLayout:
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
     @classmethod
-    def of(cls, model: PeftModel) -> "VectorLayout":
+    def of(cls, model: PeftModel) -> VectorLayout:
         params = sorted((n, tuple(p.shape)) for n, p in model.named_parameters() if p.requires_grad)
         if not params:
             raise ValueError("model has no trainable parameters: was the adapter attached?")

@@ -15,7 +15,8 @@ Noise and sampling use :class:`SecureRandom` (secret, not seeded).
 from __future__ import annotations
 
 import warnings
-from typing import Sequence, TypeVar
+from collections.abc import Sequence
+from typing import TypeVar
 
 import torch
 from opacus import GradSampleModule

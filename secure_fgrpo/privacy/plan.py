@@ -57,7 +57,7 @@ class ClientLevelPlan:
         self.budget = Budget(z, self.sample_rate, 1, cfg.delta, cfg.accountant, cfg.epsilon)
 
     @classmethod
-    def build(cls, run: Any, dim: int | None = None) -> "ClientLevelPlan | SkellamPlan | None":
+    def build(cls, run: Any, dim: int | None = None) -> ClientLevelPlan | SkellamPlan | None:
         """``dim``: the summed vector's length (adapter size + 1), which Skellam needs."""
         cfg = run.privacy.client_level
         if cfg is None:
@@ -184,7 +184,7 @@ class ExampleLevelPlan:
         self.budget = Budget(z / factor, q, grpo.steps, cfg.delta, cfg.accountant, cfg.epsilon)
 
     @classmethod
-    def build(cls, run: Any, pool_size: int, client: str) -> "ExampleLevelPlan | None":
+    def build(cls, run: Any, pool_size: int, client: str) -> ExampleLevelPlan | None:
         cfg = run.privacy.example_level
         return None if cfg is None else cls(cfg, run, pool_size, client)
 

@@ -6,7 +6,7 @@ exact answer always comes from the calculator itself (tasks/medcalc.py), never f
 from __future__ import annotations
 
 import random
-from typing import Callable
+from collections.abc import Callable
 
 Inputs = dict[str, object]
 Writer = Callable[[random.Random], tuple[Inputs, str]]

@@ -20,8 +20,7 @@ from ..base import SERVER, Message, ProtocolError, SumClient, SumSpec
 from .binding import Binding, body_digest
 from .codec import Codec
 from .server import DECRYPT, INPUT, KIND_CIPHERTEXTS, KIND_DECRYPT_REQ, KIND_ENC_SUM, KIND_PLAIN_SUM, Mode
-from .wire import (KIND_DECRYPT, KIND_INPUT, KIND_SUM, SIGNATURE_BYTES, Bundle, WireError, decode_bundle,
-                   encode_bundle)
+from .wire import KIND_DECRYPT, KIND_INPUT, KIND_SUM, SIGNATURE_BYTES, Bundle, WireError, decode_bundle, encode_bundle
 
 
 def server_weight_input(scaled_delta: np.ndarray, base_weight: float, gain: float) -> np.ndarray:

@@ -23,9 +23,10 @@ import base64
 import json
 import logging
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import tenseal as ts
 import tenseal.sealapi as seal
@@ -278,7 +279,7 @@ def open_sealed(state_dir: Path, roster: Mapping[str, RosterEntry], envelope: Pa
         raise KeyMaterialError(f"{where}: {err}") from None
     try:
         private = ts.context_from(secret, n_threads=1).is_private()
-    except Exception:  # noqa: BLE001 - TenSEAL raises several types for a malformed context
+    except Exception:
         private = False
     if not private:
         raise KeyMaterialError(f"{where} holds no secret TenSEAL context")

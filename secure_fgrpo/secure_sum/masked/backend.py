@@ -35,8 +35,8 @@ from ..base import Backend, SumClient, SumServer, SumSpec
 from .client import MaskedClient
 from .context import IntegerNoise, Params, RoundContext
 from .fixedpoint import BITS
-from .policy import PolicyRefusal, SecurityPolicy
 from .keys import SUBDIR, load_identity, load_or_create_identity, load_roster, public_bytes, write_roster
+from .policy import PolicyRefusal, SecurityPolicy
 from .server import MaskedServer
 
 log = logging.getLogger(__name__)

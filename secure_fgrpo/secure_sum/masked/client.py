@@ -23,10 +23,22 @@ from . import crypto, shamir
 from .blame import ShareInvalid, open_share, sealed_sign_parts, share_aad
 from .context import STAGES, RoundContext
 from .graph import Graph, graph_seed
-from .policy import SecurityPolicy
 from .keys import verify
-from .messages import (Advertise, ConsistencyAck, DecodeError, Forwarded, KeyBook, MaskedInput,
-                       SharePlain, ShareUpload, SurvivorList, UnmaskRequest, UnmaskShares, decode)
+from .messages import (
+    Advertise,
+    ConsistencyAck,
+    DecodeError,
+    Forwarded,
+    KeyBook,
+    MaskedInput,
+    SharePlain,
+    ShareUpload,
+    SurvivorList,
+    UnmaskRequest,
+    UnmaskShares,
+    decode,
+)
+from .policy import SecurityPolicy
 from .prg import KeystreamPRG
 
 log = logging.getLogger(__name__)

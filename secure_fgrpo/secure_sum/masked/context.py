@@ -70,7 +70,7 @@ class RoundContext:
 
     @classmethod
     def build(cls, spec: SumSpec, params: Params, roster: dict[str, Ed25519PublicKey] | None,
-              noise: IntegerNoise | None = None) -> "RoundContext":
+              noise: IntegerNoise | None = None) -> RoundContext:
         n = len(spec.participants)
         scale = params.scale
         if noise is not None:

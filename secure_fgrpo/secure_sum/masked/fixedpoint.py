@@ -56,7 +56,7 @@ class FixedPoint:
 
     @classmethod
     def derive(cls, n: int, data_bound: float, weight_bound: float, bits: int = 32,
-               scale: float | None = None, max_error: float | None = None) -> "FixedPoint":
+               scale: float | None = None, max_error: float | None = None) -> FixedPoint:
         """Pick the finest scales that cannot wrap, or check an explicit ``scale``."""
         _word_dtypes(bits)
         if n < 1:

@@ -22,8 +22,8 @@ import numpy as np
 
 from ..base import Message, SumClient, SumSpec
 from ..driver import run_secure_sum
-from .context import STAGES
 from .backend import MaskedBackend
+from .context import STAGES
 from .simulate import ListRecorder, make_round
 
 MUTATIONS = ("bitflip", "truncate", "extend", "random", "envelope", "swap")
@@ -101,7 +101,7 @@ def trial(folder: Path, spec: SumSpec, backend: MaskedBackend, how: Mutation) ->
     clients = {n: _Tampering(c, how if n == how.target else None, seen) for n, c in sim.clients.items()}
     try:
         out = run_secure_sum(sim.server, clients, ListRecorder())
-    except Exception as err:  # noqa: BLE001 - the property under test: nothing escapes
+    except Exception as err:
         return "escaped", f"{type(err).__name__}: {err} | {traceback.format_exc(limit=3)[-600:]}"
     if out.aborted:
         return "aborted", out.reason

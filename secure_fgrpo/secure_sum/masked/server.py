@@ -16,20 +16,32 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from ..base import SERVER, Message, ProtocolError, RoundAborted, SumOutcome, SumServer
 from . import crypto, shamir
+from .blame import Verdicts, judge, sealed_sign_parts
 from .client import pair_info, self_mask_seed
 from .context import STAGES, RoundContext
-from .blame import Verdicts, judge, sealed_sign_parts
 from .graph import Graph, graph_seed
 from .keys import verify
-from .messages import (Advertise, ConsistencyAck, DecodeError, Forwarded, KeyBook, MaskedInput,
-                       ShareUpload, SurvivorList, UnmaskRequest, UnmaskShares, decode)
+from .messages import (
+    Advertise,
+    ConsistencyAck,
+    DecodeError,
+    Forwarded,
+    KeyBook,
+    MaskedInput,
+    ShareUpload,
+    SurvivorList,
+    UnmaskRequest,
+    UnmaskShares,
+    decode,
+)
 from .prg import KeystreamPRG
 
 log = logging.getLogger(__name__)
