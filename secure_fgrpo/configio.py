@@ -63,7 +63,7 @@ def _coerce(tp: Any, value: Any, key: str) -> Any:
     if origin is dict:
         if not isinstance(value, dict):
             raise ConfigError(key, f"expected a table, got {type(value).__name__}")
-        kt, vt = args if args else (Any, Any)
+        _kt, vt = args if args else (Any, Any)
         return {k: _coerce(vt, v, f"{key}.{k}") for k, v in value.items()}
     if tp is Any:
         return value

@@ -70,7 +70,7 @@ def test_adapter_loads_as_the_readme_says_and_matches_the_federation(exported) -
 
     def accuracy(texts: list[str]) -> float:
         return sum(get_family(p.family).correctness(p, get_family(p.family).extract(t), False)
-                   for p, t in zip(problems, texts)) / len(problems)
+                   for p, t in zip(problems, texts, strict=True)) / len(problems)
 
     assert accuracy(answers) == accuracy(expected)
 

@@ -139,7 +139,7 @@ def test_distributed_noise_in_plaintext_exceeds_the_accountant_per_message() -> 
 
 def test_a_sum_without_the_weight_coordinate_is_refused_by_name() -> None:
     cfg = config_from_dict(small_run(**{"secure_sum.backend": "ckks", "secure_sum.options": {"weights": "server"}}))
-    with pytest.raises(UnauditedMechanism, match="secure_sum.options.weights = 'server'"):
+    with pytest.raises(UnauditedMechanism, match=r"secure_sum.options.weights = 'server'"):
         audit_client_dp(cfg, 1, noise=False)
 
 

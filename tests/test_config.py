@@ -78,7 +78,7 @@ def test_security_policy_is_validated_per_institution_and_reaches_the_backend() 
 
     be = make_backend("masked", opts)
     assert be.client_policies["a"].gamma == 0.3 and be.client_policies["a"].delta == 0.05
-    with pytest.raises(Exception, match="clients.a.security: unknown key"):
+    with pytest.raises(Exception, match=r"clients.a.security: unknown key"):
         config_from_dict({"clients": [dict(clients[0], security={"gama": 1}), clients[1]],
                           "secure_sum": {"backend": "masked"}})
     with pytest.raises(Exception, match="masked' only"):
@@ -86,5 +86,5 @@ def test_security_policy_is_validated_per_institution_and_reaches_the_backend() 
 
 
 def test_an_option_that_does_nothing_yet_is_refused_naming_the_key() -> None:
-    with pytest.raises((ConfigError, ValueError), match="model.rollout = 'vllm' is not built yet"):
+    with pytest.raises((ConfigError, ValueError), match=r"model.rollout = 'vllm' is not built yet"):
         config_from_dict(small_run(**{"model.rollout": "vllm"}))

@@ -63,7 +63,7 @@ _SELECT = DynamicCache.batch_select_indices
 
 
 def _max_diff(a: list[torch.Tensor], b: list[torch.Tensor]) -> float:
-    return max(float((x - y).abs().max()) for x, y in zip(a, b))
+    return max(float((x - y).abs().max()) for x, y in zip(a, b, strict=True))
 
 
 def _assert_same(model: torch.nn.Module, batch: RolloutBatch) -> None:
@@ -204,5 +204,6 @@ def test_a_model_without_a_kv_cache_is_refused_by_name() -> None:
         out.past_key_values = None
         return out
 
-    with mock.patch.object(model, "forward", no_cache), pytest.raises(RuntimeError, match="grpo.shared_prefix = false"):
+    refused = pytest.raises(RuntimeError, match=r"grpo.shared_prefix = false")
+    with mock.patch.object(model, "forward", no_cache), refused:
         completion_logprobs(model, batch, shared_prefix=True)

@@ -105,7 +105,7 @@ def test_ngrpo_input_errors(kwargs: dict, match: str) -> None:
 
 
 def test_ngrpo_rejects_a_reward_above_max_in_the_filter_too() -> None:
-    with pytest.raises(ValueError, match="exceeds max_reward=1.0"):
+    with pytest.raises(ValueError, match=r"exceeds max_reward=1.0"):
         ngrpo_trainable_groups(t([0.0, 10.0]), 2, 1.0)
 
 
@@ -129,7 +129,7 @@ GSPO_LOSS = -1.0618008933511704
 
 
 def _logps(pad_value: float = 7.0) -> torch.Tensor:
-    lp = [[o + r for o, r in zip(orow, rrow)] for orow, rrow in zip(OLD, LOG_RATIO)]
+    lp = [[o + r for o, r in zip(orow, rrow, strict=True)] for orow, rrow in zip(OLD, LOG_RATIO, strict=True)]
     lp[1][2] = pad_value  # garbage at padding: must not matter
     return t(lp).requires_grad_(True)
 
@@ -245,7 +245,7 @@ def _round(path: Path, advantage: Advantage, reward: float, max_reward: float = 
     res = train_round(model, tok, make_rollout("transformers"), pool, lambda *_: reward, cfg, seed=0,
                       max_reward=max_reward, dp=dp)
     after = [p.detach() for p in model.parameters() if p.requires_grad]
-    moved = math.sqrt(sum(float(((a - b) ** 2).sum()) for a, b in zip(after, before)))
+    moved = math.sqrt(sum(float(((a - b) ** 2).sum()) for a, b in zip(after, before, strict=True)))
     return moved, [s["groups"] for s in res.steps]
 
 

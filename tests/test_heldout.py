@@ -98,6 +98,6 @@ def test_own_file_made_of_held_out_prompts_loses_them_with_a_message(tmp_path: P
 
 def test_own_file_with_nothing_left_to_train_on_is_refused(tmp_path: Path) -> None:
     stolen = build_data(_own_data_cfg(tmp_path, sample_problems(["unit"], 30, seed=9))[0]).global_eval[:16]
-    cfg, data = _own_data_cfg(tmp_path, stolen)
+    cfg, _data = _own_data_cfg(tmp_path, stolen)
     with pytest.raises(ValueError, match=rf"{tmp_path}.*hospital.jsonl: nothing left once the \d+ training rows"):
         build_data(cfg)

@@ -49,6 +49,9 @@ def test_the_server_folder_holds_no_secret_and_no_identity(demo_run: Path) -> No
     ckks = (demo_run / "server" / "keys" / "ckks").exists()
     assert len(known) == (9 if ckks else 6)
     if ckks:  # the secret reached b and c only sealed (to their X25519 keys), through the server's folder
-        assert sorted(p.name for p in (demo_run / "server" / "keys" / "ckks" / "sealed").iterdir()) == ["b.json", "c.json"]
+        assert sorted(p.name for p in (demo_run / "server" / "keys" / "ckks" / "sealed").iterdir()) == [
+            "b.json",
+            "c.json",
+        ]
     assert scan_key_material(demo_run / "server", known).status == "pass"
     assert not list((demo_run / "server").rglob("identity"))

@@ -35,7 +35,9 @@ class _BadSealer(MaskedClient):
                     confirm = os.urandom(32)
                 else:
                     blob = blob[:20] + bytes([blob[20] ^ 1]) + blob[21:]
-            entries.append((holder, blob, confirm, self._sign("sealed", *sealed_sign_parts(self.name, holder, blob, confirm))))
+            entries.append(
+                (holder, blob, confirm, self._sign("sealed", *sealed_sign_parts(self.name, holder, blob, confirm)))
+            )
         return dataclasses.replace(up, entries=tuple(entries))
 
 
@@ -47,8 +49,9 @@ class _FalseComplainer(MaskedClient):
         owner = sorted(o for o in self._held if o != self.name)[0]
         key = crypto.agree(self._keys.c_private, self._book[owner][0], share_aad(self.ctx, owner, self.name))
         filed = ((owner, key),)
-        return dataclasses.replace(out, complaints=filed, signature=self._sign(
-            "masked", *self.ctx.masked_parts(self.name, out.words, filed)))
+        return dataclasses.replace(
+            out, complaints=filed, signature=self._sign("masked", *self.ctx.masked_parts(self.name, out.words, filed))
+        )
 
 
 def _round(tmp_path: Path, n: int, cls: type, who: int = 0, **attrs: object):
@@ -69,8 +72,9 @@ def _exact(sim, out) -> None:
 
 
 @pytest.mark.parametrize("n", [5, 10, 25])
-def test_a_client_sealing_bad_shares_is_blamed_and_the_round_completes(tmp_path: Path, n: int,
-                                                                        caplog: pytest.LogCaptureFixture) -> None:
+def test_a_client_sealing_bad_shares_is_blamed_and_the_round_completes(
+    tmp_path: Path, n: int, caplog: pytest.LogCaptureFixture
+) -> None:
     sim, bad, out = _round(tmp_path, n, _BadSealer)
     _exact(sim, out)
     assert bad not in out.contributors and len(out.contributors) == n - 1  # nobody withdrew
@@ -108,7 +112,7 @@ def test_a_wrong_unmask_share_names_its_holder(tmp_path: Path, caplog: pytest.Lo
         def _stage_unmask(self, stage, req):
             out = super()._stage_unmask(stage, req)
             p, raw = out.self_shares[0]
-            return dataclasses.replace(out, self_shares=((p, bytes(65) + bytes([raw[-1] ^ 1])),) + out.self_shares[1:])
+            return dataclasses.replace(out, self_shares=((p, bytes(65) + bytes([raw[-1] ^ 1])), *out.self_shares[1:]))
 
     sim, bad, out = _round(tmp_path, 7, _WrongShare, who=1)
     _exact(sim, out)
@@ -119,8 +123,12 @@ def test_the_federation_never_samples_a_blamed_client_again(tmp_path: Path) -> N
     from secure_fgrpo.config import config_from_dict
     from secure_fgrpo.federation.server import Server
 
-    cfg = config_from_dict({"clients": [{"name": f"c{i}", "families": {"unit": 1.0}} for i in range(4)],
-                            "secure_sum": {"backend": "masked"}})
+    cfg = config_from_dict(
+        {
+            "clients": [{"name": f"c{i}", "families": {"unit": 1.0}} for i in range(4)],
+            "secure_sum": {"backend": "masked"},
+        }
+    )
     server = Server(tmp_path, cfg, [c.name for c in cfg.clients])
     assert "c1" in server.participants(2)
     server.exclude({"c1": "round 1: signed a sealed share that does not open"})

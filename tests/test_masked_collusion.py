@@ -9,6 +9,7 @@ that γ·n colluders reach it at random."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import pytest
@@ -25,7 +26,7 @@ from secure_fgrpo.secure_sum.masked.simulate import ListRecorder, make_round, ma
 class _Excluding(MaskedServer):
     """Malicious server: drops the masked inputs of ``exclude`` (calls them dropped)."""
 
-    exclude: set[str] = set()
+    exclude: ClassVar[set[str]] = set()
 
     def _stage_masked_input(self, stage, bodies):
         return super()._stage_masked_input(stage, {s: b for s, b in bodies.items() if s not in self.exclude})

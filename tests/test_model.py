@@ -92,7 +92,7 @@ def test_generation_positions_match_logprob_recompute(quick_model_dir) -> None:
     tok0 = batch.sequences[:, batch.prompt_len]
     assert torch.allclose(lp[:, 0], first.gather(-1, tok0[:, None]).squeeze(-1), atol=1e-5)
     # masks: EOS kept, everything after it masked and padded
-    for row, done in zip(range(len(batch.texts)), batch.finished):
+    for row, done in zip(range(len(batch.texts)), batch.finished, strict=True):
         m = batch.completion_mask[row]
         if done:
             last = int(m.sum()) - 1

@@ -88,11 +88,11 @@ def test_each_record_contributes_at_most_the_clip_bound(quick_model_dir: Path, m
 
     full = _dp_gradient(model, batch, settings, GROUPS)
     expected = [sum(naive[k][i] * (clip / norms[k]) for k in range(GROUPS)) for i in range(len(full))]
-    for got, want in zip(full, expected):  # clipping is per group of G rows, not per row
+    for got, want in zip(full, expected, strict=True):  # clipping is per group of G rows, not per row
         torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-7)
     for k in range(GROUPS):  # remove record k: the summed gradient moves by at most C
         rest = _dp_gradient(model, _rows(batch, [j for j in range(GROUPS) if j != k]), settings, GROUPS)
-        diff = _norm([a - b for a, b in zip(full, rest)])
+        diff = _norm([a - b for a, b in zip(full, rest, strict=True)])
         assert diff <= clip * (1 + 1e-4)
         assert diff == pytest.approx(clip, rel=1e-3)  # and exactly C here, since every norm exceeds it
     assert not any(hasattr(p, "grad_sample") for p in model.parameters())  # hooks and samples removed
@@ -137,7 +137,7 @@ def test_a_private_round_without_signal_still_moves_the_adapter_by_noise(quick_m
         before = [p.detach().clone() for p in model.parameters() if p.requires_grad]
         res = train_round(model, tok, make_rollout("transformers"), pool, lambda *_: 1.0, cfg, seed=0, dp=dp)
         after = [p.detach() for p in model.parameters() if p.requires_grad]
-        moved[dp is not None] = _norm([a - b for a, b in zip(after, before)])
+        moved[dp is not None] = _norm([a - b for a, b in zip(after, before, strict=True)])
         # no group was trained on; under DP n_i is the public expected batch all the same
         assert res.groups == (0 if dp is None else round(cfg.steps * dp.sample_rate * len(pool)))
     assert moved[False] == 0.0

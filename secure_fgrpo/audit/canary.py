@@ -70,7 +70,7 @@ def answer_logprobs(model: torch.nn.Module, tok: object, prompts: list[str], ans
         with torch.no_grad():
             for i in range(0, len(prompts), batch):
                 ps, ans = prompts[i:i + batch], answers[i:i + batch]
-                enc = tok([p + a for p, a in zip(ps, ans)], return_tensors="pt", padding=True)  # type: ignore[operator]
+                enc = tok([p + a for p, a in zip(ps, ans, strict=True)], return_tensors="pt", padding=True)  # type: ignore[operator]
                 ids, att = enc["input_ids"], enc["attention_mask"]
                 logits = model(input_ids=ids, attention_mask=att).logits[:, :-1].float()
                 lp = torch.log_softmax(logits, -1).gather(-1, ids[:, 1:, None])[..., 0]

@@ -91,9 +91,10 @@ def scan_key_material(server_dir: Path, known: list[KnownSecret] | None = None) 
             findings.append({"file": rel, "evidence": "PEM/OpenSSH private key header"})
         if JSON_SECRET.search(data):
             findings.append({"file": rel, "evidence": "a JSON field named like a secret key"})
-        if "context" in path.name.lower() or ("keys" in path.parts and data[:2] != b"{\n" and path.suffix != ".json"):
-            if _private_context(path, data):
-                findings.append({"file": rel, "evidence": "a TenSEAL context holding a secret key"})
+        maybe_context = "context" in path.name.lower() or (
+            "keys" in path.parts and data[:2] != b"{\n" and path.suffix != ".json")
+        if maybe_context and _private_context(path, data):
+            findings.append({"file": rel, "evidence": "a TenSEAL context holding a secret key"})
         matched: set[str] = set()
         for label, form, needle in needles:
             if label not in matched and needle in data:

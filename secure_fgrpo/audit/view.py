@@ -54,7 +54,7 @@ class ServerView:
         :class:`AuditInputError` when the archived file does not match the transcript digest."""
         folder = self.inbox / f"round-{entry.round}"
         path = folder / archive_name(entry.sender, entry.stage, entry.digest)
-        candidates = [path] + sorted(folder.glob(f"{path.stem}-*.bin")) if folder.is_dir() else []
+        candidates = [path, *sorted(folder.glob(f"{path.stem}-*.bin"))] if folder.is_dir() else []
         for p in candidates:
             if p.is_file():
                 data = p.read_bytes()

@@ -73,7 +73,7 @@ class Coordinator:
         spec = SumSpec(round_, cfg.dim, cfg.data_bound, cfg.weight_bound, tuple(sorted(active.values())),
                        cfg.threshold, cfg.seed)
         setup = RoundSetup(spec, "masked", cfg.public_options).to_bytes()
-        got, stats = self._exchange("setup", round_, {nid: Envelope(round_, "setup", "setup", setup)
+        got, _ = self._exchange("setup", round_, {nid: Envelope(round_, "setup", "setup", setup)
                                                        for nid in active}, active, row)
         live = {active[nid]: nid for nid in got}
         server = self.backend.server(spec, Path("."))
@@ -86,7 +86,7 @@ class Coordinator:
                 out = {nid: Envelope(round_, stage, replies[n].kind, replies[n].payload) if i else
                        Envelope(round_, stage) for n, nid in live.items()
                        if n not in gone and (i == 0 or n in replies)}
-                got, stats = self._exchange(stage, round_, out, active, row)
+                got, _stats = self._exchange(stage, round_, out, active, row)
                 inbound = {active[nid]: SumMessage(round_, stage, active[nid], SERVER, env.kind, env.payload)
                            for nid, env in got.items()}
                 gone |= {active[nid] for nid in out} - set(inbound)

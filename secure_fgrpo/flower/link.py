@@ -47,7 +47,7 @@ class FlowerLink:
             msgs.append(Message(env.to_content(), dst_node_id=node_id, message_type=message_type(stage),
                                 group_id=str(round_), ttl=max(timeout, 1.0) + 30.0))
         ids: dict[str, int] = {}
-        for mid, msg in zip(self.grid.push_messages(msgs), msgs):
+        for mid, msg in zip(self.grid.push_messages(msgs), msgs, strict=True):
             if mid is None:
                 log.warning("node %d: the SuperLink refused the %s message: dropout", msg.metadata.dst_node_id, stage)
                 stats.missed.append(msg.metadata.dst_node_id)

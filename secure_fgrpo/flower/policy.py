@@ -8,7 +8,7 @@ that round (a dropout the secure sum recovers from).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +51,7 @@ class NodePolicy:
     roster: Path
     input_seed: int
     max_dim: int = 1 << 24
-    security: SecurityPolicy = SecurityPolicy()
+    security: SecurityPolicy = field(default_factory=SecurityPolicy)
 
     @classmethod
     def from_node_config(cls, cfg: Mapping[str, Any]) -> NodePolicy:

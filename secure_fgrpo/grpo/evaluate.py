@@ -20,7 +20,7 @@ def pass_at_1(model: PreTrainedModel, tok: PreTrainedTokenizerBase, rollout: Rol
         for start in range(0, len(problems), batch_size):
             chunk = problems[start : start + batch_size]
             out = rollout.generate(model, tok, [p.prompt for p in chunk], 1, sampling, seed + start)
-            for p, text, done in zip(chunk, out.texts, out.finished):
+            for p, text, done in zip(chunk, out.texts, out.finished, strict=True):
                 fam = get_family(p.family)
                 correct += fam.correctness(p, fam.extract(text), partial=False) if done else 0.0
     return correct / len(problems)

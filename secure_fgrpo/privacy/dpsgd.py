@@ -70,7 +70,7 @@ class GroupDPSGD:
     def sample(self, pool: Sequence[T]) -> list[T]:
         """Poisson sampling: each prompt independently with probability q (secret coins)."""
         keep = self.random.bernoulli(len(pool), self.settings.sample_rate)
-        return [p for p, k in zip(pool, keep) if k]
+        return [p for p, k in zip(pool, keep, strict=True) if k]
 
     def step(self, logps: torch.Tensor, old_logps: torch.Tensor | None, advantages: torch.Tensor,
              mask: torch.Tensor, cfg: LossConfig, ref_logps: torch.Tensor | None, group_size: int) -> LossOutput:

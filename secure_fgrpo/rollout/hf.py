@@ -46,7 +46,7 @@ def _assemble(tok: PreTrainedTokenizerBase, seq: torch.Tensor, prompt_att: torch
     mask = torch.where(finished.unsqueeze(1), mask, (steps < max_new).long())
     comp = torch.where(mask.bool(), comp, torch.full_like(comp, tok.pad_token_id))
     texts = []
-    for row, end in zip(comp.tolist(), first_eos.tolist()):
+    for row, end in zip(comp.tolist(), first_eos.tolist(), strict=True):
         texts.append(tok.decode(row[: min(end, max_new)], skip_special_tokens=True))
     return RolloutBatch(
         sequences=torch.cat([seq[:, :prompt_len], comp], 1),

@@ -113,10 +113,10 @@ class CKKSClient(SumClient):
         if len(b.names) < self.spec.threshold:
             raise ProtocolError(SERVER, DECRYPT, f"sum over {len(b.names)} contributor(s), threshold is "
                                                  f"{self.spec.threshold}")
-        mine = dict(zip(b.names, b.attestations)).get(self.name)
+        mine = dict(zip(b.names, b.attestations, strict=True)).get(self.name)
         if mine is None or mine[:32] != self._sent:
             raise ProtocolError(SERVER, DECRYPT, "the sum does not list the input this client signed")
-        for name, att in zip(b.names, b.attestations):
+        for name, att in zip(b.names, b.attestations, strict=True):
             if not self.binding.verify(name, att[:32], att[32:]):
                 raise ProtocolError(SERVER, DECRYPT, f"contributor {name!r} has no valid signature on an input "
                                                      "of this round")

@@ -257,7 +257,8 @@ def open_sealed(state_dir: Path, roster: Mapping[str, RosterEntry], envelope: Pa
         doc = json.loads(Path(envelope).read_text())
         sender, recipient, key_id = doc["from"], doc["to"], bytes.fromhex(doc["key_id"])
         params, relin = params or PRESETS[doc["params"]], doc["relin"]
-        sealed, signature = base64.b64decode(doc["sealed"], validate=True), base64.b64decode(doc["signature"], validate=True)
+        sealed = base64.b64decode(doc["sealed"], validate=True)
+        signature = base64.b64decode(doc["signature"], validate=True)
     except FileNotFoundError:
         raise KeyMaterialError(f"{where} does not exist") from None
     except (ValueError, KeyError, TypeError) as err:

@@ -204,7 +204,7 @@ class MaskedClient(SumClient):
         b_shares = shamir.split(b, xs, t_k)
         k_shares = shamir.split(self._keys.s_secret_bytes(), xs, t_k)
         entries = []
-        for holder, bs, ks in zip(holders, b_shares, k_shares):
+        for holder, bs, ks in zip(holders, b_shares, k_shares, strict=True):
             plain = SharePlain(me, holder, bs.to_bytes(), ks.to_bytes())
             if holder == me:
                 self._held[me] = plain
@@ -295,7 +295,7 @@ class MaskedClient(SumClient):
                                           f"revealing {v!r}'s shares needs {t_k - 1}")
 
     def _stage_unmask(self, stage: str, req: UnmaskRequest) -> UnmaskShares:
-        ctx, me = self.ctx, self.name
+        ctx = self.ctx
         assert self._survivors is not None
         if tuple(sorted(req.names)) != self._survivors or len(req.names) != len(self._survivors):
             raise self._refuse(stage, "survivor set differs from the one acknowledged at consistency")

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
@@ -38,7 +38,7 @@ class Params:
     degree: int | None = None
     scale: float | None = None
     max_error: float | None = None
-    proposal: SecurityPolicy = SecurityPolicy()  # the γ, δ, σ, η the server sizes the graph for
+    proposal: SecurityPolicy = field(default_factory=SecurityPolicy)  # the γ, δ, σ, η the server sizes the graph for
 
     def __post_init__(self) -> None:
         if self.prg not in PRGS:

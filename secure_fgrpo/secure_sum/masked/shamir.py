@@ -111,7 +111,9 @@ def combine(shares: list[Share], threshold: int) -> bytes:
 MAX_SUBSETS = 4096  # bound on the search for a consistent subset (wrong shares are rare)
 
 
-def recover_checked(shares: list[Share], threshold: int, valid: Callable[[bytes], bool]) -> tuple[bytes | None, list[int]]:
+def recover_checked(
+    shares: list[Share], threshold: int, valid: Callable[[bytes], bool]
+) -> tuple[bytes | None, list[int]]:
     """The secret that ``valid`` accepts (a public commitment / public key check) and the x of
     every share inconsistent with it; ``(None, [])`` when no subset of ``threshold`` shares
     within :data:`MAX_SUBSETS` tries gives one. A wrong share thus names its holder."""
