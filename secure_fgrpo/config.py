@@ -8,17 +8,35 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from .audit.transcript import AuditConfig
 from .configio import ConfigError, build
-from .federation.update import ServerOptConfig
 from .gain import GainConfig, Strategy, count_kind, weight_bound
 from .grpo.trainer import GRPOConfig
 from .model.device import check_device_name
 from .model.lora import LoraSpec
 from .model.tiny import TinyModelSpec
 from .privacy.config import PrivacyConfig, check_privacy
+from .secure_sum.transcript import AuditConfig
 from .tasks import SAMPLED_FAMILIES
 from .tasks.base import RewardSpec
+
+ServerOpt = Literal["sgd", "fedadam"]
+
+
+@dataclass(frozen=True)
+class ServerOptConfig:
+    """``[server]``: how the server applies Σe_iΔ_i / Σe_i (federation/update.py)."""
+
+    kind: ServerOpt = "sgd"
+    lr: float = 1.0
+    beta1: float = 0.9
+    beta2: float = 0.99
+    tau: float = 1e-3  # FedAdam's adaptivity (Reddi et al. 2021)
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("sgd", "fedadam"):
+            raise ValueError(f"server.optimizer must be 'sgd' or 'fedadam', got {self.kind!r}")
+        if not self.lr > 0:
+            raise ValueError(f"server.lr must be > 0, got {self.lr}")
 
 
 @dataclass(frozen=True)
@@ -122,7 +140,7 @@ class RunConfig:
     data: DataConfig = field(default_factory=DataConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     privacy: PrivacyConfig = field(default_factory=PrivacyConfig)  # privacy/config.py
-    audit: AuditConfig = field(default_factory=AuditConfig)  # audit/transcript.py
+    audit: AuditConfig = field(default_factory=AuditConfig)  # secure_sum/transcript.py
     security: dict[str, Any] = field(default_factory=dict)  # masked: secure_sum/masked/policy.py
 
     def __post_init__(self) -> None:

@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 from conftest import small_run
 
-from secure_fgrpo.audit.transcript import TranscriptRecorder, archive_name, read_transcript
 from secure_fgrpo.audit.view import AuditInputError, load_view
 from secure_fgrpo.config import config_from_dict
 from secure_fgrpo.configio import ConfigError
 from secure_fgrpo.secure_sum.base import Message
+from secure_fgrpo.secure_sum.transcript import TranscriptRecorder, archive_name, read_transcript
 
 
 def _msg(r: int, sender: str, stage: str, payload: bytes) -> Message:

@@ -179,7 +179,7 @@ def test_trainer_shared_prefix_takes_the_same_steps(quick_model_dir: Path) -> No
 def test_dp_sgd_keeps_the_plain_loss_pass_and_says_so(quick_model_dir: Path,
                                                       caplog: pytest.LogCaptureFixture) -> None:
     dp = ExampleDPSettings(noise_multiplier=1.0, max_grad_norm=1.0, sample_rate=0.5)
-    with caplog.at_level(logging.INFO, logger="secure_fgrpo.grpo.trainer"):
+    with caplog.at_level(logging.INFO, logger="secure_fgrpo.privacy.dpsgd"):
         _round(quick_model_dir, True, dp=dp)
     assert any("grpo.shared_prefix" in r.getMessage() and "DP-SGD" in r.getMessage() for r in caplog.records)
 

@@ -9,11 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from secure_fgrpo.audit.transcript import TranscriptRecorder, read_transcript
 from secure_fgrpo.secure_sum import SumSpec, make_backend, run_secure_sum
 from secure_fgrpo.secure_sum.masked import OPTIONS, MaskedBackend, client_state_dir, server_state_dir
 from secure_fgrpo.secure_sum.masked.keys import identity_path
 from secure_fgrpo.secure_sum.masked.simulate import make_round, make_spec
+from secure_fgrpo.secure_sum.transcript import TranscriptRecorder, read_transcript
 
 NAMES = ["st-mary", "northgate", "riverside", "lakeside"]
 

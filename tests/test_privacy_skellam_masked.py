@@ -13,7 +13,6 @@ import pytest
 from conftest import small_run
 from scipy import stats
 
-from secure_fgrpo.audit.transcript import TranscriptRecorder
 from secure_fgrpo.cli import _dp_overrides
 from secure_fgrpo.config import config_from_dict
 from secure_fgrpo.configio import ConfigError
@@ -24,6 +23,7 @@ from secure_fgrpo.privacy.skellam import rounded_l2_bound, tail_bound
 from secure_fgrpo.secure_sum import DropSchedule, SumSpec, make_backend, run_secure_sum
 from secure_fgrpo.secure_sum.masked import client_state_dir, server_state_dir
 from secure_fgrpo.secure_sum.masked.context import Params, RoundContext
+from secure_fgrpo.secure_sum.transcript import TranscriptRecorder
 
 NAMES = ("a", "b", "c", "d")
 CL = "privacy.client_level"

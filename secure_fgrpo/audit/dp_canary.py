@@ -39,9 +39,9 @@ from ..federation.server import Server
 from ..privacy.plan import ClientLevelPlan
 from ..secure_sum import make_backend
 from ..secure_sum.base import Backend, Message, SumSpec
+from ..secure_sum.transcript import INBOX, TranscriptRecorder
 from .epsilon import EpsilonEstimate, gdp_epsilon, one_shot_epsilon
 from .estimates import INPUT_KINDS, estimate_inputs
-from .transcript import INBOX, TranscriptRecorder
 from .view import load_view
 
 log = logging.getLogger(__name__)

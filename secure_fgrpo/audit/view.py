@@ -14,7 +14,7 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .transcript import INBOX, TranscriptEntry, archive_name, read_transcript
+from ..secure_sum.transcript import INBOX, TranscriptEntry, archive_name, read_transcript
 
 log = logging.getLogger(__name__)
 

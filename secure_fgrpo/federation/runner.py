@@ -16,7 +16,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..audit.transcript import TranscriptRecorder
 from ..config import RunConfig
 from ..data.fit import check_fits
 from ..errors import CheckpointError
@@ -29,6 +28,7 @@ from ..privacy.client_dp import ClientNoise, SkellamNoise
 from ..privacy.plan import ClientLevelPlan
 from ..rollout import SamplingSpec, make_rollout
 from ..secure_sum import DropSchedule, make_backend
+from ..secure_sum.transcript import TranscriptRecorder
 from ..seeding import derive_seed
 from ..tasks.base import Problem
 from .client import Client

@@ -29,7 +29,7 @@ import numpy as np
 from ..configio import ConfigError
 from ..gain import uses_rewards
 from ..secure_sum.base import SumSpec
-from ..secure_sum.masked.fixedpoint import max_quantum
+from ..secure_sum.masked import max_quantum
 from . import skellam
 from .accountant import Budget, noise_for
 from .client_dp import ClientNoise, SkellamNoise, sensitivity, share_std

@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from ..fileio import write_private
-from ..secure_sum.base import Message
+from .base import Message
 
 INBOX = "inbox"
 _SAFE = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
