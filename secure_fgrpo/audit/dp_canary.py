@@ -160,7 +160,7 @@ def audit_client_dp(cfg: Any, rounds: int, *, noise: bool = True, trials: int | 
                 sums[rid], sampled[rid] = audit_round(plan, be, spec, vectors, out, recorder), parts
         messages = {(m.round, m.sender): m.vector[:d] for m in estimate_inputs(load_view(out))}
     scale = e_max * clip
-    stats = {k: {"observed": [], "unobserved": []} for k in ("sum", "message")}
+    stats: dict[str, dict[str, list[float]]] = {k: {"observed": [], "unobserved": []} for k in ("sum", "message")}
     for t in range(trials):
         rids = range(t * rounds + 1, (t + 1) * rounds + 1)
         for i, name in enumerate(names):

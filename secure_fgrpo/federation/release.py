@@ -98,8 +98,7 @@ def release_round(plan: NoisePlan | None, backend: Backend, spec: SumSpec, prepa
 
 def agreed_client_result(clients: dict[str, SumClient], contributors: tuple[str, ...]) -> np.ndarray | None:
     """Server-blind backends deliver the sum to clients only; they must all agree on it."""
-    results = [clients[n].result() for n in contributors]
-    results = [r for r in results if r is not None]
+    results = [r for r in (clients[n].result() for n in contributors) if r is not None]
     if not results:
         return None
     for other in results[1:]:

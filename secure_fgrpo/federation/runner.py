@@ -161,7 +161,7 @@ class Federation:
             global_vector=self.global_model.state.vector, pool=self.data.clients[n].train,
             eval_set=self.data.clients[n].eval, reward=self.clients[n].cfg.reward, grpo=cfg.grpo,
             eval_sampling=self.eval_sampling, seed=derive_seed(cfg.seed, "train", n, round_), threads=threads,
-            dp=self.clients[n].example_dp.settings if self.clients[n].example_dp else None,
+            dp=plan.settings if (plan := self.clients[n].example_dp) else None,
             device=cfg.model.device,
         ) for n in names]
 

@@ -9,6 +9,7 @@ A refusal (bad parameters, a server caught cheating) is one line in the node's l
 from __future__ import annotations
 
 import logging
+from typing import cast
 
 from flwr.app import ConfigRecord, Context, Message
 from flwr.clientapp import ClientApp
@@ -42,7 +43,8 @@ def _withdraw(msg: Message, context: Context, env: Envelope, name: str, reason: 
 
 def _last_round(context: Context) -> int:
     rec = context.state.get("sfg-rounds") if "sfg-rounds" in context.state else None
-    return int(rec["last"]) if isinstance(rec, ConfigRecord) else 0
+    last = rec["last"] if isinstance(rec, ConfigRecord) else 0
+    return last if isinstance(last, int) else 0
 
 
 @app.query("hello")
@@ -82,7 +84,7 @@ def _stage(msg: Message, context: Context) -> Message:
     if not isinstance(rec, ConfigRecord) or rec["round"] != env.round or env.stage != stage:
         return _withdraw(msg, context, env, policy.name, f"no protocol state for round {env.round}")
     try:
-        client = load_client(bytes(rec["client"]), policy.state_dir)
+        client = load_client(cast(bytes, rec["client"]), policy.state_dir)  # written by dump_client
         inbound = (SumMessage(env.round, stage, SERVER, policy.name, env.kind, env.payload)
                    if env.kind else None)
         out = client.respond(stage, inbound)

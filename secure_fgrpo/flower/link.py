@@ -57,17 +57,17 @@ class FlowerLink:
         deadline = time.monotonic() + timeout
         while ids and time.monotonic() < deadline:
             for reply in self.grid.pull_messages(list(ids)):
-                node_id = ids.pop(reply.metadata.reply_to_message_id, None)
-                if node_id is None:
+                if reply.metadata.reply_to_message_id not in ids:
                     continue
-                env = self._open(reply, node_id, stage, round_)
-                if env is None:
+                node_id = ids.pop(reply.metadata.reply_to_message_id)
+                opened = self._open(reply, node_id, stage, round_)
+                if opened is None:
                     stats.missed.append(node_id)
-                elif env.withdrew:
+                elif opened.withdrew:
                     stats.withdrew.append(node_id)
                 else:
-                    stats.bytes_in += len(env.payload)
-                    got[node_id] = env
+                    stats.bytes_in += len(opened.payload)
+                    got[node_id] = opened
             if ids:
                 time.sleep(self.poll)
         for node_id in sorted(ids.values()):

@@ -7,6 +7,7 @@ the server maps node ids to names itself. A node that leaves a round says why in
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
 from flwr.app import ConfigRecord, RecordDict
 
@@ -41,4 +42,6 @@ class Envelope:
         for key, typ in want.items():
             if not isinstance(rec.get(key), typ) or isinstance(rec.get(key), bool):
                 raise ValueError(f"{where}: field {key!r} missing or not {typ.__name__}")
-        return cls(rec["round"], rec["stage"], rec["kind"], bytes(rec["payload"]), rec["withdrew"])
+        # Checked just above; the record's values are typed as any of its scalar kinds.
+        return cls(cast(int, rec["round"]), cast(str, rec["stage"]), cast(str, rec["kind"]),
+                   cast(bytes, rec["payload"]), cast(str, rec["withdrew"]))

@@ -70,7 +70,7 @@ def load_base(name_or_path: str, spec: TinyModelSpec | None = None,
     finally:
         if bars:
             hf_logging.enable_progress_bar()
-    model.to(resolve_device(device)).eval()
+    model.to(resolve_device(device)).eval()  # type: ignore[arg-type]  # transformers' decorator hides to()'s signature
     for p in model.parameters():
         p.requires_grad_(False)
     return model, tok

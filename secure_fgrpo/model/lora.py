@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, TypeAlias
 
 import torch
 from peft import LoraConfig, PeftModel, get_peft_model
 from transformers import PreTrainedModel
+
+# What generation, log-probs and evaluation run on: the base model or its LoRA-wrapped form.
+CausalLM: TypeAlias = PreTrainedModel | PeftModel
 
 LoraMode = Literal["standard", "ffa"]
 DEFAULT_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")

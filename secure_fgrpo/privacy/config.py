@@ -94,6 +94,13 @@ class ClientLevelConfig:
             raise ConfigError(f"{p}.accountant", f"must be 'rdp' or 'prv', got {self.accountant!r}")
 
 
+def target_epsilon(cfg: ExampleLevelConfig | ClientLevelConfig) -> float:
+    """The ε to calibrate noise for when ``noise_multiplier`` is unset (_budget requires one of them)."""
+    if cfg.epsilon is None:
+        raise ValueError("neither epsilon nor noise_multiplier is set")
+    return cfg.epsilon
+
+
 @dataclass(frozen=True)
 class PrivacyConfig:
     example_level: ExampleLevelConfig | None = None

@@ -17,8 +17,10 @@ Opacus' ``make_private`` wraps an optimizer: the loop runs the private steps unc
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
+import operator
 import warnings
 from collections.abc import Sequence
 from typing import TypeVar
@@ -42,7 +44,7 @@ class _SecureNoiseDPOptimizer(DPOptimizer):
     """Opacus' DPOptimizer with its Gaussian noise drawn from a cryptographic stream."""
 
     def __init__(self, optimizer: torch.optim.Optimizer, *, source: SecureRandom, **kwargs: object) -> None:
-        super().__init__(optimizer, **kwargs)  # type: ignore[arg-type]
+        super().__init__(optimizer, **kwargs)
         self._source = source
 
     def add_noise(self) -> None:
@@ -87,8 +89,8 @@ class GroupDPSGD:
         if n == 0 or n % group_size:
             raise ValueError(f"{n} rows is not a positive multiple of group_size={group_size}")
         old = logps.detach() if old_logps is None else old_logps
-        loss = sum(group_loss(logps, old, advantages, mask, cfg, ref_logps, k, group_size)
-                   for k in range(n // group_size))
+        loss = functools.reduce(operator.add, (group_loss(logps, old, advantages, mask, cfg, ref_logps, k, group_size)
+                                                for k in range(n // group_size)))
         with torch.no_grad():  # the usual whole-batch diagnostics; no gradient flows from them
             report = policy_loss(logps.detach(), old, advantages, mask, cfg, ref_logps)
         self.optimizer.zero_grad(set_to_none=True)
@@ -118,16 +120,16 @@ class GroupDPSGD:
         """A step with no record in it: pure noise, taken so the step count does not leak."""
         self.optimizer.zero_grad(set_to_none=True)
         for p in self.params:
-            p.grad_sample = p.new_zeros((0, *p.shape))
+            p.grad_sample = p.new_zeros((0, *p.shape))  # type: ignore[attr-defined]  # Opacus' attribute
         self.optimizer.step()
         self.noisy_steps += 1
 
     def _per_group(self, g: int) -> None:
         for p in self.params:
-            gs = p.grad_sample
+            gs = p.grad_sample  # type: ignore[attr-defined]  # Opacus' attribute
             if isinstance(gs, list):  # several forward passes before one backward: not our loop
                 raise RuntimeError("one forward pass per DP step expected")
-            p.grad_sample = gs.view(gs.shape[0] // g, g, *gs.shape[1:]).sum(dim=1)
+            p.grad_sample = gs.view(gs.shape[0] // g, g, *gs.shape[1:]).sum(dim=1)  # type: ignore[attr-defined]
 
     def close(self) -> None:
         self.module.cleanup()  # removes the hooks and Opacus' attributes

@@ -33,7 +33,7 @@ from ..secure_sum.masked import max_quantum
 from . import skellam
 from .accountant import Budget, noise_for
 from .client_dp import ClientNoise, SkellamNoise, sensitivity, share_std
-from .config import ClientLevelConfig, ExampleDPSettings, ExampleLevelConfig, check_records
+from .config import ClientLevelConfig, ExampleDPSettings, ExampleLevelConfig, check_records, target_epsilon
 
 
 def participants_per_round(run: Any) -> int:
@@ -52,7 +52,7 @@ class ClientLevelPlan:
         self.sensitivity = sensitivity(self.weight_max, self.delta_clip)
         z = cfg.noise_multiplier
         if z is None:
-            z = noise_for(cfg.epsilon, cfg.delta, self.sample_rate, run.federation.rounds, cfg.accountant)
+            z = noise_for(target_epsilon(cfg), cfg.delta, self.sample_rate, run.federation.rounds, cfg.accountant)
         self.noise_multiplier = z
         self.budget = Budget(z, self.sample_rate, 1, cfg.delta, cfg.accountant, cfg.epsilon)
 
@@ -81,7 +81,7 @@ class ClientLevelPlan:
         std = share_std(self.sigma, self.cfg.mechanism, spec.threshold)
         return ClientNoise.for_round(std, self.weight_max, self.delta_clip, spec.dim)
 
-    def finish_sum(self, noise: ClientNoise, total: np.ndarray, contributors: int) -> np.ndarray:
+    def finish_sum(self, noise: ClientNoise | SkellamNoise, total: np.ndarray, contributors: int) -> np.ndarray:
         """Remove the weight offsets and floor the noised sum of weights at σ: below one noise
         std the denominator carries no signal, and dividing by a value near 0 would blow the
         data noise up without bound (post-processing of public values: free of privacy cost)."""
@@ -118,7 +118,7 @@ class SkellamPlan:
         def mu_for(l2: float, l1: float) -> float:
             if z is not None:
                 return (z * l2) ** 2 / 2.0
-            return skellam.mu_for_epsilon(cfg.epsilon, cfg.delta, l2, l1, rounds)
+            return skellam.mu_for_epsilon(target_epsilon(cfg), cfg.delta, l2, l1, rounds)
 
         try:
             cal = skellam.calibrate(self.sensitivity, dim, self.t, max_quantum(self.k, bits), mu_for, scale)
@@ -146,7 +146,7 @@ class SkellamPlan:
                                f"plan was calibrated for {(self.k, self.t, self.dim)}")
         return self._noise
 
-    def finish_sum(self, noise: SkellamNoise, total: np.ndarray, contributors: int) -> np.ndarray:
+    def finish_sum(self, noise: ClientNoise | SkellamNoise, total: np.ndarray, contributors: int) -> np.ndarray:
         """Floor the noised sum of weights at σ, as ClientLevelPlan.finish_sum does."""
         out = noise.remove_offset(total, contributors)
         out[-1] = max(float(out[-1]), self.sigma)
@@ -175,7 +175,8 @@ class ExampleLevelPlan:
         if cfg.noise_multiplier is not None:
             z = cfg.noise_multiplier
         else:
-            z = noise_for(cfg.epsilon, cfg.delta, q, run.federation.rounds * grpo.steps, cfg.accountant) * factor
+            steps = run.federation.rounds * grpo.steps
+            z = noise_for(target_epsilon(cfg), cfg.delta, q, steps, cfg.accountant) * factor
         # Rewards lie in [0, scale] (tasks/base.py RewardSpec); the bound never changes ε, so a
         # plan built for the config alone (the audit's "(config)") takes 1.
         bound = next((c.reward.scale for c in run.clients if c.name == client), 1.0)

@@ -121,9 +121,9 @@ def choose_graph(n: int, threshold: int, gamma: float, delta: float, sigma: int 
         return GraphParams(degree, t_k, privacy_failure(n, degree, t_k, c), recovery_failure(n, degree, t_k, d))
     if n > COMPLETE_UP_TO:
         for k in range(2, n - 1, 2):
-            t_k = _largest_threshold(n, k, d, eta)
-            if t_k is not None and privacy_failure(n, k, t_k, c) <= 2.0 ** -sigma:
-                return GraphParams(k, t_k, privacy_failure(n, k, t_k, c), recovery_failure(n, k, t_k, d))
+            t = _largest_threshold(n, k, d, eta)
+            if t is not None and privacy_failure(n, k, t, c) <= 2.0 ** -sigma:
+                return GraphParams(k, t, privacy_failure(n, k, t, c), recovery_failure(n, k, t, d))
     return _complete(n, threshold, c, d)
 
 

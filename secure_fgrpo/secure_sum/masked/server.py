@@ -40,13 +40,14 @@ from .messages import (
     SurvivorList,
     UnmaskRequest,
     UnmaskShares,
+    Wire,
     decode,
 )
 from .prg import KeystreamPRG
 
 log = logging.getLogger(__name__)
 
-KINDS = {"advertise": Advertise, "share": ShareUpload, "masked_input": MaskedInput,
+KINDS: dict[str, type[Wire]] = {"advertise": Advertise, "share": ShareUpload, "masked_input": MaskedInput,
          "consistency": ConsistencyAck, "unmask": UnmaskShares}
 
 
@@ -312,8 +313,8 @@ class MaskedServer(SumServer):
             def valid(b: bytes) -> bool:
                 return crypto.commit(b, ctx.spec.round, ctx.digest, peer) == self._uploads[peer].commitment
         else:
-            def valid(sk: bytes) -> bool:
-                return crypto.public_of(sk) == self._adv[peer].s_public
+            def valid(b: bytes) -> bool:  # b: a mask key
+                return crypto.public_of(b) == self._adv[peer].s_public
         secret, bad = shamir.recover_checked(got, t_k, valid)
         if bad:
             holder = self.spec.participants[bad[0] - 1]
