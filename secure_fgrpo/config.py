@@ -34,9 +34,14 @@ class ServerOptConfig:
 
     def __post_init__(self) -> None:
         if self.kind not in ("sgd", "fedadam"):
-            raise ValueError(f"server.optimizer must be 'sgd' or 'fedadam', got {self.kind!r}")
+            raise ValueError(f"server.kind must be 'sgd' or 'fedadam', got {self.kind!r}")
         if not self.lr > 0:
             raise ValueError(f"server.lr must be > 0, got {self.lr}")
+
+
+# Backend options that backend_options fills in from another table: the user sets them there.
+DERIVED_OPTIONS = {"policy": "[security]", "client_policies": "clients.<name>.security", "tau": "gain.tau",
+                   "gain_clip": "gain.clip"}
 
 
 @dataclass(frozen=True)
@@ -164,6 +169,10 @@ class RunConfig:
         if self.privacy.example_level is not None and self.gain.count == "informative_groups":
             raise ValueError("gain.count = 'informative_groups' depends on the data; under "
                              "privacy.example_level n_i is the public expected batch: use 'auto' or 'dataset'")
+        for key, home in DERIVED_OPTIONS.items():
+            if key in self.secure_sum.options:  # accepted before, then silently ignored or conflicting
+                raise ConfigError(f"secure_sum.options.{key}", f"is set from {home} (one home per setting): "
+                                  "remove it here")
         check_privacy(self)
         self._check_security()
 

@@ -56,9 +56,9 @@ def test_resolve_picks_defaults_and_refuses_mismatches() -> None:
 def test_backend_options_name_the_bad_key() -> None:
     with pytest.raises(ValueError, match=r"unknown option.*revael"):
         make_backend("ckks", {"revael": "server-blind"})
-    with pytest.raises(ValueError, match=r"secure_sum.reveal"):
+    with pytest.raises(ValueError, match=r"secure_sum.options.reveal"):
         make_backend("ckks", {"reveal": "nobody"})
-    with pytest.raises(ValueError, match=r"secure_sum.tau"):
+    with pytest.raises(ValueError, match=r"secure_sum.options.tau"):
         make_backend("ckks", {"weights": "server", "gain_clip": 2.0})
     with pytest.raises(ValueError, match="only apply to weights"):
         make_backend("ckks", {"tau": 1.0})

@@ -105,7 +105,7 @@ def test_noise_parameters_are_bound_into_the_round_digest() -> None:
                                       participants=NAMES, threshold=3))
     digests = {RoundContext.build(spec, Params(), None, n).digest for n in (_noise(30.0), _noise(31.0))}
     assert len(digests) == 2  # a server showing clients different noise is caught by the signatures
-    with pytest.raises(ValueError, match=r"secure_sum.scale"):
+    with pytest.raises(ValueError, match=r"secure_sum.options.scale"):
         RoundContext.build(spec, Params(scale=123.0), None, _noise(30.0))
 
 

@@ -28,11 +28,11 @@ class LoraSpec:
 
     def __post_init__(self) -> None:
         if self.r < 1:
-            raise ValueError(f"lora.r must be >= 1, got {self.r}")
+            raise ValueError(f"model.lora.r must be >= 1, got {self.r}")
         if self.mode not in ("standard", "ffa"):
-            raise ValueError(f"lora.mode must be 'standard' or 'ffa', got {self.mode!r}")
+            raise ValueError(f"model.lora.mode must be 'standard' or 'ffa', got {self.mode!r}")
         if not self.target_modules:
-            raise ValueError("lora.target_modules must not be empty")
+            raise ValueError("model.lora.target_modules must not be empty")
 
 
 def attach_lora(base: PreTrainedModel, spec: LoraSpec) -> PeftModel:

@@ -16,7 +16,7 @@ def make_backend(name: str, options: dict[str, Any] | None = None) -> Backend:
     options = dict(options or {})
     if name == "plaintext":
         if options:
-            raise ValueError(f"secure_sum: unknown option(s) for plaintext: {', '.join(sorted(options))}")
+            raise ValueError(f"secure_sum.options: unknown option(s) for plaintext: {', '.join(sorted(options))}")
         from .plaintext import PlaintextBackend
 
         return PlaintextBackend()

@@ -269,19 +269,19 @@ def load_roster_entries(path: Path) -> dict[str, RosterEntry]:
     try:
         doc = _read_json(path)
     except KeyFileError as err:
-        raise KeyFileError(f"secure_sum.roster: {err}") from None
+        raise KeyFileError(f"secure_sum.options.roster: {err}") from None
     if (
         not isinstance(doc, dict)
         or doc.get("version") not in (1, ROSTER_VERSION)
         or not isinstance(doc.get("clients"), dict)
     ):
         raise KeyFileError(
-            f"secure_sum.roster: {path} must be {{'version': 2, 'clients': {{name: "
+            f"secure_sum.options.roster: {path} must be {{'version': 2, 'clients': {{name: "
             "{'ed25519': hex, 'x25519': hex}}}}"
         )
     if not doc["clients"]:
-        raise KeyFileError(f"secure_sum.roster: {path} names no party")
-    where = f"secure_sum.roster: {path}"
+        raise KeyFileError(f"secure_sum.options.roster: {path} names no party")
+    where = f"secure_sum.options.roster: {path}"
     if doc["version"] == 1 and not all(isinstance(v, str) for v in doc["clients"].values()):
         raise KeyFileError(f"{where}: a version-1 roster maps each name to one hex key")
     entries = {n: RosterEntry.from_json(n, v, where) for n, v in doc["clients"].items()}

@@ -110,11 +110,11 @@ def choose_graph(n: int, threshold: int, gamma: float, delta: float, sigma: int 
     c, d = counts(n, gamma, delta)
     if degree is not None:
         if isinstance(degree, bool) or not isinstance(degree, int) or degree < 1:
-            raise ValueError(f"secure_sum.degree must be an integer >= 1, got {degree!r}")
+            raise ValueError(f"secure_sum.options.degree must be an integer >= 1, got {degree!r}")
         if degree > n - 1:
-            raise ValueError(f"secure_sum.degree={degree} exceeds n - 1 = {n - 1} for {n} participants")
+            raise ValueError(f"secure_sum.options.degree={degree} exceeds n - 1 = {n - 1} for {n} participants")
         if degree < n - 1 and degree % 2:
-            raise ValueError(f"secure_sum.degree={degree}: a Harary graph needs an even degree (or n - 1)")
+            raise ValueError(f"secure_sum.options.degree={degree}: a Harary graph needs an even degree (or n - 1)")
         if degree == n - 1:
             return _complete(n, threshold, c, d)
         t_k = _largest_threshold(n, degree, d, eta) or 2
