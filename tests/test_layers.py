@@ -9,6 +9,8 @@ lower layer; units of one layer are independent of each other.
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from collections import defaultdict
 from pathlib import Path
 
@@ -143,3 +145,21 @@ def test_the_scanner_sees_every_kind_of_import(source: str, expect: str) -> None
 def test_a_cycle_is_found() -> None:
     assert _cycles({("a", "b"), ("b", "c"), ("c", "a")}) == [["a", "b", "c", "a"]]
     assert _cycles({("a", "b"), ("b", "c")}) == []
+
+
+def test_the_root_api_is_lazy_and_complete() -> None:
+    """``import secure_fgrpo`` loads no torch, no backend, no submodule; every public name resolves."""
+    code = ("import sys, secure_fgrpo as sf\n"
+            "assert 'torch' not in sys.modules and 'tenseal' not in sys.modules, 'heavy import'\n"
+            "assert [m for m in sys.modules if m.startswith('secure_fgrpo.')] == [], 'eager submodule'\n"
+            "assert sf.__all__ == sorted(sf._API)\n"
+            "for name in sf.__all__:\n"
+            "    assert getattr(sf, name).__name__ == name, name\n"
+            "assert callable(sf.load_config) and 'torch' in sys.modules\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                          cwd=PACKAGE.parent, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    with pytest.raises(AttributeError, match="no attribute 'Federaton'"):
+        import secure_fgrpo
+
+        _ = secure_fgrpo.Federaton  # type: ignore[attr-defined]
