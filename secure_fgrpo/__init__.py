@@ -5,7 +5,7 @@ The few names a script needs, importable from the package root::
     import secure_fgrpo as sf
 
     cfg = sf.load_config("run.toml")  # or sf.demo_config(**{"secure_sum.backend": "masked"})
-    summary = sf.Federation(cfg, "runs/mine").run()
+    summary = sf.Federation(cfg, Path("runs/mine")).run()
     report = sf.audit_run(Path("runs/mine"))  # what the server learned
     backend = sf.make_backend("masked", cfg.backend_options)  # a secure sum on its own
 
