@@ -254,13 +254,13 @@ def compare_markdown(previous: list[dict[str, Any]], rows: list[dict[str, Any]])
     for r in rows:
         o = old.get((r["column"], r["n"]), {})
         f = (lambda k, d=3, o=o: f"{o[k]:.{d}f}" if k in o else "—")  # noqa: E731
-        lines.append(
-            f"| {r['column']} | {r['n']} | {r['dim']} | {f('encrypt_s_per_1M')} → {r['encrypt_s_per_1M']:.3f} | "
-            f"{f('sum_s_per_1M')} → {r['sum_s_per_1M']:.3f} | {f('decrypt_s_per_1M')} → "
-            f"{r['decrypt_s_per_1M']:.3f} | {f('upload_bytes_per_param', 2)} → {r['upload_bytes_per_param']:.2f} | "
-            f"{1e3 * r['sign_s_per_client']:.2f} | {1e3 * r['server_checks_s_per_round']:.2f} | "
-            f"{1e3 * r['decryptor_checks_s']:.2f} | {r['rel_error']:.1e} |"
-        )
+        lines.append(f"| {r['column']} | {r['n']} | {r['dim']} | "
+                     f"{f('encrypt_s_per_1M')} → {r['encrypt_s_per_1M']:.3f} | "
+                     f"{f('sum_s_per_1M')} → {r['sum_s_per_1M']:.3f} | {f('decrypt_s_per_1M')} → "
+                     f"{r['decrypt_s_per_1M']:.3f} | "
+                     f"{f('upload_bytes_per_param', 2)} → {r['upload_bytes_per_param']:.2f} | "
+                     f"{1e3 * r['sign_s_per_client']:.2f} | {1e3 * r['server_checks_s_per_round']:.2f} | "
+                     f"{1e3 * r['decryptor_checks_s']:.2f} | {r['rel_error']:.1e} |")
     return "\n".join(lines) + "\n"
 
 
@@ -270,16 +270,10 @@ def main() -> None:
     ap.add_argument("--n", type=int, nargs="+", default=[5, 10, 20])
     ap.add_argument("--columns", nargs="+", default=list(COLUMNS))
     ap.add_argument("--one", nargs=3, metavar=("COLUMN", "N", "DIM"), help=argparse.SUPPRESS)
-    ap.add_argument(
-        "--compare",
-        metavar="NAME",
-        help="write results/NAME.{json,md}: these rows next to the --previous rows (issue 13's cost of the new checks)",
-    )
-    ap.add_argument(
-        "--previous",
-        default=str(RESULTS / "secure_sum_ckks.json"),
-        help="JSON of the rows before the change (same sizes, run just before, for a fair comparison)",
-    )
+    ap.add_argument("--compare", metavar="NAME", help="write results/NAME.{json,md}: these rows next to the "
+                    "--previous rows (issue 13's cost of the new checks)")
+    ap.add_argument("--previous", default=str(RESULTS / "secure_sum_ckks.json"),
+                    help="JSON of the rows before the change (same sizes, run just before, for a fair comparison)")
     args = ap.parse_args()
     if args.one:
         column, n, dim = args.one
@@ -288,48 +282,35 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     started = time.time()
     rows = ckks_rows(args.n, args.dim, tuple(args.columns))
-    meta = {
-        "dim": args.dim,
-        "n": args.n,
-        "cpu_count": os.cpu_count(),
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "wall_s": time.time() - started,
-        "note": (
-            "shared 2-core machine (other users' jobs run concurrently): times are noisy; "
-            "TenSEAL ckks_vector uses its default thread pool, our codec is single-threaded; "
-            "peak RSS includes the interpreter, numpy inputs for all n clients and all n payloads"
-        ),
-    }
+    meta = {"dim": args.dim, "n": args.n, "cpu_count": os.cpu_count(), "platform": platform.platform(),
+            "python": platform.python_version(), "wall_s": time.time() - started,
+            "note": ("shared 2-core machine (other users' jobs run concurrently): times are noisy; "
+                     "TenSEAL ckks_vector uses its default thread pool, our codec is single-threaded; "
+                     "peak RSS includes the interpreter, numpy inputs for all n clients and all n payloads")}
     RESULTS.mkdir(parents=True, exist_ok=True)
     if args.compare:
         previous = json.loads(Path(args.previous).read_text())
         meta["command"] = " ".join(["python", *sys.argv])
-        meta["previous"] = (
-            f"{args.previous}: {previous['meta'].get('command', 'the same script at the commit before')}, "
-            f"dim {previous['meta']['dim']}, load "
-            f"{min(r['loadavg_1m'] for r in previous['rows']):.1f}-"
-            f"{max(r['loadavg_1m'] for r in previous['rows']):.1f}"
-        )
+        command = previous["meta"].get("command", "the same script at the commit before")
+        meta["previous"] = (f"{args.previous}: {command}, "
+                            f"dim {previous['meta']['dim']}, load "
+                            f"{min(r['loadavg_1m'] for r in previous['rows']):.1f}-"
+                            f"{max(r['loadavg_1m'] for r in previous['rows']):.1f}")
         meta["previous_rows"] = previous["rows"]
         (RESULTS / f"{args.compare}.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
-        md = (
-            f"# Secure sum, CKKS/BFV: the cost of issue 13's checks\n\nCommand: `{meta['command']}`\n\n"
-            f"{compare_markdown(previous['rows'], rows)}\nBefore: {meta['previous']}. Times are per 1M "
-            f"parameters. Since issue 13 the CKKS columns run server-blind (CKKS is refused where the server "
-            f"decrypts). Check times are unscaled (they do not grow with dim beyond hashing). "
-            f"Notes: {meta['note']}. Load average during the run: "
-            f"{min(r['loadavg_1m'] for r in rows):.1f}-{max(r['loadavg_1m'] for r in rows):.1f}.\n"
-        )
+        md = (f"# Secure sum, CKKS/BFV: the cost of issue 13's checks\n\nCommand: `{meta['command']}`\n\n"
+              f"{compare_markdown(previous['rows'], rows)}\nBefore: {meta['previous']}. Times are per 1M "
+              f"parameters. Since issue 13 the CKKS columns run server-blind (CKKS is refused where the server "
+              f"decrypts). Check times are unscaled (they do not grow with dim beyond hashing). "
+              f"Notes: {meta['note']}. Load average during the run: "
+              f"{min(r['loadavg_1m'] for r in rows):.1f}-{max(r['loadavg_1m'] for r in rows):.1f}.\n")
         (RESULTS / f"{args.compare}.md").write_text(md)
         log.info("wrote %s", RESULTS / f"{args.compare}.md")
         return
     (RESULTS / "secure_sum_ckks.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
-    md = (
-        f"# Secure sum: homomorphic columns (dim={args.dim})\n\n{to_markdown(rows)}\n"
-        f"Notes: {meta['note']}. Load average during the run: "
-        f"{min(r['loadavg_1m'] for r in rows):.1f}-{max(r['loadavg_1m'] for r in rows):.1f}.\n"
-    )
+    md = (f"# Secure sum: homomorphic columns (dim={args.dim})\n\n{to_markdown(rows)}\n"
+          f"Notes: {meta['note']}. Load average during the run: "
+          f"{min(r['loadavg_1m'] for r in rows):.1f}-{max(r['loadavg_1m'] for r in rows):.1f}.\n")
     (RESULTS / "secure_sum_ckks.md").write_text(md)
     log.info("wrote %s", RESULTS / "secure_sum_ckks.md")
 

@@ -56,46 +56,25 @@ REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "benchmarks" / "results"
 METHODS = ("fgrpo", "fedavg", "centralized", "local")
 OLD_SET = " prompts (the old set, which overlapped the warm start)"
-LABELS = {
-    "fgrpo": "FGRPO (federated)",
-    "fedavg": "FedAvg (federated)",
-    "centralized": "centralized GRPO (pooled data)",
-    "local": "local-only (mean over clients)",
-    "local-best": "local-only (best client)",
-}
+LABELS = {"fgrpo": "FGRPO (federated)", "fedavg": "FedAvg (federated)",
+          "centralized": "centralized GRPO (pooled data)", "local": "local-only (mean over clients)",
+          "local-best": "local-only (best client)"}
 # FGRPO with another GRPO variant: the overrides on top of the run's settings.
 VARIANTS: dict[str, dict[str, Any]] = {
     "fgrpo+ngrpo": {"grpo.advantage": "ngrpo"},
     "fgrpo+mu2": {"grpo.mu": 2},
-    "fgrpo+gspo-mu2": {
-        "grpo.mu": 2,
-        "grpo.loss.loss_type": "gspo",
-        "grpo.loss.epsilon_low": 3e-4,
-        "grpo.loss.epsilon_high": 4e-4,
-    },
+    "fgrpo+gspo-mu2": {"grpo.mu": 2, "grpo.loss.loss_type": "gspo",
+                       "grpo.loss.epsilon_low": 3e-4, "grpo.loss.epsilon_high": 4e-4},
 }
-LABELS.update(
-    {
-        "fgrpo+ngrpo": "FGRPO, NGRPO advantages",
-        "fgrpo+mu2": "FGRPO, DAPO loss, mu = 2",
-        "fgrpo+gspo-mu2": "FGRPO, GSPO loss (eps 3e-4/4e-4), mu = 2",
-    }
-)
+LABELS.update({"fgrpo+ngrpo": "FGRPO, NGRPO advantages", "fgrpo+mu2": "FGRPO, DAPO loss, mu = 2",
+               "fgrpo+gspo-mu2": "FGRPO, GSPO loss (eps 3e-4/4e-4), mu = 2"})
 ALL = (*METHODS, *VARIANTS, "local-best")
 # Test-sized settings (the test suite's quick tiny model) for a smoke run of the script itself.
 QUICK: dict[str, Any] = {
-    "model.embedded": {"warm_steps": 40, "warm_batch": 32, "seed": 1},
-    "model.lora.r": 4,
-    "grpo.steps": 2,
-    "grpo.group_size": 4,
-    "grpo.prompts_per_step": 4,
-    "grpo.oversample": 6,
-    "grpo.sampling.max_new_tokens": 6,
-    "grpo.loss.max_completion_length": 6,
-    "eval.max_new_tokens": 6,
-    "data.train_size": 40,
-    "data.eval_size": 8,
-    "data.global_eval_size": 16,
+    "model.embedded": {"warm_steps": 40, "warm_batch": 32, "seed": 1}, "model.lora.r": 4,
+    "grpo.steps": 2, "grpo.group_size": 4, "grpo.prompts_per_step": 4, "grpo.oversample": 6,
+    "grpo.sampling.max_new_tokens": 6, "grpo.loss.max_completion_length": 6, "eval.max_new_tokens": 6,
+    "data.train_size": 40, "data.eval_size": 8, "data.global_eval_size": 16,
 }
 
 
@@ -115,15 +94,8 @@ class Unit:
 
 def make_config(seed: int, rounds: int, overrides: dict[str, Any], strategy: str = "fgrpo") -> RunConfig:
     # One single-threaded trainer per unit: units run side by side, not clients.
-    return demo_config(
-        **{
-            "seed": seed,
-            "federation.rounds": rounds,
-            "federation.strategy": strategy,
-            "federation.workers": 1,
-            **overrides,
-        }
-    )
+    return demo_config(**{"seed": seed, "federation.rounds": rounds, "federation.strategy": strategy,
+                          "federation.workers": 1, **overrides})
 
 
 def _quiet_worker() -> None:
@@ -141,16 +113,13 @@ def _eval_seed(cfg: RunConfig) -> int:
 
 
 def _federated(unit: Unit, root: Path) -> dict[str, Any]:
-    cfg = make_config(
-        unit.seed, unit.rounds, {**unit.overrides, **VARIANTS.get(unit.method, {})}, unit.method.split("+")[0]
-    )
+    cfg = make_config(unit.seed, unit.rounds, {**unit.overrides, **VARIANTS.get(unit.method, {})},
+                      unit.method.split("+")[0])
     run_dir = root / f"{unit.method}-{unit.seed}"
     rows = Federation(cfg, run_dir).run().rounds  # what the holder of the global model recorded
     acc = {r["round"]: r["global_accuracy"] for r in rows}
-    clients = {
-        n: {k: [r.get(k) for r in crows] for k in ("weight", "gain", "mean_reward", "eval_accuracy_of_global")}
-        for n, crows in client_rows(run_dir).items()
-    }
+    clients = {n: {k: [r.get(k) for r in crows] for k in ("weight", "gain", "mean_reward", "eval_accuracy_of_global")}
+               for n, crows in client_rows(run_dir).items()}
     return {"accuracy": [acc[r] for r in range(unit.rounds + 1)], "global_rows": rows, "clients": clients}
 
 
@@ -192,17 +161,8 @@ def _single_party(unit: Unit) -> dict[str, Any]:
     for r in range(unit.rounds + 1):
         if r > 0:
             tag = ("train", unit.client, r) if unit.client else ("central", r)
-            res = train_round(
-                model,
-                tok,
-                rollout,
-                pool,
-                reward,
-                grpo,
-                seed=derive_seed(cfg.seed, *tag),
-                make_optimizer=lambda _params: opt,
-                max_reward=reward.spec.scale,
-            )
+            res = train_round(model, tok, rollout, pool, reward, grpo, seed=derive_seed(cfg.seed, *tag),
+                              make_optimizer=lambda _params: opt, max_reward=reward.spec.scale)
             rewards.append(res.mean_reward)
         glob, own = evaluate()
         curve.append(glob)
@@ -218,24 +178,14 @@ def run_unit(unit: Unit, root: str) -> dict[str, Any]:
     t0, c0 = time.perf_counter(), time.process_time()
     federated = unit.method in ("fgrpo", "fedavg", *VARIANTS)
     body = _federated(unit, Path(root)) if federated else _single_party(unit)
-    return {
-        "method": unit.method,
-        "seed": unit.seed,
-        "client": unit.client,
-        **body,
-        "wall_s": time.perf_counter() - t0,
-        "cpu_s": time.process_time() - c0,
-        "loadavg_at_end": list(os.getloadavg()),
-    }
+    return {"method": unit.method, "seed": unit.seed, "client": unit.client, **body,
+            "wall_s": time.perf_counter() - t0, "cpu_s": time.process_time() - c0,
+            "loadavg_at_end": list(os.getloadavg())}
 
 
 def _spread(xs: list[float]) -> dict[str, float]:
-    return {
-        "mean": statistics.fmean(xs),
-        "std": statistics.stdev(xs) if len(xs) > 1 else 0.0,
-        "min": min(xs),
-        "max": max(xs),
-    }
+    return {"mean": statistics.fmean(xs), "std": statistics.stdev(xs) if len(xs) > 1 else 0.0,
+            "min": min(xs), "max": max(xs)}
 
 
 def summarise(runs: list[dict[str, Any]], seeds: list[int]) -> dict[str, Any]:
@@ -260,11 +210,9 @@ def summarise(runs: list[dict[str, Any]], seeds: list[int]) -> dict[str, Any]:
             continue
         cs = [by_seed[s] for s in sorted(by_seed)]
         out[m] = {
-            "seeds": sorted(by_seed),
-            "curves": cs,
+            "seeds": sorted(by_seed), "curves": cs,
             "curve_mean": [statistics.fmean(v) for v in zip(*cs, strict=True)],
-            "curve_min": [min(v) for v in zip(*cs, strict=True)],
-            "curve_max": [max(v) for v in zip(*cs, strict=True)],
+            "curve_min": [min(v) for v in zip(*cs, strict=True)], "curve_max": [max(v) for v in zip(*cs, strict=True)],
             "final": _spread([c[-1] for c in cs]),
             "round0": _spread([c[0] for c in cs]),
             "gain_over_round0": _spread([c[-1] - c[0] for c in cs]),
@@ -281,53 +229,38 @@ def _pm(d: dict[str, float], pct: bool = True) -> str:
 
 def write_markdown(path: Path, result: dict[str, Any]) -> None:
     s, summ = result["settings"], result["summary"]
-    title = "GRPO variants inside FGRPO" if s.get("variants") else "FGRPO vs FedAvg vs centralized vs local-only"
+    title = ("GRPO variants inside FGRPO" if s.get("variants")
+             else "FGRPO vs FedAvg vs centralized vs local-only")
     lines = [
-        f"# Convergence: {title}",
-        "",
-        "    " + result["command"],
-        "",
+        f"# Convergence: {title}", "",
+        "    " + result["command"], "",
         f"Demo federation (4 institutions, non-IID family mixes, reward scales 1/10/partial/format), "
         f"{s['rounds']} rounds, seeds {s['seeds']}, {s['steps_per_round_per_client']} GRPO steps per client "
         f"per round ({s['rollouts_per_step']} rollouts/step); every method gets "
         f"{s['total_grpo_steps']} GRPO steps in all. Accuracy: sampled pass@1 (T = "
         f"{s['eval_temperature']}) on the global held-out set: "
         f"{s.get('global_eval_about', str(s['global_eval_size']) + OLD_SET)}; in %. "
-        f"mean ± std (min–max) over seeds.",
-        "",
-        *(
-            [f"Variants (overrides on the demo's FGRPO run): {json.dumps(s['variants'])}.", ""]
-            if s.get("variants")
-            else []
-        ),
+        f"mean ± std (min–max) over seeds.", "",
+        *([f"Variants (overrides on the demo's FGRPO run): {json.dumps(s['variants'])}.", ""]
+          if s.get("variants") else []),
         "| method | final accuracy | round 0 | gain over round 0 | mean over rounds 1..R | wall s / seed (1 thread) |",
         "|---|---|---|---|---|---|",
     ]
     for m in ALL:
         if m in summ:
             d = summ[m]
-            lines.append(
-                f"| {LABELS[m]} | {_pm(d['final'])} | {_pm(d['round0'])} | {_pm(d['gain_over_round0'])} "
-                f"| {_pm(d['mean_over_rounds'])} | {d['wall_s']['mean']:.0f} |"
-            )
-    lines += [
-        "",
-        "Accuracy by round (mean over seeds, %):",
-        "",
-        "| round | " + " | ".join(LABELS[m] for m in summ) + " |",
-        "|---" * (len(summ) + 1) + "|",
-    ]
+            lines.append(f"| {LABELS[m]} | {_pm(d['final'])} | {_pm(d['round0'])} | {_pm(d['gain_over_round0'])} "
+                         f"| {_pm(d['mean_over_rounds'])} | {d['wall_s']['mean']:.0f} |")
+    lines += ["", "Accuracy by round (mean over seeds, %):", "",
+              "| round | " + " | ".join(LABELS[m] for m in summ) + " |",
+              "|---" * (len(summ) + 1) + "|"]
     for r in range(s["rounds"] + 1):
         lines.append(f"| {r} | " + " | ".join(f"{100 * summ[m]['curve_mean'][r]:.1f}" for m in summ) + " |")
     mach = result["machine"]
-    lines += [
-        "",
-        f"Machine: {mach['platform']}, {mach['cpu_count']} CPUs shared with other jobs; "
-        f"load average {mach['loadavg_start'][0]:.2f} at start, {mach['loadavg_end'][0]:.2f} at end; "
-        f"{s['workers']} units in parallel; total {result['total_wall_s']:.0f} s. "
-        f"Raw numbers: {path.with_suffix('.json').name}; plot: {path.with_suffix('.png').name}.",
-        "",
-    ]
+    lines += ["", f"Machine: {mach['platform']}, {mach['cpu_count']} CPUs shared with other jobs; "
+              f"load average {mach['loadavg_start'][0]:.2f} at start, {mach['loadavg_end'][0]:.2f} at end; "
+              f"{s['workers']} units in parallel; total {result['total_wall_s']:.0f} s. "
+              f"Raw numbers: {path.with_suffix('.json').name}; plot: {path.with_suffix('.png').name}.", ""]
     path.write_text("\n".join(lines))
 
 
@@ -339,16 +272,8 @@ def write_plot(path: Path, result: dict[str, Any]) -> None:
 
     summ = result["summary"]
     fig, (ax, gx) = plt.subplots(1, 2, figsize=(11, 4.3), dpi=120)
-    styles = {
-        "fgrpo": "C0-o",
-        "fedavg": "C1-s",
-        "centralized": "C2-^",
-        "local": "C3-d",
-        "local-best": "C3:",
-        "fgrpo+ngrpo": "C4-v",
-        "fgrpo+mu2": "C5-s",
-        "fgrpo+gspo-mu2": "C6-D",
-    }
+    styles = {"fgrpo": "C0-o", "fedavg": "C1-s", "centralized": "C2-^", "local": "C3-d", "local-best": "C3:",
+              "fgrpo+ngrpo": "C4-v", "fgrpo+mu2": "C5-s", "fgrpo+gspo-mu2": "C6-D"}
     for m, d in summ.items():
         xs = list(range(len(d["curve_mean"])))
         lw = 1 if m == "local-best" else 2
@@ -356,13 +281,8 @@ def write_plot(path: Path, result: dict[str, Any]) -> None:
         gains = [[100 * (c[r] - c[0]) for r in xs] for c in d["curves"]]
         gx.plot(xs, [statistics.fmean(g) for g in zip(*gains, strict=True)], styles[m], label=LABELS[m], lw=lw)
         if m != "local-best":
-            gx.fill_between(
-                xs,
-                [min(g) for g in zip(*gains, strict=True)],
-                [max(g) for g in zip(*gains, strict=True)],
-                color=styles[m][:2],
-                alpha=0.12,
-            )
+            gx.fill_between(xs, [min(g) for g in zip(*gains, strict=True)], [max(g) for g in zip(*gains, strict=True)],
+                            color=styles[m][:2], alpha=0.12)
     ax.set_ylabel("global held-out pass@1, % (mean over seeds)")
     gx.set_ylabel("gain over round 0, points (mean, min–max band)")
     gx.axhline(0, color="k", lw=0.8)
@@ -377,14 +297,8 @@ def write_plot(path: Path, result: dict[str, Any]) -> None:
     plt.close(fig)
 
 
-def _units(
-    seeds: list[int],
-    rounds: int,
-    overrides: dict[str, Any],
-    clients: list[str],
-    methods: tuple[str, ...] = METHODS,
-    variants: bool = False,
-) -> list[Unit]:
+def _units(seeds: list[int], rounds: int, overrides: dict[str, Any], clients: list[str],
+           methods: tuple[str, ...] = METHODS, variants: bool = False) -> list[Unit]:
     if variants:
         return [Unit(m, s, rounds, overrides) for s in seeds for m in ("fgrpo", *VARIANTS)]
     units = [Unit(m, s, rounds, overrides) for s in seeds for m in ("fgrpo", "fedavg", "centralized") if m in methods]
@@ -394,21 +308,16 @@ def _units(
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument(
-        "--rounds",
-        type=int,
-        default=None,
-        help=f"federated rounds (default the demo's {DEMO['federation']['rounds']}; 2 with --quick)",
-    )
+    ap.add_argument("--rounds", type=int, default=None,
+                    help=f"federated rounds (default the demo's {DEMO['federation']['rounds']}; 2 with --quick)")
     ap.add_argument("--seeds", default=None, help="comma-separated seeds (default 0,1,2; 0,1 with --quick)")
     ap.add_argument("--out", type=Path, default=None, help="output folder (default benchmarks/results)")
     ap.add_argument("--quick", action="store_true", help="test-sized model and settings: a smoke run")
     ap.add_argument("--workers", type=int, default=2, help="units run in parallel (one core each)")
     ap.add_argument("--methods", default=",".join(METHODS), help=f"comma-separated subset of {','.join(METHODS)}")
     ap.add_argument("--replot", type=Path, default=None, help="re-render .md/.png from a convergence.json")
-    ap.add_argument(
-        "--variants", action="store_true", help="FGRPO with each GRPO variant (NGRPO, GSPO) instead of the four methods"
-    )
+    ap.add_argument("--variants", action="store_true",
+                    help="FGRPO with each GRPO variant (NGRPO, GSPO) instead of the four methods")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     if args.replot:
@@ -434,51 +343,30 @@ def main(argv: list[str] | None = None) -> int:
     load0, t0 = list(os.getloadavg()), time.perf_counter()
     units = _units(seeds, rounds, overrides, clients, methods, args.variants)
     runs: list[dict[str, Any]] = []
-    with (
-        tempfile.TemporaryDirectory(prefix="convergence-") as root,
-        ProcessPoolExecutor(args.workers, mp_context=multiprocessing.get_context("spawn")) as pool,
-    ):
+    with tempfile.TemporaryDirectory(prefix="convergence-") as root, ProcessPoolExecutor(
+            args.workers, mp_context=multiprocessing.get_context("spawn")) as pool:
         futures = [(u, pool.submit(run_unit, u, root)) for u in units]
         for u, fut in futures:
             runs.append(fut.result())
             r = runs[-1]
-            log.info(
-                "%s seed %d%s: accuracy %s (%.0f s, load %.2f)",
-                u.method,
-                u.seed,
-                f" {u.client}" if u.client else "",
-                " ".join(f"{a:.3f}" for a in r["accuracy"]),
-                r["wall_s"],
-                r["loadavg_at_end"][0],
-            )
+            log.info("%s seed %d%s: accuracy %s (%.0f s, load %.2f)", u.method, u.seed,
+                     f" {u.client}" if u.client else "", " ".join(f"{a:.3f}" for a in r["accuracy"]),
+                     r["wall_s"], r["loadavg_at_end"][0])
     result = {
         "command": command,
-        "settings": {
-            "rounds": rounds,
-            "seeds": seeds,
-            "quick": args.quick,
-            "workers": args.workers,
-            "overrides": overrides,
-            "clients": clients,
-            "methods": list(methods),
-            "variants": VARIANTS if args.variants else None,
-            "steps_per_round_per_client": cfg.grpo.steps,
-            "rollouts_per_step": cfg.grpo.oversample * cfg.grpo.group_size,
-            "total_grpo_steps": rounds * len(clients) * cfg.grpo.steps,
-            "global_eval_size": cfg.data.global_eval_size,
-            "eval_temperature": cfg.eval.temperature,
-            "global_eval_about": build_data(cfg).describe_global_eval(),
-            "centralized_reward": "0/1 correctness (RewardSpec scale 1, no partial credit, no format term)",
-            "config_seed0": to_dict(cfg),
-        },
-        "machine": {
-            "platform": platform.platform(),
-            "python": platform.python_version(),
-            "torch": torch.__version__,
-            "cpu_count": os.cpu_count(),
-            "loadavg_start": load0,
-            "loadavg_end": list(os.getloadavg()),
-        },
+        "settings": {"rounds": rounds, "seeds": seeds, "quick": args.quick, "workers": args.workers,
+                     "overrides": overrides, "clients": clients, "methods": list(methods),
+                     "variants": VARIANTS if args.variants else None,
+                     "steps_per_round_per_client": cfg.grpo.steps,
+                     "rollouts_per_step": cfg.grpo.oversample * cfg.grpo.group_size,
+                     "total_grpo_steps": rounds * len(clients) * cfg.grpo.steps,
+                     "global_eval_size": cfg.data.global_eval_size, "eval_temperature": cfg.eval.temperature,
+                     "global_eval_about": build_data(cfg).describe_global_eval(),
+                     "centralized_reward": "0/1 correctness (RewardSpec scale 1, no partial credit, no format term)",
+                     "config_seed0": to_dict(cfg)},
+        "machine": {"platform": platform.platform(), "python": platform.python_version(),
+                    "torch": torch.__version__, "cpu_count": os.cpu_count(), "loadavg_start": load0,
+                    "loadavg_end": list(os.getloadavg())},
         "total_wall_s": time.perf_counter() - t0,
         "summary": summarise(runs, seeds),
         "runs": runs,

@@ -205,22 +205,16 @@ def write_markdown(path: Path, result: dict[str, Any]) -> None:
             f"{c['completion_tokens_mean']:.1f} / {c['completion_budget']} | {m['plain_full']:.3f} | "
             f"{m['plain']:.3f} | "
             f"{m['shared']:.3f} | **{c['speedup_shared_vs_plain_full']:.2f}x** | {c['speedup_shared_vs_plain']:.2f}x | "
-            f"{c['speedup_plain_vs_plain_full']:.2f}x | {c['max_abs_diff_logps']:.1e} / {c['max_abs_diff_grads']:.1e} |"
-        )
+            f"{c['speedup_plain_vs_plain_full']:.2f}x | "
+            f"{c['max_abs_diff_logps']:.1e} / {c['max_abs_diff_grads']:.1e} |")
     if "demo_step" in result:
         st = result["demo_step"]
-        lines += [
-            "",
-            f"Whole local step at the demo's defaults (`train_round`, steps = 1, 16 prompts x 8, all groups "
-            f"trained, generation included): plain {st['median_s']['plain']:.3f} s, shared "
-            f"{st['median_s']['shared']:.3f} s, **{st['speedup']:.2f}x** (median of {result['reps']}).",
-        ]
-    lines += [
-        "",
-        f"Versions: {result['versions']}. Machine: {result['machine']}, load average "
-        f"{result['load_start']:.2f} at start, {result['load_end']:.2f} at end. Raw times: prefix_forward.json.",
-        "",
-    ]
+        lines += ["", f"Whole local step at the demo's defaults (`train_round`, steps = 1, 16 prompts x 8, all groups "
+                  f"trained, generation included): plain {st['median_s']['plain']:.3f} s, shared "
+                  f"{st['median_s']['shared']:.3f} s, **{st['speedup']:.2f}x** (median of {result['reps']})."]
+    lines += ["", f"Versions: {result['versions']}. Machine: {result['machine']}, load average "
+              f"{result['load_start']:.2f} at start, {result['load_end']:.2f} at end. Raw times: prefix_forward.json.",
+              ""]
     path.write_text("\n".join(lines))
 
 
@@ -244,13 +238,8 @@ def main(argv: list[str] | None = None) -> int:
     cases: dict[str, Any] = {}
     for name in args.cases.split(","):
         model, batch, loss_cfg, about = {"demo": demo_case, "vignette": vignette_case}[name]()
-        log.info(
-            "%s: %d rows, prompt_len %d, T %d",
-            name,
-            batch.sequences.shape[0],
-            batch.prompt_len,
-            batch.completion_mask.shape[1],
-        )
+        log.info("%s: %d rows, prompt_len %d, T %d", name, batch.sequences.shape[0], batch.prompt_len,
+                 batch.completion_mask.shape[1])
         cases[name] = {"about": about, **measure(model, batch, loss_cfg, args.reps, args.warmup)}
         log.info("%s: median s %s", name, cases[name]["median_s"])
     extra = {} if args.no_step else {"demo_step": demo_step(args.reps, args.warmup)}
@@ -259,16 +248,12 @@ def main(argv: list[str] | None = None) -> int:
     result = {
         **extra,
         "command": "nice -n 10 .venv/bin/python benchmarks/prefix_forward.py"
-        + (f" --reps {args.reps}" if args.reps != 7 else "")
-        + (f" --threads {args.threads}" if args.threads != 1 else ""),
-        "reps": args.reps,
-        "warmup": args.warmup,
-        "threads": args.threads,
-        "cases": cases,
+                   + (f" --reps {args.reps}" if args.reps != 7 else "")
+                   + (f" --threads {args.threads}" if args.threads != 1 else ""),
+        "reps": args.reps, "warmup": args.warmup, "threads": args.threads, "cases": cases,
         "versions": f"torch {torch.__version__}, transformers {transformers.__version__}, peft {peft.__version__}",
         "machine": f"{platform.platform()}, {os.cpu_count()} CPUs shared with other jobs",
-        "load_start": load_start,
-        "load_end": os.getloadavg()[0],
+        "load_start": load_start, "load_end": os.getloadavg()[0],
     }
     out = Path(tempfile.mkdtemp()) if args.quick else RESULTS
     (out / "prefix_forward.json").write_text(json.dumps(result, indent=1))

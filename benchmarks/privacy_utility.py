@@ -199,9 +199,7 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
             gains = [r["accuracy"][-1] - r["accuracy"][0] for r in mine]
             secs = [r["client_seconds_per_round"] for r in mine if r["client_seconds_per_round"]]
             out[f"{mode}:{eps}"] = {
-                "mode": mode,
-                "epsilon": eps,
-                "seeds": [r["seed"] for r in mine],
+                "mode": mode, "epsilon": eps, "seeds": [r["seed"] for r in mine],
                 "final_mean": statistics.fmean(finals),
                 "final_std": statistics.stdev(finals) if len(finals) > 1 else 0.0,
                 "gain_mean": statistics.fmean(gains),
@@ -221,65 +219,44 @@ def _eps(e: float) -> str:
 
 def write_markdown(path: Path, result: dict[str, Any]) -> None:
     s, summ, step = result["settings"], result["summary"], result["step_overhead"]
-    lines = [
-        "# Privacy vs utility",
-        "",
-        "    " + result["command"],
-        "",
-        f"Demo federation (4 institutions, non-IID), masked secure sum, {s['rounds']} rounds, seeds "
-        f"{s['seeds']}, δ = {DELTA:g}. Accuracy: sampled pass@1 on the global held-out set ("
-        f"{s.get('global_eval_about', str(s['global_eval_size']) + OLD_SET)}"
-        "), %, mean ± std over seeds. *Retained* = gain over round 0 / the non-private gain "
-        f"(non-private gain: {100 * summ['base_gain']:.1f} points); *vs matched* = the same over the "
-        "non-private run that rolls out and trains on as many prompts per step as DP-SGD's expected "
-        f"Poisson batch (gain {100 * summ.get('matched_gain', math.nan):.1f} points): the fairer "
-        "comparison, since DP-SGD's larger batch is part of its tuning. z = noise multiplier the target "
-        "ε needs.",
-        "",
-        *(
-            [
-                f"Overrides: `{json.dumps(s['overrides'])}`; example-level options: "
-                f"`{json.dumps(s.get('example_options', {}))}`.",
-                "",
-            ]
-            if s["overrides"] or s.get("example_options")
-            else []
-        ),
-        "| mechanism | target ε | final accuracy | gain (points) | retained | vs matched | ε spent | z "
-        "| client s/round |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
+    lines = ["# Privacy vs utility", "", "    " + result["command"], "",
+             f"Demo federation (4 institutions, non-IID), masked secure sum, {s['rounds']} rounds, seeds "
+             f"{s['seeds']}, δ = {DELTA:g}. Accuracy: sampled pass@1 on the global held-out set ("
+             f"{s.get('global_eval_about', str(s['global_eval_size']) + OLD_SET)}"
+             "), %, mean ± std over seeds. *Retained* = gain over round 0 / the non-private gain "
+             f"(non-private gain: {100 * summ['base_gain']:.1f} points); *vs matched* = the same over the "
+             "non-private run that rolls out and trains on as many prompts per step as DP-SGD's expected "
+             f"Poisson batch (gain {100 * summ.get('matched_gain', math.nan):.1f} points): the fairer "
+             "comparison, since DP-SGD's larger batch is part of its tuning. z = noise multiplier the target "
+             "ε needs.", "",
+             *([f"Overrides: `{json.dumps(s['overrides'])}`; example-level options: "
+                f"`{json.dumps(s.get('example_options', {}))}`.", ""]
+               if s["overrides"] or s.get("example_options") else []),
+             "| mechanism | target ε | final accuracy | gain (points) | retained | vs matched | ε spent | z "
+             "| client s/round |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for d in summ.values():
         if not isinstance(d, dict):
             continue
         vs = d.get("retained_matched", math.nan)
         secs = f"{d['client_seconds_per_round']:.1f}" if d["client_seconds_per_round"] else ""
-        lines.append(
-            f"| {label(d['mode'], s)} | {_eps(d['epsilon'])} | {100 * d['final_mean']:.1f} ± "
-            f"{100 * d['final_std']:.1f} | {100 * d['gain_mean']:+.1f} | {100 * d['retained']:.0f} % | "
-            f"{'' if math.isnan(vs) else f'{100 * vs:.0f} %'} | {d['spent_max']:.2f} | "
-            f"{d['noise_multiplier']:.3g} | {secs} |"
-        )
+        lines.append(f"| {label(d['mode'], s)} | {_eps(d['epsilon'])} | {100 * d['final_mean']:.1f} ± "
+                     f"{100 * d['final_std']:.1f} | {100 * d['gain_mean']:+.1f} | {100 * d['retained']:.0f} % | "
+                     f"{'' if math.isnan(vs) else f'{100 * vs:.0f} %'} | {d['spent_max']:.2f} | "
+                     f"{d['noise_multiplier']:.3g} | {secs} |")
     device = s["overrides"].get("model.device", "cpu")
     where = "1 CPU thread" if device == "cpu" else f"on {device} ({result['machine'].get('gpu', 'GPU')})"
-    lines += [
-        "",
-        f"DP-SGD update step (forward + backward + optimizer step on one batch of {step['groups']} "
-        f"groups × {step['group_size']} completions, {step['trainable_params']} LoRA parameters, {where}, "
-        f"median of {step['reps']}): non-private {1000 * step['median_s']['plain']:.1f} ms, DP-SGD "
-        f"{1000 * step['median_s']['dp']:.1f} ms (× {step['ratio']:.2f}). A whole local step also rolls "
-        "out the group's completions, which DP does not change: see the client s/round column.",
-        "",
-    ]
+    lines += ["", f"DP-SGD update step (forward + backward + optimizer step on one batch of {step['groups']} "
+              f"groups × {step['group_size']} completions, {step['trainable_params']} LoRA parameters, {where}, "
+              f"median of {step['reps']}): non-private {1000 * step['median_s']['plain']:.1f} ms, DP-SGD "
+              f"{1000 * step['median_s']['dp']:.1f} ms (× {step['ratio']:.2f}). A whole local step also rolls "
+              "out the group's completions, which DP does not change: see the client s/round column.", ""]
     if s.get("merged"):
         lines += [f"Note: {s['merged']}.", ""]
     mach = result["machine"]
-    lines += [
-        f"Machine: {mach['platform']}, {mach['cpu_count']} CPUs shared with other jobs; load average "
-        f"{mach['loadavg_start'][0]:.2f} at start, {mach['loadavg_end'][0]:.2f} at end; {s['workers']} units "
-        f"in parallel; total {result['total_wall_s']:.0f} s. Raw numbers: {path.stem}.json.",
-        "",
-    ]
+    lines += [f"Machine: {mach['platform']}, {mach['cpu_count']} CPUs shared with other jobs; load average "
+              f"{mach['loadavg_start'][0]:.2f} at start, {mach['loadavg_end'][0]:.2f} at end; {s['workers']} units "
+              f"in parallel; total {result['total_wall_s']:.0f} s. Raw numbers: {path.stem}.json.", ""]
     path.write_text("\n".join(lines))
 
 
@@ -297,22 +274,16 @@ def write_plot(path: Path, result: dict[str, Any]) -> None:
         ax.axhline(100 * base[0]["final_mean"], color="k", ls="--", lw=1, label="non-private (ε = ∞)")
     matched = [d for d in rows if d["mode"] == "matched"]
     if matched:
-        ax.axhline(
-            100 * matched[0]["final_mean"], color="C2", ls="--", lw=1, label="non-private, DP-SGD's batch (ε = ∞)"
-        )
+        ax.axhline(100 * matched[0]["final_mean"], color="C2", ls="--", lw=1,
+                   label="non-private, DP-SGD's batch (ε = ∞)")
     start = [r["accuracy"][0] for r in result["runs"]]
     ax.axhline(100 * statistics.fmean(start), color="grey", ls=":", lw=1, label="round 0 (before training)")
     for mode, style in (("example", "C0-o"), ("client", "C3-s")):
         ds = sorted((d for d in rows if d["mode"] == mode), key=lambda d: d["epsilon"])
         if ds:
-            ax.errorbar(
-                [d["epsilon"] for d in ds],
-                [100 * d["final_mean"] for d in ds],
-                yerr=[100 * d["final_std"] for d in ds],
-                fmt=style,
-                capsize=3,
-                label=label(mode, result["settings"]),
-            )
+            ax.errorbar([d["epsilon"] for d in ds], [100 * d["final_mean"] for d in ds],
+                        yerr=[100 * d["final_std"] for d in ds], fmt=style, capsize=3,
+                        label=label(mode, result["settings"]))
     ax.set_xscale("log", base=2)
     ax.set_xlabel(f"privacy budget ε (δ = {DELTA:g}), whole run")
     ax.set_ylabel("final global held-out pass@1, %")
@@ -341,42 +312,22 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rounds", type=int, default=None, help="default 3 (2 with --quick)")
     ap.add_argument("--seeds", default=None, help="comma-separated (default 0,1,2; 0 with --quick)")
-    ap.add_argument(
-        "--eps",
-        default=None,
-        help="comma-separated targets, inf = non-private (default inf,16,8,4,2,1; inf,8,1 with --quick)",
-    )
+    ap.add_argument("--eps", default=None, help="comma-separated targets, inf = non-private "
+                                                "(default inf,16,8,4,2,1; inf,8,1 with --quick)")
     ap.add_argument("--modes", default="example,client", help="which mechanisms (default both)")
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--quick", action="store_true", help="test-sized model and settings: a smoke run")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--step-reps", type=int, default=10, help="timed update steps per variant and pass")
-    ap.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="KEY=JSON",
-        help="config override for every unit, e.g. model.lora.r=4 (repeatable)",
-    )
-    ap.add_argument(
-        "--example-option",
-        action="append",
-        default=[],
-        metavar="KEY=JSON",
-        help="extra privacy.example_level key, e.g. sample_rate=0.25 or max_grad_norm=1.0",
-    )
-    ap.add_argument(
-        "--client-mechanism",
-        default="skellam",
-        choices=("skellam", "distributed"),
-        help="client-level noise: skellam (integers in the masked words, default) or distributed "
-        "(Gaussian floats before the fixed-point rounding)",
-    )
-    ap.add_argument(
-        "--untuned",
-        action="store_true",
-        help="the demo's own settings instead of the DP-tuned ones (TUNED, TUNED_EXAMPLE)",
-    )
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=JSON",
+                    help="config override for every unit, e.g. model.lora.r=4 (repeatable)")
+    ap.add_argument("--example-option", action="append", default=[], metavar="KEY=JSON",
+                    help="extra privacy.example_level key, e.g. sample_rate=0.25 or max_grad_norm=1.0")
+    ap.add_argument("--client-mechanism", default="skellam", choices=("skellam", "distributed"),
+                    help="client-level noise: skellam (integers in the masked words, default) or distributed "
+                         "(Gaussian floats before the fixed-point rounding)")
+    ap.add_argument("--untuned", action="store_true",
+                    help="the demo's own settings instead of the DP-tuned ones (TUNED, TUNED_EXAMPLE)")
     ap.add_argument("--name", default="privacy_utility", help="results file stem (default privacy_utility)")
     ap.add_argument("--replot", type=Path, default=None, help="re-render .md/.png from a privacy_utility.json")
     args = ap.parse_args(argv)
@@ -399,19 +350,11 @@ def main(argv: list[str] | None = None) -> int:
     tuned, tuned_ex = ({}, {}) if args.untuned else (TUNED, TUNED_EXAMPLE)
     overrides = {**tuned, **(QUICK if args.quick else {}), **_pairs(args.set)}
     ex_opts = {**tuned_ex, **_pairs(args.example_option)}
-    units = [
-        Unit(m, math.inf, s, rounds, overrides, ex_opts if m == "matched" else {})
-        for m in ("none", "matched")
-        if math.inf in targets and (m == "none" or "example" in modes)
-        for s in seeds
-    ]
-    units += [
-        Unit(m, e, s, rounds, overrides, ex_opts if m == "example" else {}, args.client_mechanism)
-        for m in modes
-        for e in targets
-        if not math.isinf(e)
-        for s in seeds
-    ]
+    units = [Unit(m, math.inf, s, rounds, overrides, ex_opts if m == "matched" else {})
+             for m in ("none", "matched") if math.inf in targets and (m == "none" or "example" in modes)
+             for s in seeds]
+    units += [Unit(m, e, s, rounds, overrides, ex_opts if m == "example" else {}, args.client_mechanism)
+              for m in modes for e in targets if not math.isinf(e) for s in seeds]
     cfg = make_config(units[0])
     from secure_fgrpo.model.load import resolve_model_path
 
@@ -419,54 +362,29 @@ def main(argv: list[str] | None = None) -> int:
     command = shlex.join([os.path.relpath(sys.executable, REPO), os.path.relpath(sys.argv[0], REPO), *sys.argv[1:]])
     load0, t0 = list(os.getloadavg()), time.perf_counter()
     step = step_overhead(overrides, args.step_reps)
-    log.info(
-        "update step: plain %.1f ms, DP-SGD %.1f ms", 1000 * step["median_s"]["plain"], 1000 * step["median_s"]["dp"]
-    )
+    log.info("update step: plain %.1f ms, DP-SGD %.1f ms", 1000 * step["median_s"]["plain"],
+             1000 * step["median_s"]["dp"])
     runs: list[dict[str, Any]] = []
-    with (
-        tempfile.TemporaryDirectory(prefix="privacy-") as root,
-        ProcessPoolExecutor(args.workers, mp_context=multiprocessing.get_context("spawn")) as pool,
-    ):
+    with tempfile.TemporaryDirectory(prefix="privacy-") as root, ProcessPoolExecutor(
+            args.workers, mp_context=multiprocessing.get_context("spawn")) as pool:
         futures = [(u, pool.submit(run_unit, u, root)) for u in units]
         for u, fut in futures:
             runs.append(fut.result())
             r = runs[-1]
-            log.info(
-                "%s ε=%s seed %d: accuracy %s, spent %s (%.0f s)",
-                u.mode,
-                _eps(u.epsilon),
-                u.seed,
-                " ".join(f"{a:.3f}" for a in r["accuracy"]),
-                r["epsilon_spent"][-1:] or "-",
-                r["wall_s"],
-            )
+            log.info("%s ε=%s seed %d: accuracy %s, spent %s (%.0f s)", u.mode, _eps(u.epsilon), u.seed,
+                     " ".join(f"{a:.3f}" for a in r["accuracy"]), r["epsilon_spent"][-1:] or "-", r["wall_s"])
     result = {
         "command": command,
-        "settings": {
-            "rounds": rounds,
-            "seeds": seeds,
-            "targets": [_eps(e) for e in targets],
-            "modes": modes,
-            "delta": DELTA,
-            "quick": args.quick,
-            "workers": args.workers,
-            "overrides": overrides,
-            "example_options": ex_opts,
-            "client_mechanism": args.client_mechanism,
-            "backend": "masked",
-            "global_eval_size": cfg.data.global_eval_size,
-            "global_eval_about": build_data(cfg).describe_global_eval(),
-            "config_seed0": to_dict(cfg),
-        },
-        "machine": {
-            "platform": platform.platform(),
-            "python": platform.python_version(),
-            "torch": torch.__version__,
-            "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
-            "cpu_count": os.cpu_count(),
-            "loadavg_start": load0,
-            "loadavg_end": list(os.getloadavg()),
-        },
+        "settings": {"rounds": rounds, "seeds": seeds, "targets": [_eps(e) for e in targets], "modes": modes,
+                     "delta": DELTA, "quick": args.quick, "workers": args.workers, "overrides": overrides,
+                     "example_options": ex_opts,
+                     "client_mechanism": args.client_mechanism,
+                     "backend": "masked", "global_eval_size": cfg.data.global_eval_size,
+                     "global_eval_about": build_data(cfg).describe_global_eval(),
+                     "config_seed0": to_dict(cfg)},
+        "machine": {"platform": platform.platform(), "python": platform.python_version(), "torch": torch.__version__,
+                    "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
+                    "cpu_count": os.cpu_count(), "loadavg_start": load0, "loadavg_end": list(os.getloadavg())},
         "total_wall_s": time.perf_counter() - t0,
         "step_overhead": step,
         "summary": summarise(runs),

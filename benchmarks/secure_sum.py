@@ -268,9 +268,10 @@ def measure_flower(python: str, n: int, dim: int, threshold: int) -> dict[str, A
     k, t_k = g.degree, g.share_threshold
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "flower.json"
-        script = str(Path(__file__).resolve())
-        cmd = [python, script, "--flower-worker", str(n), str(dim), str(k + 1), str(t_k), str(out)]
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=FLOWER_STAGE_TIMEOUT_S, check=False, cwd=tmp)
+        cmd = [python, str(Path(__file__).resolve()), "--flower-worker", str(n), str(dim), str(k + 1), str(t_k),
+               str(out)]
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=FLOWER_STAGE_TIMEOUT_S, check=False,
+                              cwd=tmp)
         if proc.returncode != 0 or not out.exists():
             raise RuntimeError(f"Flower n={n} failed (rc {proc.returncode}): {proc.stderr[-3000:]}")
         server = json.loads(out.read_text())
@@ -290,27 +291,17 @@ def measure_flower(python: str, n: int, dim: int, threshold: int) -> dict[str, A
         by_stage[r["stage"]] = max(by_stage.get(r["stage"], 0.0), r["seconds"])
     server_s = sum(server["stages"].values())
     return {
-        "backend": "flower-1.41 SecAgg+",
-        "n": n,
-        "dim": dim,
-        "threshold": threshold,
-        "dropped": 0,
-        "repeats": 1,
-        "degree": k,
-        "share_threshold": t_k,
-        "client_ms_median": 1e3 * statistics.median(secs),
-        "client_ms_max": 1e3 * max(secs),
+        "backend": "flower-1.41 SecAgg+", "n": n, "dim": dim, "threshold": threshold, "dropped": 0, "repeats": 1,
+        "degree": k, "share_threshold": t_k,
+        "client_ms_median": 1e3 * statistics.median(secs), "client_ms_max": 1e3 * max(secs),
         "client_wall_ms_median": 1e3 * statistics.median(walls.values()),
-        "server_ms": 1e3 * server_s,
-        "server_wall_ms": 1e3 * sum(server["stages_wall"].values()),
+        "server_ms": 1e3 * server_s, "server_wall_ms": 1e3 * sum(server["stages_wall"].values()),
         "round_wall_s": server["round_wall_s"],
         "critical_path_s": sum(by_stage.values()) + server_s,
         "upload_B_per_param": statistics.median(d["out"] for d in per_node.values()) / dim,
         "download_B_per_param": statistics.median(d["in"] for d in per_node.values()) / dim,
-        "client_ms_per_1M": 1e3 * statistics.median(secs) * 1e6 / dim,
-        "server_ms_per_1M": 1e3 * server_s * 1e6 / dim,
-        "max_abs_error": None,
-        "loadavg_1m": os.getloadavg()[0],
+        "client_ms_per_1M": 1e3 * statistics.median(secs) * 1e6 / dim, "server_ms_per_1M": 1e3 * server_s * 1e6 / dim,
+        "max_abs_error": None, "loadavg_1m": os.getloadavg()[0],
     }
 
 
@@ -325,31 +316,16 @@ def ckks_rows_mapped(n_values: list[int], dim: int, columns: list[str]) -> tuple
         return [], f"CKKS columns left out: benchmarks/ckks_columns.py could not be imported ({err})"
     rows = []
     for r in ckks_rows(n_values, dim, tuple(columns)):
-        rows.append(
-            {
-                "backend": f"ckks:{r['column']}",
-                "n": r["n"],
-                "dim": r["dim"],
-                "threshold": None,
-                "dropped": 0,
-                "repeats": 1,
-                "client_ms_median": None,
-                "client_ms_max": None,
-                "server_ms": None,
-                "client_wall_ms_median": 1e3 * r["encrypt_s_per_1M"] * r["dim"] / 1e6,
-                "server_wall_ms": 1e3 * r["sum_s_per_1M"] * r["dim"] / 1e6,
-                "round_wall_s": None,
-                "critical_path_s": None,
-                "upload_B_per_param": r["upload_bytes_per_param"],
-                "download_B_per_param": r["download_bytes_per_param"],
-                "client_ms_per_1M": None,
-                "server_ms_per_1M": None,
-                "max_abs_error": None,
-                "rel_error": r.get("rel_error"),
-                "decrypt_ms_per_1M": 1e3 * r["decrypt_s_per_1M"],
-                "loadavg_1m": r.get("loadavg_1m"),
-            }
-        )
+        rows.append({
+            "backend": f"ckks:{r['column']}", "n": r["n"], "dim": r["dim"], "threshold": None, "dropped": 0,
+            "repeats": 1, "client_ms_median": None, "client_ms_max": None, "server_ms": None,
+            "client_wall_ms_median": 1e3 * r["encrypt_s_per_1M"] * r["dim"] / 1e6,
+            "server_wall_ms": 1e3 * r["sum_s_per_1M"] * r["dim"] / 1e6, "round_wall_s": None, "critical_path_s": None,
+            "upload_B_per_param": r["upload_bytes_per_param"], "download_B_per_param": r["download_bytes_per_param"],
+            "client_ms_per_1M": None, "server_ms_per_1M": None,
+            "max_abs_error": None, "rel_error": r.get("rel_error"), "decrypt_ms_per_1M": 1e3 * r["decrypt_s_per_1M"],
+            "loadavg_1m": r.get("loadavg_1m"),
+        })
     return rows, ""
 
 
@@ -361,35 +337,28 @@ def _f(v: Any, fmt: str) -> str:
 
 
 def to_markdown(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
-    lines = [
-        f"# Secure sum: masked (SecAgg+) vs plaintext vs Flower 1.41 SecAgg+{meta['ckks_title']}",
-        "",
-        f"Command: `{meta['command']}`",
-        "",
-        f"Machine: {meta['machine']}; load average before/after: {meta['load_before']} / {meta['load_after']}.",
-        "",
-        "| backend | n | dim | t | k / t_k | drop | client CPU ms median / max | client CPU ms per 1M | "
-        "client wall ms | server CPU ms | server CPU ms per 1M | server wall ms | up B/param | down B/param | "
-        "round wall s | critical path s (CPU) | max abs err (bound) |",
-        "|" + "---|" * 17,
-    ]
+    lines = [f"# Secure sum: masked (SecAgg+) vs plaintext vs Flower 1.41 SecAgg+{meta['ckks_title']}", "",
+             f"Command: `{meta['command']}`", "",
+             f"Machine: {meta['machine']}; load average before/after: {meta['load_before']} / {meta['load_after']}.",
+             "", "| backend | n | dim | t | k / t_k | drop | client CPU ms median / max | client CPU ms per 1M | "
+             "client wall ms | server CPU ms | server CPU ms per 1M | server wall ms | up B/param | down B/param | "
+             "round wall s | critical path s (CPU) | max abs err (bound) |", "|" + "---|" * 17]
     for r in rows:
         kt = f"{r['degree']} / {r['share_threshold']}" if r.get("degree") is not None else ""
         err = ""
         if r.get("max_abs_error") is not None:
-            err = f"{r['max_abs_error']:.1e}" + (
-                f" ({r['quantisation_bound']:.1e})" if r.get("quantisation_bound") else ""
-            )
+            bound = f" ({r['quantisation_bound']:.1e})" if r.get("quantisation_bound") else ""
+            err = f"{r['max_abs_error']:.1e}{bound}"
         lines.append(
             f"| {r['backend']} | {r['n']} | {r['dim']} | {_f(r.get('threshold'), 'd')} | {kt} | {r['dropped']} | "
             f"{_f(r['client_ms_median'], '.1f')} / {_f(r['client_ms_max'], '.1f')} | "
-            f"{_f(r['client_ms_per_1M'], '.1f')} | {_f(r['client_wall_ms_median'], '.1f')} | "
-            f"{_f(r['server_ms'], '.1f')} | {_f(r['server_ms_per_1M'], '.1f')} | "
+            f"{_f(r['client_ms_per_1M'], '.1f')} | "
+            f"{_f(r['client_wall_ms_median'], '.1f')} | {_f(r['server_ms'], '.1f')} | "
+            f"{_f(r['server_ms_per_1M'], '.1f')} | "
             f"{_f(r['server_wall_ms'], '.1f')} | {_f(r['upload_B_per_param'], '.3f')} | "
             f"{_f(r['download_B_per_param'], '.3f')} | {_f(r['round_wall_s'], '.3f')} | "
             f"{_f(r['critical_path_s'], '.3f')} | "
-            f"{err} |"
-        )
+            f"{err} |")
     lines += ["", *meta["notes"]]
     return "\n".join(lines) + "\n"
 
@@ -402,20 +371,15 @@ def _target_lines(rows: list[dict[str, Any]]) -> list[str]:
             continue
         same = {x["backend"]: x for x in rows if x["n"] == r["n"] and x["dim"] == r["dim"] and not x["dropped"]}
         plain, flower = same.get("plaintext"), same.get("flower-1.41 SecAgg+")
-        parts = [
-            f"up {r['upload_B_per_param']:.3f} B/param (target <= 4.2)",
-            f"client {r['client_ms_per_1M']:.1f} CPU ms per 1M (target <= 30 at n = 10)",
-        ]
+        parts = [f"up {r['upload_B_per_param']:.3f} B/param (target <= 4.2)",
+                 f"client {r['client_ms_per_1M']:.1f} CPU ms per 1M (target <= 30 at n = 10)"]
         if flower:
-            parts.append(
-                f"client CPU / Flower's = {r['client_ms_median'] / flower['client_ms_median']:.2f} (target <= 0.5)"
-            )
+            ratio = r["client_ms_median"] / flower["client_ms_median"]
+            parts.append(f"client CPU / Flower's = {ratio:.2f} (target <= 0.5)")
         if plain:
-            parts.append(
-                f"critical path / plaintext's = {r['critical_path_s'] / plain['critical_path_s']:.2f}, "
-                f"one-thread round wall / plaintext's = {r['round_wall_s'] / plain['round_wall_s']:.2f} "
-                f"(target <= 1.10)"
-            )
+            parts.append(f"critical path / plaintext's = {r['critical_path_s'] / plain['critical_path_s']:.2f}, "
+                         f"one-thread round wall / plaintext's = {r['round_wall_s'] / plain['round_wall_s']:.2f} "
+                         f"(target <= 1.10)")
         out.append(f"- n = {r['n']}, dim = {r['dim']}: " + "; ".join(parts))
     return out
 
@@ -457,31 +421,21 @@ def main() -> None:
             for kind, drop in (("plaintext", 0), ("masked", 0)) + ((("masked", n - t),) if n == 10 else ()):
                 reps = args.repeats if n * dim <= 20_000_000 else 1
                 rows.append(measure_ours(kind, n, dim, t, drop, reps, Path(tmp) / f"{kind}-{n}-{dim}"))
-                log.info(
-                    "%s n=%d drop=%d: client %.1f ms, server %.1f ms, %.3f B/param",
-                    kind,
-                    n,
-                    drop,
-                    rows[-1]["client_ms_median"],
-                    rows[-1]["server_ms"],
-                    rows[-1]["upload_B_per_param"],
-                )
+                log.info("%s n=%d drop=%d: client %.1f ms, server %.1f ms, %.3f B/param", kind, n, drop,
+                         rows[-1]["client_ms_median"], rows[-1]["server_ms"], rows[-1]["upload_B_per_param"])
     # Flower after ours: its Ray cluster (processes, shared-memory object store) must not be
     # shutting down while our rows are measured.
     for n, dim in sizes if args.flower_python else []:
         t = max(1, math.ceil(args.threshold * n))
         try:
             rows.append(measure_flower(args.flower_python, n, dim, t))
-            log.info(
-                "flower n=%d: client %.1f ms, server %.1f ms", n, rows[-1]["client_ms_median"], rows[-1]["server_ms"]
-            )
+            log.info("flower n=%d: client %.1f ms, server %.1f ms", n, rows[-1]["client_ms_median"],
+                     rows[-1]["server_ms"])
         except (RuntimeError, subprocess.TimeoutExpired) as err:
             notes.append(f"- Flower n={n}: no result ({str(err)[:300]})")
     if not args.flower_python:
-        notes.append(
-            "- Flower rows left out: no `--flower-python` interpreter given (Flower is kept out of the "
-            "project venv; see the module docstring for the venv)."
-        )
+        notes.append("- Flower rows left out: no `--flower-python` interpreter given (Flower is kept out of the "
+                     "project venv; see the module docstring for the venv).")
     ckks_title = ""
     if args.ckks_columns:
         ckks, why = ckks_rows_mapped(args.ckks_n or args.n, args.dim, args.ckks_columns)
@@ -492,9 +446,7 @@ def main() -> None:
     rows.sort(key=lambda r: (r["n"], r["dim"], r["backend"]))
     notes += _target_lines(rows)
     notes += [
-        "",
-        "Notes:",
-        "",
+        "", "Notes:", "",
         "- client CPU ms: CPU time of the client's thread (`time.thread_time`, robust to other jobs on the "
         "shared cores) for everything one client computes in the round (round state, input check and encoding, "
         "all stages); client wall ms: the same in wall-clock time. Masked/plaintext in process, Flower inside its "
@@ -515,14 +467,10 @@ def main() -> None:
         "limited to one thread (OPENBLAS/OMP/MKL_NUM_THREADS=1 unless set): a multi-threaded `dot` in "
         "`SumSpec.check_input` otherwise spins on the shared cores.",
     ]
-    meta = {
-        "command": " ".join([Path(sys.executable).name, *sys.argv]),
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
-        "load_before": " ".join(f"{x:.1f}" for x in load_before),
-        "load_after": " ".join(f"{x:.1f}" for x in os.getloadavg()),
-        "notes": notes,
-        "ckks_title": ckks_title,
-    }
+    meta = {"command": " ".join([Path(sys.executable).name, *sys.argv]), "machine": f"{platform.machine()}, "
+            f"{os.cpu_count()} cores, Python {platform.python_version()}", "load_before":
+            " ".join(f"{x:.1f}" for x in load_before), "load_after": " ".join(f"{x:.1f}" for x in os.getloadavg()),
+            "notes": notes, "ckks_title": ckks_title}
     out = Path(args.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     (out / "secure_sum.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1) + "\n")

@@ -82,19 +82,11 @@ def run_ours(variant: str, steps: int, seed: int, gate: Gate) -> None:
     base, tok = load_base("embedded")
     mode = "ffa" if variant == "ours-ffa" else "standard"
     model = attach_lora(base, LoraSpec(r=LORA_R, alpha=LORA_ALPHA, mode=mode))
-    cfg = GRPOConfig(
-        steps=1,
-        group_size=GROUP,
-        prompts_per_step=PROMPTS,
-        oversample=PROMPTS,
-        filter_informative=False,
-        lr=LR,
-        mu=1,
-        max_grad_norm=1.0,
-        scale_rewards="group",
-        sampling=SamplingSpec(MAX_NEW, 1.0),
-        loss=LossConfig(loss_type="dapo", epsilon_low=0.2, epsilon_high=0.28, beta=0.0, max_completion_length=MAX_NEW),
-    )
+    cfg = GRPOConfig(steps=1, group_size=GROUP, prompts_per_step=PROMPTS, oversample=PROMPTS,
+                     filter_informative=False, lr=LR, mu=1, max_grad_norm=1.0, scale_rewards="group",
+                     sampling=SamplingSpec(MAX_NEW, 1.0), loss=LossConfig(loss_type="dapo", epsilon_low=0.2,
+                                                                          epsilon_high=0.28, beta=0.0,
+                                                     max_completion_length=MAX_NEW))
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=LR, weight_decay=0.0)
     pool, rollout = _problems(PROMPTS * steps * 4, seed), make_rollout("transformers")
@@ -122,18 +114,10 @@ def run_trl(variant: str, steps: int, seed: int, gate: Gate) -> None:
     data = Dataset.from_list([{"prompt": p.prompt, "answer": p.answer, "family": p.family} for p in problems])
     eos = tok.eos_token_id
 
-    def correctness(
-        prompts: list[str],
-        completions: list[str],
-        completion_ids: list[list[int]],
-        answer: list[str],
-        family: list[str],
-        **_kw: Any,
-    ) -> list[float]:
-        return [
-            _score(Problem(p, a, f), c, eos in ids)
-            for p, c, ids, a, f in zip(prompts, completions, completion_ids, answer, family, strict=True)
-        ]
+    def correctness(prompts: list[str], completions: list[str], completion_ids: list[list[int]],
+                    answer: list[str], family: list[str], **_kw: Any) -> list[float]:
+        return [_score(Problem(p, a, f), c, eos in ids)
+                for p, c, ids, a, f in zip(prompts, completions, completion_ids, answer, family, strict=True)]
 
     class StepTimer(TrainerCallback):  # the Trainer calls these around generation + update
         def on_step_begin(self, args, state, control, **kw):
@@ -146,53 +130,19 @@ def run_trl(variant: str, steps: int, seed: int, gate: Gate) -> None:
     like_for_like = variant == "trl"
     with tempfile.TemporaryDirectory() as out:
         args = GRPOConfig(
-            output_dir=out,
-            per_device_train_batch_size=PROMPTS * GROUP,
-            gradient_accumulation_steps=1,
-            num_generations=GROUP,
-            max_completion_length=MAX_NEW,
-            temperature=1.0,
-            top_k=0,
-            top_p=1.0,
-            use_vllm=False,
-            report_to=[],
-            learning_rate=LR,
-            lr_scheduler_type="constant",
-            weight_decay=0.0,
-            max_grad_norm=1.0,
-            beta=0.0,
-            loss_type="dapo",
-            epsilon=0.2,
-            epsilon_high=0.28,
-            scale_rewards="group",
-            num_iterations=1,
-            max_steps=steps,
-            logging_steps=10**6,
-            save_strategy="no",
-            use_cpu=True,
-            disable_tqdm=True,
-            seed=seed,
-            dataloader_num_workers=0,
+            output_dir=out, per_device_train_batch_size=PROMPTS * GROUP, gradient_accumulation_steps=1,
+            num_generations=GROUP, max_completion_length=MAX_NEW, temperature=1.0, top_k=0, top_p=1.0,
+            use_vllm=False, report_to=[], learning_rate=LR, lr_scheduler_type="constant", weight_decay=0.0,
+            max_grad_norm=1.0, beta=0.0, loss_type="dapo", epsilon=0.2, epsilon_high=0.28,
+            scale_rewards="group", num_iterations=1, max_steps=steps, logging_steps=10**6,
+            save_strategy="no", use_cpu=True, disable_tqdm=True, seed=seed, dataloader_num_workers=0,
             log_completions=False,
             **({"bf16": False, "gradient_checkpointing": False} if like_for_like else {}),
         )
-        lora = LoraConfig(
-            r=LORA_R,
-            lora_alpha=LORA_ALPHA,
-            target_modules=list(DEFAULT_TARGETS),
-            lora_dropout=0.0,
-            bias="none",
-            task_type="CAUSAL_LM",
-        )
-        trainer = GRPOTrainer(
-            model=model,
-            reward_funcs=correctness,
-            args=args,
-            train_dataset=data,
-            processing_class=tok,
-            peft_config=lora,
-            callbacks=[StepTimer()],
-        )
+        lora = LoraConfig(r=LORA_R, lora_alpha=LORA_ALPHA, target_modules=list(DEFAULT_TARGETS),
+                          lora_dropout=0.0, bias="none", task_type="CAUSAL_LM")
+        trainer = GRPOTrainer(model=model, reward_funcs=correctness, args=args, train_dataset=data,
+                              processing_class=tok, peft_config=lora, callbacks=[StepTimer()])
         trainer.train()
 
 
@@ -219,22 +169,11 @@ class Child:
 
     def __init__(self, variant: str, python: str, args: argparse.Namespace, log_dir: Path) -> None:
         self.variant, self.times, self.loads, self.done = variant, [], [], {}
-        self.err = open(log_dir / f"{variant}.stderr", "w+")  # noqa: SIM115 (lives as long as the worker; closed in stop())
-        cmd = [
-            python,
-            __file__,
-            "--child",
-            variant,
-            "--steps",
-            str(args.warmup + args.steps),
-            "--threads",
-            str(args.threads),
-            "--seed",
-            str(args.seed),
-        ]
-        self.proc = subprocess.Popen(
-            cmd, cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.err, text=True, bufsize=1
-        )
+        self.err = open(log_dir / f"{variant}.stderr", "w+")  # noqa: SIM115 (closed in stop())
+        cmd = [python, __file__, "--child", variant, "--steps", str(args.warmup + args.steps),
+               "--threads", str(args.threads), "--seed", str(args.seed)]
+        self.proc = subprocess.Popen(cmd, cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=self.err, text=True, bufsize=1)
 
     def _expect(self, *tags: str) -> str:
         """Next protocol line with one of ``tags`` (other output is ignored)."""
@@ -266,15 +205,13 @@ class Child:
 
 def _interleaved(variants: list[str], args: argparse.Namespace) -> dict[str, Child]:
     with tempfile.TemporaryDirectory() as tmp:
-        children = {
-            v: Child(v, args.trl_python if VARIANTS[v][0] == "trl" else sys.executable, args, Path(tmp))
-            for v in variants
-        }
+        children = {v: Child(v, args.trl_python if VARIANTS[v][0] == "trl" else sys.executable, args, Path(tmp))
+                    for v in variants}
         try:
             for c in children.values():  # every model loaded before the first timed step
                 c.ready()
             for i in range(args.warmup + args.steps):
-                for v in variants[i % len(variants) :] + variants[: i % len(variants)]:
+                for v in variants[i % len(variants):] + variants[: i % len(variants)]:
                     children[v].step()
                 log.info("step %d: %s", i + 1, "  ".join(f"{v} {children[v].times[-1]:.2f}s" for v in variants))
         finally:
@@ -285,57 +222,36 @@ def _interleaved(variants: list[str], args: argparse.Namespace) -> dict[str, Chi
 
 def _summary(child: Child, warmup: int) -> dict[str, Any]:
     steady = child.times[warmup:]
-    return {
-        "variant": child.variant,
-        "description": VARIANTS[child.variant][1],
-        "step_s_median": statistics.median(steady),
-        "step_s_min": min(steady),
-        "step_s_max": max(steady),
-        "steady_steps": len(steady),
-        "all_step_s": child.times,
-        "loadavg_1min_after_step": child.loads,
-        "versions": child.done.get("versions", {}),
-        "python": child.done.get("python"),
-    }
+    return {"variant": child.variant, "description": VARIANTS[child.variant][1],
+            "step_s_median": statistics.median(steady), "step_s_min": min(steady), "step_s_max": max(steady),
+            "steady_steps": len(steady), "all_step_s": child.times, "loadavg_1min_after_step": child.loads,
+            "versions": child.done.get("versions", {}), "python": child.done.get("python")}
 
 
 def write_markdown(path: Path, result: dict[str, Any]) -> None:
     rows = {r["variant"]: r for r in result["variants"]}
     base = rows["ours"]["step_s_median"]
-    lines = [
-        "# One local GRPO step: secure_fgrpo vs TRL GRPOTrainer (CPU)",
-        "",
-        "    " + result["command"],
-        "",
-        f"Embedded tiny model, {PROMPTS} prompts x {GROUP} completions, <= {MAX_NEW} new tokens, LoRA r={LORA_R}, "
-        f"DAPO loss, fp32 unless noted, {result['settings']['threads']} torch thread(s); median of "
-        f"{result['settings']['steps']} steps after {result['settings']['warmup']} warm-up steps, the variants' "
-        "steps interleaved one at a time (rotating order).",
-        "",
-        "| variant | median s/step | min–max | ratio of medians vs ours | median paired ratio vs ours |",
-        "|---|---|---|---|---|",
-    ]
+    lines = ["# One local GRPO step: secure_fgrpo vs TRL GRPOTrainer (CPU)", "",
+             "    " + result["command"], "",
+             f"Embedded tiny model, {PROMPTS} prompts x {GROUP} completions, <= {MAX_NEW} new tokens, LoRA r={LORA_R}, "
+             f"DAPO loss, fp32 unless noted, {result['settings']['threads']} torch thread(s); median of "
+             f"{result['settings']['steps']} steps after {result['settings']['warmup']} warm-up steps, the variants' "
+             "steps interleaved one at a time (rotating order).", "",
+             "| variant | median s/step | min–max | ratio of medians vs ours | median paired ratio vs ours |",
+             "|---|---|---|---|---|"]
     for r in result["variants"]:
-        lines.append(
-            f"| {r['variant']}: {r['description']} | {r['step_s_median']:.3f} | "
-            f"{r['step_s_min']:.3f}–{r['step_s_max']:.3f} | {r['step_s_median'] / base:.2f}x | "
-            f"{r['paired_ratio_median']:.2f}x |"
-        )
+        lines.append(f"| {r['variant']}: {r['description']} | {r['step_s_median']:.3f} | "
+                     f"{r['step_s_min']:.3f}–{r['step_s_max']:.3f} | {r['step_s_median'] / base:.2f}x | "
+                     f"{r['paired_ratio_median']:.2f}x |")
     if "trl" in rows:
-        lines += [
-            "",
-            f"**TRL / ours = {result['ratio_trl_over_ours']:.2f}** (like for like, ratio of medians; "
-            f"median of per-step paired ratios {rows['trl']['paired_ratio_median']:.2f}).",
-        ]
+        lines += ["", f"**TRL / ours = {result['ratio_trl_over_ours']:.2f}** (like for like, ratio of medians; "
+                  f"median of per-step paired ratios {rows['trl']['paired_ratio_median']:.2f})."]
     v = result["variants"][-1]["versions"]
-    lines += [
-        "",
-        f"Versions: {', '.join(f'{k} {x}' for k, x in v.items())}. Machine: {result['machine']['platform']}, "
-        f"{result['machine']['cpu_count']} CPUs shared with other jobs (load average "
-        f"{result['machine']['loadavg_start'][0]:.2f} at start, {result['machine']['loadavg_end'][0]:.2f} at end). "
-        "Each variant in its own process. Raw step times: trl_step.json.",
-        "",
-    ]
+    lines += ["", f"Versions: {', '.join(f'{k} {x}' for k, x in v.items())}. Machine: {result['machine']['platform']}, "
+              f"{result['machine']['cpu_count']} CPUs shared with other jobs (load average "
+              f"{result['machine']['loadavg_start'][0]:.2f} at start, "
+              f"{result['machine']['loadavg_end'][0]:.2f} at end). "
+              "Each variant in its own process. Raw step times: trl_step.json.", ""]
     path.write_text("\n".join(lines))
 
 
@@ -371,35 +287,19 @@ def main(argv: list[str] | None = None) -> int:
     load0 = list(os.getloadavg())
     children = _interleaved(variants, args)
     rows = [_summary(children[v], args.warmup) for v in variants]
-    ours = children["ours"].times[args.warmup :]
+    ours = children["ours"].times[args.warmup:]
     for r in rows:  # steps with the same index ran back to back: their ratio cancels slow load drift
-        r["paired_ratio_median"] = statistics.median(
-            t / o for t, o in zip(r["all_step_s"][args.warmup :], ours, strict=True)
-        )
+        r["paired_ratio_median"] = statistics.median(t / o for t, o in zip(r["all_step_s"][args.warmup:], ours,
+                                                                           strict=True))
     by = {r["variant"]: r for r in rows}
     result = {
         "command": command,
-        "settings": {
-            "prompts": PROMPTS,
-            "group_size": GROUP,
-            "max_new_tokens": MAX_NEW,
-            "lora_r": LORA_R,
-            "lora_alpha": LORA_ALPHA,
-            "lr": LR,
-            "steps": args.steps,
-            "warmup": args.warmup,
-            "interleaved": True,
-            "threads": args.threads,
-            "seed": args.seed,
-            "device": "cpu",
-        },
-        "machine": {
-            "platform": platform.platform(),
-            "python": platform.python_version(),
-            "cpu_count": os.cpu_count(),
-            "loadavg_start": load0,
-            "loadavg_end": list(os.getloadavg()),
-        },
+        "settings": {"prompts": PROMPTS, "group_size": GROUP, "max_new_tokens": MAX_NEW, "lora_r": LORA_R,
+                     "lora_alpha": LORA_ALPHA, "lr": LR, "steps": args.steps, "warmup": args.warmup,
+                     "interleaved": True,
+                     "threads": args.threads, "seed": args.seed, "device": "cpu"},
+        "machine": {"platform": platform.platform(), "python": platform.python_version(),
+                    "cpu_count": os.cpu_count(), "loadavg_start": load0, "loadavg_end": list(os.getloadavg())},
         "ratio_trl_over_ours": by["trl"]["step_s_median"] / by["ours"]["step_s_median"] if "trl" in by else None,
         "variants": rows,
     }

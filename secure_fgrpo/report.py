@@ -15,11 +15,9 @@ def global_rows(run_dir: Path) -> list[dict]:
 
 def client_rows(run_dir: Path) -> dict[str, list[dict]]:
     root = Path(run_dir) / "clients"
-    return (
-        {p.name: JsonlLog(p / "metrics.jsonl").rows() for p in sorted(root.iterdir()) if p.is_dir()}
-        if root.exists()
-        else {}
-    )
+    if not root.exists():
+        return {}
+    return {p.name: JsonlLog(p / "metrics.jsonl").rows() for p in sorted(root.iterdir()) if p.is_dir()}
 
 
 def server_rows(run_dir: Path) -> list[dict]:
@@ -32,10 +30,8 @@ def accuracy_curves(run_dir: Path) -> tuple[dict[int, float], dict[str, dict[int
     adapter it received (measured at the start of round r, i.e. the global after r-1), through
     the last round (``final_eval.json``, measured when the run ended)."""
     glob = {r["round"]: r["global_accuracy"] for r in global_rows(run_dir)}
-    per = {
-        name: {r["round"] - 1: r["eval_accuracy_of_global"] for r in rows}
-        for name, rows in client_rows(run_dir).items()
-    }
+    per = {name: {r["round"] - 1: r["eval_accuracy_of_global"] for r in rows}
+           for name, rows in client_rows(run_dir).items()}
     last = max(glob, default=0)
     for name, curve in per.items():
         final = Path(run_dir) / "clients" / name / FINAL_EVAL

@@ -58,44 +58,26 @@ def test_unregistered_supernode_is_refused(fed: LoopbackFederation) -> None:
     fed.nodes.pop("hosp-a")
 
 
-def test_rounds_survive_a_killed_and_restarted_supernode(
-    fed: LoopbackFederation, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_rounds_survive_a_killed_and_restarted_supernode(fed: LoopbackFederation,
+                                                         caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO)
     for name in NAMES:
         fed.start_supernode(name)
     out = fed.root / "out"
-    fed.run_app(
-        {
-            "rounds": 3,
-            "dim": DIM,
-            "threshold": THRESHOLD,
-            "out-dir": str(out),
-            "stage-timeout": 45.0,
-            "min-nodes": 3,
-            "connect-timeout": 120.0,
-            "round-wait": 150.0,
-        }
-    )
+    fed.run_app({"rounds": 3, "dim": DIM, "threshold": THRESHOLD, "out-dir": str(out),
+                 "stage-timeout": 45.0, "min-nodes": 3, "connect-timeout": 120.0,
+                 "round-wait": 150.0})
     # Kill the victim once round 2's share stage is under way: it is gone before it can send its
     # masked input, so its pairwise masks must be removed from the survivors' shares.
-    wait_for(
-        "round 2's share stage",
-        lambda: any(
-            e["round"] == 2 and e["stage"] == "share" and e["event"] == "sent" for e in jsonl(out / "progress.jsonl")
-        ),
-        timeout=400,
-    )
+    wait_for("round 2's share stage", lambda: any(
+        e["round"] == 2 and e["stage"] == "share" and e["event"] == "sent" for e in jsonl(out / "progress.jsonl")),
+        timeout=400)
     victim = fed.nodes[VICTIM]
     victim.kill_now()
     assert not victim.alive()
     fed.restart_supernode(VICTIM)
-    rows = wait_for(
-        "three recorded rounds",
-        lambda: (r := jsonl(out / "rounds.jsonl")) and len(r) >= 3 and r,
-        timeout=400,
-        every=0.5,
-    )
+    rows = wait_for("three recorded rounds", lambda: (r := jsonl(out / "rounds.jsonl")) and len(r) >= 3 and r,
+                    timeout=400, every=0.5)
     seeds = {n: NAMES.index(n) for n in NAMES}
     states = {n: fed.state_dir(n) for n in NAMES}
     r1, r2, r3 = rows[:3]

@@ -144,8 +144,8 @@ def test_cli_refusals_are_one_line_naming_the_file(federation: dict, capsys: pyt
     flat = "".join(out.split())  # the console wraps long lines
     assert "".join(f"{envelope} is addressed to 'riverside'".split()) in flat and "Traceback" not in out
     assert (root / "northgate" / SUBDIR / SECRET_FILE).read_bytes() == before  # nothing lost
-    argv = ["keys", "ckks-seal", "--party-dir", str(root / "st-mary"), "--roster", roster, "--out", str(server)]
-    assert main(argv) == 2
+    assert main(["keys", "ckks-seal", "--party-dir", str(root / "st-mary"), "--roster", roster, "--out",
+                 str(server)]) == 2
     assert "already exists" in capsys.readouterr().out
 
 
@@ -154,19 +154,13 @@ def test_the_server_cannot_substitute_a_context_it_made(federation: dict, tmp_pa
     refused: the envelope must be signed by a roster party."""
     root, roster = federation["root"], load_roster_entries(federation["pub"] / "roster.json")
     evil = create_party(tmp_path / "evil", "server")
-    for sender, signer, match in (
-        ("server", evil.signing, "not another party"),
-        ("st-mary", evil.signing, "not signed by 'st-mary'"),
-    ):
+    for sender, signer, match in (("server", evil.signing, "not another party"),
+                                  ("st-mary", evil.signing, "not signed by 'st-mary'")):
         header = _header(sender, "northgate", os.urandom(16), BFV_4096, False)
         sealed = seal_for_institution(b"the server's own secret context", roster["northgate"].sealing_key, header)
-        doc = {
-            **json.loads(header),
-            "sealed": base64.b64encode(sealed).decode(),
-            "signature": base64.b64encode(
-                signer.sign(b"secure_fgrpo ckks sealed secret v1\0" + header + sealed)
-            ).decode(),
-        }
+        doc = {**json.loads(header), "sealed": base64.b64encode(sealed).decode(),
+               "signature": base64.b64encode(
+                   signer.sign(b"secure_fgrpo ckks sealed secret v1\0" + header + sealed)).decode()}
         (tmp_path / "forged.json").write_text(json.dumps(doc))
         with pytest.raises(KeyMaterialError, match=match):
             open_sealed(root / "northgate", roster, tmp_path / "forged.json")
@@ -206,11 +200,8 @@ def test_init_never_overwrites_and_a_tampered_entry_is_refused(tmp_path: Path, c
 
 def test_fingerprint_covers_the_name_and_both_keys() -> None:
     e = RosterEntry("a", b"\1" * 32, b"\2" * 32)
-    prints = {
-        e.fingerprint(),
-        RosterEntry("b", e.signing, e.sealing).fingerprint(),
-        RosterEntry("a", b"\3" * 32, e.sealing).fingerprint(),
-        RosterEntry("a", e.signing, b"\3" * 32).fingerprint(),
-    }
+    prints = {e.fingerprint(), RosterEntry("b", e.signing, e.sealing).fingerprint(),
+              RosterEntry("a", b"\3" * 32, e.sealing).fingerprint(), RosterEntry("a", e.signing,
+                                                                                 b"\3" * 32).fingerprint()}
     assert len(prints) == 4
     assert len(e.fingerprint().split()) == 16

@@ -35,9 +35,8 @@ class _BadSealer(MaskedClient):
                     confirm = os.urandom(32)
                 else:
                     blob = blob[:20] + bytes([blob[20] ^ 1]) + blob[21:]
-            entries.append(
-                (holder, blob, confirm, self._sign("sealed", *sealed_sign_parts(self.name, holder, blob, confirm)))
-            )
+            entries.append((holder, blob, confirm, self._sign("sealed", *sealed_sign_parts(self.name, holder, blob,
+                                                                                           confirm))))
         return dataclasses.replace(up, entries=tuple(entries))
 
 
@@ -49,9 +48,8 @@ class _FalseComplainer(MaskedClient):
         owner = sorted(o for o in self._held if o != self.name)[0]
         key = crypto.agree(self._keys.c_private, self._book[owner][0], share_aad(self.ctx, owner, self.name))
         filed = ((owner, key),)
-        return dataclasses.replace(
-            out, complaints=filed, signature=self._sign("masked", *self.ctx.masked_parts(self.name, out.words, filed))
-        )
+        return dataclasses.replace(out, complaints=filed, signature=self._sign(
+            "masked", *self.ctx.masked_parts(self.name, out.words, filed)))
 
 
 def _round(tmp_path: Path, n: int, cls: type, who: int = 0, **attrs: object):
@@ -72,9 +70,8 @@ def _exact(sim, out) -> None:
 
 
 @pytest.mark.parametrize("n", [5, 10, 25])
-def test_a_client_sealing_bad_shares_is_blamed_and_the_round_completes(
-    tmp_path: Path, n: int, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_a_client_sealing_bad_shares_is_blamed_and_the_round_completes(tmp_path: Path, n: int,
+                                                                        caplog: pytest.LogCaptureFixture) -> None:
     sim, bad, out = _round(tmp_path, n, _BadSealer)
     _exact(sim, out)
     assert bad not in out.contributors and len(out.contributors) == n - 1  # nobody withdrew
@@ -123,12 +120,8 @@ def test_the_federation_never_samples_a_blamed_client_again(tmp_path: Path) -> N
     from secure_fgrpo.config import config_from_dict
     from secure_fgrpo.federation.server import Server
 
-    cfg = config_from_dict(
-        {
-            "clients": [{"name": f"c{i}", "families": {"unit": 1.0}} for i in range(4)],
-            "secure_sum": {"backend": "masked"},
-        }
-    )
+    cfg = config_from_dict({"clients": [{"name": f"c{i}", "families": {"unit": 1.0}} for i in range(4)],
+                            "secure_sum": {"backend": "masked"}})
     server = Server(tmp_path, cfg, [c.name for c in cfg.clients])
     assert "c1" in server.participants(2)
     server.exclude({"c1": "round 1: signed a sealed share that does not open"})

@@ -88,12 +88,8 @@ def test_seed_grinding_no_longer_moves_a_victims_neighbours() -> None:
         ctx = RoundContext.build(spec, Params(), None)
         seen.add(ctx.build_graph(graph_seed(ctx.digest, ads)).neighbours[victim])
     assert len(seen) == 1
-    moved = {
-        build_graph(
-            names, params, graph_seed(b"d", [*ads[:5], (names[5], bytes([j]) * 32, ads[5][2], b""), *ads[6:]])
-        ).neighbours[victim]
-        for j in range(200, 220)
-    }
+    moved = {build_graph(names, params, graph_seed(b"d", [*ads[:5], (names[5], bytes([j]) * 32, ads[5][2], b""),
+                                                          *ads[6:]])).neighbours[victim] for j in range(200, 220)}
     assert len(moved) > 10  # one client's fresh key re-draws the whole graph
 
 
@@ -101,17 +97,14 @@ def _spec(n: int, t: int) -> SumSpec:
     return SumSpec(round=1, dim=3, data_bound=1.0, weight_bound=1.0, participants=_names(n), threshold=t)
 
 
-@pytest.mark.parametrize(
-    "policy, spec, graph, key",
-    [
-        (SecurityPolicy(min_threshold=0.7), _spec(10, 6), choose_graph(10, 6, 0.1, 0.1), "min_threshold"),
-        (SecurityPolicy(), _spec(10, 6), choose_graph(10, 6, 0.2, 0.1), "gamma"),  # 2T = 12 <= n + c = 12
-        (SecurityPolicy(delta=0.2), _spec(10, 9), GraphParams(9, 9, 0.0, 0.0), "delta"),  # T = 9 > n - d = 8
-        (SecurityPolicy(), _spec(100, 66), choose_graph(100, 66, 0.2, 0.1, degree=4), "gamma"),
-        (SecurityPolicy(delta=0.3), _spec(100, 66), choose_graph(100, 66, 0.2, 0.1), "delta"),
-        (SecurityPolicy(roster=_names(9)), _spec(10, 7), choose_graph(10, 7, 0.2, 0.1), "roster"),
-    ],
-)
+@pytest.mark.parametrize("policy, spec, graph, key", [
+    (SecurityPolicy(min_threshold=0.7), _spec(10, 6), choose_graph(10, 6, 0.1, 0.1), "min_threshold"),
+    (SecurityPolicy(), _spec(10, 6), choose_graph(10, 6, 0.2, 0.1), "gamma"),  # 2T = 12 <= n + c = 12
+    (SecurityPolicy(delta=0.2), _spec(10, 9), GraphParams(9, 9, 0.0, 0.0), "delta"),  # T = 9 > n - d = 8
+    (SecurityPolicy(), _spec(100, 66), choose_graph(100, 66, 0.2, 0.1, degree=4), "gamma"),
+    (SecurityPolicy(delta=0.3), _spec(100, 66), choose_graph(100, 66, 0.2, 0.1), "delta"),
+    (SecurityPolicy(roster=_names(9)), _spec(10, 7), choose_graph(10, 7, 0.2, 0.1), "roster"),
+])
 def test_policy_refuses_naming_the_key(policy: SecurityPolicy, spec: SumSpec, graph: GraphParams, key: str) -> None:
     with pytest.raises(PolicyRefusal, match=f"security.{key}:") as info:
         policy.admit(spec, graph)

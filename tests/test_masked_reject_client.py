@@ -151,8 +151,8 @@ def test_forwarded_share_rejections(tmp_path: Path, case: str) -> None:
 @pytest.mark.parametrize("case", ["omits me", "duplicates", "outsider", "below threshold", "never shared"])
 def test_survivor_list_rejections(tmp_path: Path, case: str) -> None:
     sim = _sim(tmp_path)
-    drop = {"share": lambda: {_neighbour(sim)}} if case == "never shared" else None
-    replies = _advance(sim, "consistency", drop=drop)
+    replies = _advance(sim, "consistency",
+                       drop={"share": lambda: {_neighbour(sim)}} if case == "never shared" else None)
     nb = _neighbour(sim)
     names = m.decode("survivors", replies[VICTIM].payload).names
     others = tuple(n for n in names if n != VICTIM)
@@ -160,7 +160,7 @@ def test_survivor_list_rejections(tmp_path: Path, case: str) -> None:
         "omits me": (others, "omits"),
         "duplicates": ((*names, names[0]), "duplicates"),
         "outsider": ((*names, "mallory"), "non-participant"),
-        "below threshold": ((VICTIM, *others[: T - 2]), "below the threshold"),
+        "below threshold": ((VICTIM, *others[:T - 2]), "below the threshold"),
         "never shared": (tuple(sorted((*names, nb))), "never shared"),
     }
     new, match = edits[case]
@@ -173,10 +173,8 @@ def _unmask_setup(tmp_path: Path, drop: dict[str, set[str]] | None = None, **opt
     return sim, replies[VICTIM], m.decode("unmask-request", replies[VICTIM].payload)
 
 
-@pytest.mark.parametrize(
-    "case",
-    ["survivors changed", "too few acks", "ack forged", "ack of another set", "ack twice", "ack from a non-survivor"],
-)
+@pytest.mark.parametrize("case", ["survivors changed", "too few acks", "ack forged", "ack of another set",
+                                  "ack twice", "ack from a non-survivor"])
 def test_unmask_request_ack_rejections(tmp_path: Path, case: str) -> None:
     sim, msg, req = _unmask_setup(tmp_path)
     a0 = req.acks[0]
@@ -198,17 +196,8 @@ def test_unsigned_acks_must_be_bare(tmp_path: Path) -> None:
     _expect_refusal(sim, "unmask", _edit(msg, acks=((a0[0], a0[1], b"x" * 64), *req.acks[1:])), "does not sign")
 
 
-@pytest.mark.parametrize(
-    "case",
-    [
-        "both shares of one peer",
-        "mask key of a survivor",
-        "own mask key",
-        "share not held",
-        "self mask of a dropped peer",
-        "asked twice",
-    ],
-)
+@pytest.mark.parametrize("case", ["both shares of one peer", "mask key of a survivor", "own mask key",
+                                  "share not held", "self mask of a dropped peer", "asked twice"])
 def test_reveal_rules(tmp_path: Path, case: str) -> None:
     sim = _sim(tmp_path)
     dropped = case == "self mask of a dropped peer"
@@ -218,19 +207,13 @@ def test_reveal_rules(tmp_path: Path, case: str) -> None:
     peer = next(p for p in req.self_requests if p != VICTIM)
     edits = {
         "both shares of one peer": ({"key_requests": (*req.key_requests, peer)}, "both the self-mask share"),
-        "mask key of a survivor": (
-            {"self_requests": tuple(p for p in req.self_requests if p != peer), "key_requests": (peer,)},
-            "input is in the sum",
-        ),
-        "own mask key": (
-            {"self_requests": tuple(p for p in req.self_requests if p != VICTIM), "key_requests": (VICTIM,)},
-            "input is in the sum",
-        ),
+        "mask key of a survivor": ({"self_requests": tuple(p for p in req.self_requests if p != peer),
+                                    "key_requests": (peer,)}, "input is in the sum"),
+        "own mask key": ({"self_requests": tuple(p for p in req.self_requests if p != VICTIM),
+                          "key_requests": (VICTIM,)}, "input is in the sum"),
         "share not held": ({"self_requests": (*req.self_requests, _stranger(sim))}, "does not hold"),
-        "self mask of a dropped peer": (
-            {"self_requests": req.self_requests + req.key_requests, "key_requests": ()},
-            "not a survivor",
-        ),
+        "self mask of a dropped peer": ({"self_requests": req.self_requests + req.key_requests, "key_requests": ()},
+                                        "not a survivor"),
         "asked twice": ({"self_requests": (*req.self_requests, peer)}, "twice"),
     }
     if case == "self mask of a dropped peer":

@@ -109,68 +109,41 @@ def _adv(sim: SimRound, inbound: dict[str, Message], **changes: bytes) -> None:
 
 
 SPECIFIC: dict[str, tuple[str, Tamper, str]] = {
-    "advert signed by another key": (
-        "advertise",
-        lambda s, i: _adv(s, i, signature=_body(i[OTHER]).signature),
-        "signature",
-    ),
-    "advert signature flipped": (
-        "advertise",
-        lambda s, i: _adv(s, i, signature=_flip(_body(i[VICTIM]).signature)),
-        "signature",
-    ),
+    "advert signed by another key": ("advertise", lambda s, i: _adv(s, i, signature=_body(i[OTHER]).signature),
+                                     "signature"),
+    "advert signature flipped": ("advertise", lambda s, i: _adv(s, i, signature=_flip(_body(i[VICTIM]).signature)),
+                                 "signature"),
     "advert unsigned": ("advertise", lambda s, i: _adv(s, i, signature=b""), "signature"),
-    "identical keys": (
-        "advertise",
-        lambda s, i: _adv_resigned(s, i, _body(i[VICTIM]).c_public, _body(i[VICTIM]).c_public),
-        "identical",
-    ),
-    "key of another client, re-signed": (
-        "advertise",
-        lambda s, i: _adv_resigned(s, i, _body(i[EARLIER]).c_public),
-        "already advertised",
-    ),
-    "key of another client": ("advertise", lambda s, i: _adv(s, i, c_public=_body(i[OTHER]).c_public), "signature"),
+    "identical keys": ("advertise", lambda s, i: _adv_resigned(s, i, _body(i[VICTIM]).c_public,
+                                                               _body(i[VICTIM]).c_public), "identical"),
+    "key of another client, re-signed": ("advertise", lambda s, i: _adv_resigned(s, i, _body(i[EARLIER]).c_public),
+                                         "already advertised"),
+    "key of another client": ("advertise", lambda s, i: _adv(s, i, c_public=_body(i[OTHER]).c_public),
+                              "signature"),
     "low-order key": ("advertise", lambda s, i: _adv_resigned(s, i, bytes(32)), "low order"),
     "low-order key, not signed again": ("advertise", lambda s, i: _adv(s, i, c_public=bytes(32)), "signature"),
     "share for a missing holder": ("share", lambda s, i: _shares(s, i, lambda e: e[1:]), "expected"),
-    "share for an extra holder": (
-        "share",
-        lambda s, i: _shares(s, i, lambda e: (*e, ("mallory", *e[0][1:]))),
-        "expected",
-    ),
+    "share for an extra holder": ("share", lambda s, i: _shares(s, i, lambda e: (*e, ("mallory", *e[0][1:]))),
+                                  "expected"),
     "two shares for one holder": ("share", lambda s, i: _shares(s, i, lambda e: (*e[:-1], e[0])), "same holder"),
-    "sealed share of wrong size": (
-        "share",
-        lambda s, i: _shares(s, i, lambda e: ((e[0][0], e[0][1][:-1], *e[0][2:]), *e[1:])),
-        "bytes",
-    ),
+    "sealed share of wrong size": ("share", lambda s, i: _shares(s, i, lambda e: ((e[0][0], e[0][1][:-1], *e[0][2:]),
+                                                                                  *e[1:])),
+                                   "bytes"),
     "masked vector of wrong size": ("masked_input", lambda s, i: _rebody_masked(i, lambda w: w[:-4]), "expected"),
     "masked vector too long": ("masked_input", lambda s, i: _rebody_masked(i, lambda w: w + b"\0" * 4), "expected"),
     "ack of another set": ("consistency", lambda s, i: _ack(i, digest=bytes(32)), "different survivor set"),
-    "ack signature flipped": (
-        "consistency",
-        lambda s, i: _ack(i, signature=_flip(_body(i[VICTIM]).signature)),
-        "signature",
-    ),
-    "ack signed by another": ("consistency", lambda s, i: _ack(i, signature=_body(i[OTHER]).signature), "signature"),
-    "unmask shares for the wrong peers": (
-        "unmask",
-        lambda s, i: _unmask(i, self_shares=_body(i[VICTIM]).self_shares[1:]),
-        "expected",
-    ),
-    "unmask share outside the field": (
-        "unmask",
-        lambda s, i: _unmask(
-            i, self_shares=((_body(i[VICTIM]).self_shares[0][0], b"\xff" * 66), *_body(i[VICTIM]).self_shares[1:])
-        ),
-        "outside the field",
-    ),
-    "unmask key shares not asked for": (
-        "unmask",
-        lambda s, i: _unmask(i, key_shares=((_body(i[VICTIM]).self_shares[0][0], b"\x00" * 66),)),
-        "expected",
-    ),
+    "ack signature flipped": ("consistency", lambda s, i: _ack(i, signature=_flip(_body(i[VICTIM]).signature)),
+                              "signature"),
+    "ack signed by another": ("consistency", lambda s, i: _ack(i, signature=_body(i[OTHER]).signature),
+                              "signature"),
+    "unmask shares for the wrong peers": ("unmask", lambda s, i: _unmask(i,
+                                                                         self_shares=_body(i[VICTIM]).self_shares[1:]),
+                                          "expected"),
+    "unmask share outside the field": ("unmask", lambda s, i: _unmask(
+        i, self_shares=((_body(i[VICTIM]).self_shares[0][0], b"\xff" * 66), *_body(i[VICTIM]).self_shares[1:])),
+        "outside the field"),
+    "unmask key shares not asked for": ("unmask", lambda s, i: _unmask(
+        i, key_shares=((_body(i[VICTIM]).self_shares[0][0], b"\x00" * 66),)), "expected"),
 }
 
 

@@ -22,24 +22,14 @@ def _numbers(pattern: str, text: str) -> list[float]:
     return [float(g) for g in m.groups()]
 
 
-@pytest.mark.parametrize(
-    "family, pattern, formula",
-    [
-        ("mc_map", r"(\d+)/(\d+) mm Hg", lambda s, d: (2 * d + s) / 3),
-        ("mc_anion_gap", r"Na (\d+) mEq/L, Cl (\d+) mEq/L, HCO3 (\d+)", lambda na, cl, b: na - cl - b),
-        (
-            "mc_delta_gap",
-            r"Sodium (\d+) mmol/L, chloride (\d+) mmol/L, bicarbonate (\d+)",
-            lambda na, cl, b: na - cl - b - 12,
-        ),
-        ("mc_bmi", r"Height (\d+) cm, weight (\d+) kg", lambda h, w: w / (h / 100) ** 2),
-        (
-            "mc_serum_osm",
-            r"Na (\d+) mEq/L, BUN (\d+) mg/dL, glucose (\d+)",
-            lambda na, bun, g: 2 * na + bun / 2.8 + g / 18,
-        ),
-    ],
-)
+@pytest.mark.parametrize("family, pattern, formula", [
+    ("mc_map", r"(\d+)/(\d+) mm Hg", lambda s, d: (2 * d + s) / 3),
+    ("mc_anion_gap", r"Na (\d+) mEq/L, Cl (\d+) mEq/L, HCO3 (\d+)", lambda na, cl, b: na - cl - b),
+    ("mc_delta_gap", r"Sodium (\d+) mmol/L, chloride (\d+) mmol/L, bicarbonate (\d+)", lambda na, cl,
+     b: na - cl - b - 12),
+    ("mc_bmi", r"Height (\d+) cm, weight (\d+) kg", lambda h, w: w / (h / 100) ** 2),
+    ("mc_serum_osm", r"Na (\d+) mEq/L, BUN (\d+) mg/dL, glucose (\d+)", lambda na, bun, g: 2 * na + bun / 2.8 + g / 18),
+])
 def test_answers_are_the_calculators_and_match_the_vignette(family: str, pattern: str, formula) -> None:
     rng = random.Random(7)
     for _ in range(30):
@@ -52,12 +42,10 @@ def test_rule_scores_follow_their_criteria() -> None:
     rng = random.Random(3)
     for _ in range(40):
         p = FAMILIES["mc_curb_65"].sample(rng)
-        age, sbp, dbp, rr, bun = _numbers(
-            r"(\d+)-year-old.*BP (\d+)/(\d+) mm Hg, respiratory rate (\d+)/min, "
-            r"BUN (\d+)",
-            p.prompt,
-        )
-        expected = (age >= 65) + ("confused" in p.prompt) + (bun > 19) + (rr >= 30) + (sbp < 90 or dbp <= 60)
+        age, sbp, dbp, rr, bun = _numbers(r"(\d+)-year-old.*BP (\d+)/(\d+) mm Hg, respiratory rate (\d+)/min, "
+                                          r"BUN (\d+)", p.prompt)
+        expected = ((age >= 65) + ("confused" in p.prompt) + (bun > 19) + (rr >= 30)
+                    + (sbp < 90 or dbp <= 60))
         assert int(p.answer) == expected, p.prompt
 
 
@@ -112,9 +100,8 @@ def test_held_out_vignettes_are_disjoint_from_training() -> None:
 
 
 def test_seeded_and_registered() -> None:
-    assert sample_problems({"general_medicine": 1.0}, 5, seed=1) == sample_problems(
-        {"general_medicine": 1.0}, 5, seed=1
-    )
+    assert sample_problems({"general_medicine": 1.0}, 5, seed=1) == sample_problems({"general_medicine": 1.0}, 5,
+                                                                                    seed=1)
     assert set(SPECIALTIES) <= set(CLINICAL_FAMILIES)
     for name in CLINICAL_FAMILIES:
         p = FAMILIES[name].sample(random.Random(0))
@@ -122,14 +109,8 @@ def test_seeded_and_registered() -> None:
 
 
 def test_config_accepts_specialties_and_names_an_unknown_family() -> None:
-    raw = small_run(
-        **{
-            "clients": [
-                {"name": "x", "families": {"cardiology": 1.0}},
-                {"name": "y", "families": {"mc_bmi": 0.5, "hepatology": 0.5}},
-            ]
-        }
-    )
+    raw = small_run(**{"clients": [{"name": "x", "families": {"cardiology": 1.0}},
+                                   {"name": "y", "families": {"mc_bmi": 0.5, "hepatology": 0.5}}]})
     assert config_from_dict(raw).clients[1].families == {"mc_bmi": 0.5, "hepatology": 0.5}
     raw["clients"][0]["families"] = {"oncology": 1.0}
     with pytest.raises(ValueError, match=r"clients.x.families: unknown family 'oncology'"):

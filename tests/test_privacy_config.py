@@ -78,19 +78,19 @@ def test_plans_calibrate_to_the_target_over_the_whole_run() -> None:
     # mu = 2 noisy updates per sample, plus FGRPO's two reward moments at k times the noise,
     # account as one Gaussian with z / sqrt(mu + 2/k²)
     steps, k = 3 * cfg.grpo.steps, cfg.privacy.example_level.reward_noise_ratio
-    assert cfg.federation.strategy == "fgrpo" and ex.settings.reward_noise == pytest.approx(
-        k * ex.settings.noise_multiplier
-    )
+    assert cfg.federation.strategy == "fgrpo"
+    assert ex.settings.reward_noise == pytest.approx(k * ex.settings.noise_multiplier)
     spent = epsilon([(ex.settings.noise_multiplier / (2 + 2 / k**2) ** 0.5, 6 / 40, steps)], 1e-5)
     assert 2.95 < spent <= 3.0 and ex.budget.spent(3) == pytest.approx(spent)
     cl = ClientLevelPlan(cfg.privacy.client_level, cfg)
     assert cl.sample_rate == 1.0 and 4.95 < cl.budget.spent(3) <= 5.0
-    assert cl.sensitivity == pytest.approx(cl.weight_max * (cfg.federation.delta_clip**2 + 1) ** 0.5)
+    assert cl.sensitivity == pytest.approx(cl.weight_max * (cfg.federation.delta_clip ** 2 + 1) ** 0.5)
 
 
 def test_dp_shorthand() -> None:
     # example-level DP-SGD brings the demo's DP-tuned settings along
-    assert _dp_overrides(["example:8"], "masked") == {EX: {"epsilon": 8.0, **DP_SGD_EXAMPLE_LEVEL}, **DP_SGD_SETTINGS}
+    assert _dp_overrides(["example:8"], "masked") == {EX: {"epsilon": 8.0, **DP_SGD_EXAMPLE_LEVEL},
+                                                      **DP_SGD_SETTINGS}
     assert _dp_overrides(["client:2"], "ckks") == {CL: {"epsilon": 2.0, "mechanism": "distributed"}}
     assert _dp_overrides(["client:2"], "masked") == {CL: {"epsilon": 2.0, "mechanism": "skellam"}}
     gpu = _dp_overrides(["example:8"], "masked", gpu=True)[EX]  # a GPU affords the larger Poisson batch
@@ -138,20 +138,15 @@ def _value(v: object) -> str:
 
 @pytest.mark.parametrize("strategy,releases", [("fgrpo", True), ("fedavg", False), ("uniform", False)])
 def test_weights_from_rewards_are_released_inside_the_example_level_mechanism(
-    strategy: str, releases: bool, caplog: pytest.LogCaptureFixture
-) -> None:
+        strategy: str, releases: bool, caplog: pytest.LogCaptureFixture) -> None:
     """FGRPO's e_i comes from noisy reward moments released with each DP-SGD step, so nothing is
     left outside the guarantee to warn about; FedAvg (public n_i) and 'uniform' release none and keep z."""
     with caplog.at_level(logging.WARNING, logger="secure_fgrpo.privacy.config"):
         cfg = config_from_dict(small_run(**{EX: {"epsilon": 8.0}, "federation.strategy": strategy}))
     assert caplog.text == ""
     plan = ExampleLevelPlan(cfg.privacy.example_level, cfg, pool_size=40, client="b")
-    uniform = ExampleLevelPlan(
-        cfg.privacy.example_level,
-        config_from_dict(small_run(**{EX: {"epsilon": 8.0}, "federation.strategy": "uniform"})),
-        pool_size=40,
-        client="b",
-    )
+    uniform = ExampleLevelPlan(cfg.privacy.example_level, config_from_dict(small_run(
+        **{EX: {"epsilon": 8.0}, "federation.strategy": "uniform"})), pool_size=40, client="b")
     assert plan.releases_rewards is releases and (plan.settings.reward_noise is not None) is releases
     assert plan.settings.reward_bound == 10.0  # client b scores 0..10
     factor = (1 + 2 / 5.0**2) ** 0.5 if releases else 1.0

@@ -81,16 +81,14 @@ def test_one_masked_round_and_the_adapter_reloads(real_model_dir: Path, tmp_path
     row = json.loads((tmp_path / "run" / "server" / "metrics.jsonl").read_text().splitlines()[-1])
     assert not row["aborted"] and row["contributors"] == 2 and not summary.stopped
     assert row["update_norm"] > 0  # the round changed the adapter: the reload below has teeth
-    kinds = {
-        json.loads(line)["kind"] for line in (tmp_path / "run" / "server" / "transcript.jsonl").read_text().splitlines()
-    }
+    transcript = (tmp_path / "run" / "server" / "transcript.jsonl").read_text()
+    kinds = {json.loads(line)["kind"] for line in transcript.splitlines()}
     assert "vector" not in kinds  # only masked inputs reached the server
 
     adapter = tmp_path / "run" / "server" / "global_adapter"
     problems = sample_problems({"hepatology": 1.0}, 1, seed=11)  # a specialty neither client trained on
-    batch = make_rollout("transformers").generate(
-        fed.model, fed.tok, [p.prompt for p in problems], 2, SamplingSpec(max_new_tokens=8), seed=3
-    )
+    batch = make_rollout("transformers").generate(fed.model, fed.tok, [p.prompt for p in problems], 2,
+                                                  SamplingSpec(max_new_tokens=8), seed=3)
     with torch.no_grad():
         trained = completion_logprobs(fed.model, batch)
         with fed.model.disable_adapter():

@@ -92,23 +92,12 @@ def message_membership(estimates: list[MessageEstimate], truth: SimTruth, *, uno
     est_null = one_shot_epsilon(null, unobs, delta, seed=seed)
     verdict = ("succeeds" if est.auc >= SUCCESS_AUC else
                "chance" if abs(est.auc - 0.5) <= CHANCE_AUC_BAND else "partial")
-    return AttackResult(
-        "membership (per message)",
-        verdict,
-        est.auc,
-        "AUC near 0.5, empirical ε near 0",
-        {
-            "epsilon": _finite(est.epsilon),
-            "epsilon_lower": _finite(est.epsilon_lower),
-            "delta": delta,
-            "null_epsilon": _finite(est_null.epsilon),
-            "null_epsilon_lower": _finite(est_null.epsilon_lower),
-            "null_auc": est_null.auc,
-            "messages": len(observed),
-            "observed": observed.tolist(),
-            "unobserved": unobs.tolist(),
-        },
-    )
+    return AttackResult("membership (per message)", verdict, est.auc, "AUC near 0.5, empirical ε near 0",
+                        {"epsilon": _finite(est.epsilon), "epsilon_lower": _finite(est.epsilon_lower), "delta": delta,
+                         "null_epsilon": _finite(est_null.epsilon),
+                         "null_epsilon_lower": _finite(est_null.epsilon_lower),
+                         "null_auc": est_null.auc, "messages": len(observed),
+                         "observed": observed.tolist(), "unobserved": unobs.tolist()})
 
 
 def _finite(x: float) -> float | str:
@@ -126,19 +115,9 @@ class SumCanaryAudit:
     unobserved: list[float]
 
 
-def sum_canary_audit(
-    *,
-    dim: int = 10000,
-    clients: int = 10,
-    canaries: int = 500,
-    unobserved: int = 500,
-    rounds: int = 5,
-    noise_multiplier: float = 0.0,
-    sample_rate: float = 1.0,
-    delta: float = 1e-5,
-    clip: float = 1.0,
-    seed: int = 0,
-) -> SumCanaryAudit:
+def sum_canary_audit(*, dim: int = 10000, clients: int = 10, canaries: int = 500, unobserved: int = 500,
+                     rounds: int = 5, noise_multiplier: float = 0.0, sample_rate: float = 1.0,
+                     delta: float = 1e-5, clip: float = 1.0, seed: int = 0) -> SumCanaryAudit:
     """Andrew et al.'s one-shot audit of what the *sums* reveal (every backend reveals them to
     whoever holds the model): ``canaries`` canary clients send ``clip·c_j`` (a fixed random
     direction) in each round they are sampled (probability ``sample_rate``); each round's sum

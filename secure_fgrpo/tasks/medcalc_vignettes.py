@@ -53,50 +53,36 @@ def _join(*parts: str) -> str:
 
 # --- cardiology -------------------------------------------------------------------------------
 
-
 def mean_arterial_pressure(r: random.Random) -> tuple[Inputs, str]:
     age, _, noun, _ = _person(r)
     sbp, dbp = r.randint(90, 180), r.randint(50, 105)
     dbp = min(dbp, sbp - 20)
-    return (
-        {"sys_bp": (sbp, "mm hg"), "dia_bp": (dbp, "mm hg")},
-        _join(_opening(r, age, noun), f"Blood pressure is {sbp}/{dbp} mm Hg.", _noise(r)),
-    )
+    return ({"sys_bp": (sbp, "mm hg"), "dia_bp": (dbp, "mm hg")},
+            _join(_opening(r, age, noun), f"Blood pressure is {sbp}/{dbp} mm Hg.", _noise(r)))
 
 
 def cha2ds2_vasc(r: random.Random) -> tuple[Inputs, str]:
     age, sex, noun, pron = _person(r, 45, 90)
     history = {k: r.random() < 0.35 for k in ("chf", "hypertension", "stroke", "vascular_disease", "diabetes")}
-    names = {
-        "chf": "congestive heart failure",
-        "hypertension": "hypertension",
-        "stroke": "a prior ischemic stroke",
-        "vascular_disease": "a prior myocardial infarction",
-        "diabetes": "type 2 diabetes",
-    }
+    names = {"chf": "congestive heart failure", "hypertension": "hypertension", "stroke": "a prior ischemic stroke",
+             "vascular_disease": "a prior myocardial infarction", "diabetes": "type 2 diabetes"}
     has = [names[k] for k, v in history.items() if v]
     listed = ", ".join(has[:-1]) + (" and " if len(has) > 1 else "") + has[-1] if has else ""
     hx = f"{pron} has a history of {listed}." if has else f"{pron} has no significant past medical history."
     inputs: Inputs = {"age": (age, "years"), "sex": sex, "tia": False, "thromboembolism": False, **history}
-    return inputs, _join(
-        f"{_a(age)} {age}-year-old {noun} is found to have new atrial fibrillation.",
-        hx,
-        f"Blood pressure {r.randint(110, 150)}/{r.randint(60, 95)} mm Hg.",
-        _noise(r),
-    )
+    return inputs, _join(f"{_a(age)} {age}-year-old {noun} is found to have new atrial fibrillation.", hx,
+                         f"Blood pressure {r.randint(110, 150)}/{r.randint(60, 95)} mm Hg.", _noise(r))
 
 
 def qtc_bazett(r: random.Random) -> tuple[Inputs, str]:
     age, _, noun, _ = _person(r)
     hr, qt = r.randint(50, 120), r.randint(32, 48) * 10
-    return (
-        {"heart_rate": (hr, "beats per minute"), "qt_interval": (qt, "msec")},
-        _join(_opening(r, age, noun), f"ECG shows sinus rhythm at {hr} bpm with a QT interval of {qt} ms.", _noise(r)),
-    )
+    return ({"heart_rate": (hr, "beats per minute"), "qt_interval": (qt, "msec")},
+            _join(_opening(r, age, noun), f"ECG shows sinus rhythm at {hr} bpm with a QT interval of {qt} ms.",
+                  _noise(r)))
 
 
 # --- nephrology -------------------------------------------------------------------------------
-
 
 def _electrolytes(r: random.Random) -> tuple[int, int, int]:
     return r.randint(128, 148), r.randint(92, 112), r.randint(12, 30)
@@ -105,42 +91,33 @@ def _electrolytes(r: random.Random) -> tuple[int, int, int]:
 def anion_gap(r: random.Random) -> tuple[Inputs, str]:
     age, _, noun, _ = _person(r)
     na, cl, hco3 = _electrolytes(r)
-    return (
-        {"sodium": (na, "mmol/L"), "chloride": (cl, "mmol/L"), "bicarbonate": (hco3, "mmol/L")},
-        _join(_opening(r, age, noun), f"Labs: Na {na} mEq/L, Cl {cl} mEq/L, HCO3 {hco3} mEq/L.", _noise(r)),
-    )
+    return ({"sodium": (na, "mmol/L"), "chloride": (cl, "mmol/L"), "bicarbonate": (hco3, "mmol/L")},
+            _join(_opening(r, age, noun), f"Labs: Na {na} mEq/L, Cl {cl} mEq/L, HCO3 {hco3} mEq/L.", _noise(r)))
 
 
 def delta_gap(r: random.Random) -> tuple[Inputs, str]:
     age, _, noun, _ = _person(r)
     na, cl, hco3 = _electrolytes(r)
-    return (
-        {"sodium": (na, "mmol/L"), "chloride": (cl, "mmol/L"), "bicarbonate": (hco3, "mmol/L")},
-        _join(
-            _opening(r, age, noun), f"Sodium {na} mmol/L, chloride {cl} mmol/L, bicarbonate {hco3} mmol/L.", _noise(r)
-        ),
-    )
+    return ({"sodium": (na, "mmol/L"), "chloride": (cl, "mmol/L"), "bicarbonate": (hco3, "mmol/L")},
+            _join(_opening(r, age, noun), f"Sodium {na} mmol/L, chloride {cl} mmol/L, bicarbonate {hco3} mmol/L.",
+                  _noise(r)))
 
 
 def serum_osmolality(r: random.Random) -> tuple[Inputs, str]:
     age, _, noun, _ = _person(r)
     na, bun, glu = r.randint(128, 150), r.randint(8, 60), r.randint(70, 400)
-    return (
-        {"sodium": (na, "mmol/L"), "bun": (bun, "mg/dL"), "glucose": (glu, "mg/dL")},
-        _join(_opening(r, age, noun), f"Na {na} mEq/L, BUN {bun} mg/dL, glucose {glu} mg/dL.", _noise(r)),
-    )
+    return ({"sodium": (na, "mmol/L"), "bun": (bun, "mg/dL"), "glucose": (glu, "mg/dL")},
+            _join(_opening(r, age, noun), f"Na {na} mEq/L, BUN {bun} mg/dL, glucose {glu} mg/dL.", _noise(r)))
 
 
 # --- hepatology -------------------------------------------------------------------------------
 
-
 def fib4(r: random.Random) -> tuple[Inputs, str]:
     age, _, noun, _ = _person(r, 30, 75)
     ast, alt, plt = r.randint(18, 160), r.randint(15, 180), r.randint(70, 380)
-    return (
-        {"age": (age, "years"), "ast": (ast, "U/L"), "alt": (alt, "U/L"), "platelet_count": (plt * 1000, "µL")},
-        _join(_opening(r, age, noun), f"AST {ast} U/L, ALT {alt} U/L, platelets {plt},000/µL.", _noise(r)),
-    )
+    return ({"age": (age, "years"), "ast": (ast, "U/L"), "alt": (alt, "U/L"),
+             "platelet_count": (plt * 1000, "µL")},
+            _join(_opening(r, age, noun), f"AST {ast} U/L, ALT {alt} U/L, platelets {plt},000/µL.", _noise(r)))
 
 
 def child_pugh(r: random.Random) -> tuple[Inputs, str]:
@@ -149,47 +126,29 @@ def child_pugh(r: random.Random) -> tuple[Inputs, str]:
     ascites = r.choice(("Absent", "Slight", "Moderate"))
     enceph = r.choice(("No Encephalopathy", "Grade 1-2", "Grade 3-4"))
     asc_text = {"Absent": "no ascites", "Slight": "mild ascites", "Moderate": "moderate ascites"}[ascites]
-    enc_text = {
-        "No Encephalopathy": "no asterixis or confusion",
-        "Grade 1-2": "grade 2 hepatic encephalopathy",
-        "Grade 3-4": "grade 3 hepatic encephalopathy",
-    }[enceph]
-    return (
-        {
-            "bilirubin": (bili, "mg/dL"),
-            "albumin": (alb, "g/dL"),
-            "inr": inr,
-            "ascites": ascites,
-            "encephalopathy": enceph,
-        },
-        _join(
-            f"{_a(age)} {age}-year-old {noun} with alcohol-related cirrhosis is seen in clinic.",
-            f"Examination shows {asc_text} and {enc_text}.",
-            f"Total bilirubin {bili:.1f} mg/dL, albumin {alb:.1f} g/dL, INR {inr:.1f}.",
-            _noise(r),
-        ),
-    )
+    enc_text = {"No Encephalopathy": "no asterixis or confusion", "Grade 1-2": "grade 2 hepatic encephalopathy",
+                "Grade 3-4": "grade 3 hepatic encephalopathy"}[enceph]
+    return ({"bilirubin": (bili, "mg/dL"), "albumin": (alb, "g/dL"), "inr": inr, "ascites": ascites,
+             "encephalopathy": enceph},
+            _join(f"{_a(age)} {age}-year-old {noun} with alcohol-related cirrhosis is seen in clinic.",
+                  f"Examination shows {asc_text} and {enc_text}.",
+                  f"Total bilirubin {bili:.1f} mg/dL, albumin {alb:.1f} g/dL, INR {inr:.1f}.", _noise(r)))
 
 
 # --- general medicine -------------------------------------------------------------------------
 
-
 def bmi(r: random.Random) -> tuple[Inputs, str]:
     age, _, noun, _ = _person(r)
     h, w = r.randint(150, 195), r.randint(45, 130)
-    return (
-        {"height": (h, "cm"), "weight": (w, "kg")},
-        _join(_opening(r, age, noun), f"Height {h} cm, weight {w} kg.", _noise(r)),
-    )
+    return ({"height": (h, "cm"), "weight": (w, "kg")},
+            _join(_opening(r, age, noun), f"Height {h} cm, weight {w} kg.", _noise(r)))
 
 
 def ideal_body_weight(r: random.Random) -> tuple[Inputs, str]:
     age, sex, noun, _ = _person(r)
     h = r.randint(152, 195)
-    return (
-        {"height": (h, "cm"), "sex": sex},
-        _join(_opening(r, age, noun), f"Height {h} cm, weight {r.randint(50, 120)} kg.", _noise(r)),
-    )
+    return ({"height": (h, "cm"), "sex": sex},
+            _join(_opening(r, age, noun), f"Height {h} cm, weight {r.randint(50, 120)} kg.", _noise(r)))
 
 
 def curb_65(r: random.Random) -> tuple[Inputs, str]:
@@ -198,44 +157,21 @@ def curb_65(r: random.Random) -> tuple[Inputs, str]:
     sbp, dbp, rr, bun = r.randint(82, 150), r.randint(48, 92), r.randint(14, 36), r.randint(8, 45)
     dbp = min(dbp, sbp - 20)
     mental = "is confused and disoriented to time" if confused else "is alert and oriented"
-    return (
-        {
-            "age": (age, "years"),
-            "confusion": confused,
-            "sys_bp": (sbp, "mm hg"),
-            "dia_bp": (dbp, "mm hg"),
-            "respiratory_rate": (rr, "breaths per minute"),
-            "bun": (bun, "mg/dL"),
-        },
-        _join(
-            f"{_a(age)} {age}-year-old {noun} presents with fever and a productive cough; chest X-ray shows a "
-            f"right lower lobe consolidation. {pron} {mental}.",
-            f"BP {sbp}/{dbp} mm Hg, respiratory rate {rr}/min, BUN {bun} mg/dL.",
-            _noise(r),
-        ),
-    )
+    return ({"age": (age, "years"), "confusion": confused, "sys_bp": (sbp, "mm hg"), "dia_bp": (dbp, "mm hg"),
+             "respiratory_rate": (rr, "breaths per minute"), "bun": (bun, "mg/dL")},
+            _join(f"{_a(age)} {age}-year-old {noun} presents with fever and a productive cough; chest X-ray shows a "
+                  f"right lower lobe consolidation. {pron} {mental}.",
+                  f"BP {sbp}/{dbp} mm Hg, respiratory rate {rr}/min, BUN {bun} mg/dL.", _noise(r)))
 
 
 def centor(r: random.Random) -> tuple[Inputs, str]:
     age, _, noun, pron = _person(r, 5, 70)
     temp = r.randint(365, 395) / 10
     exudate, nodes, cough_absent = (r.random() < 0.5 for _ in range(3))
-    findings = [
-        ("tonsillar exudates" if exudate else "no tonsillar exudate"),
-        ("tender anterior cervical lymph nodes" if nodes else "no cervical lymphadenopathy"),
-    ]
-    return (
-        {
-            "age": (age, "years"),
-            "temperature": (temp, "degrees celsius"),
-            "exudate_swelling_tonsils": exudate,
-            "tender_lymph_nodes": nodes,
-            "cough_absent": cough_absent,
-        },
-        _join(
-            f"{_a(age)} {age}-year-old {noun} presents with a sore throat for two days.",
-            f"{pron} {'denies cough' if cough_absent else 'also has a cough'}.",
-            f"Temperature {temp:.1f} °C. Examination shows {findings[0]} and {findings[1]}.",
-            _noise(r, 1),
-        ),
-    )
+    findings = [("tonsillar exudates" if exudate else "no tonsillar exudate"),
+                ("tender anterior cervical lymph nodes" if nodes else "no cervical lymphadenopathy")]
+    return ({"age": (age, "years"), "temperature": (temp, "degrees celsius"), "exudate_swelling_tonsils": exudate,
+             "tender_lymph_nodes": nodes, "cough_absent": cough_absent},
+            _join(f"{_a(age)} {age}-year-old {noun} presents with a sore throat for two days.",
+                  f"{pron} {'denies cough' if cough_absent else 'also has a cough'}.",
+                  f"Temperature {temp:.1f} °C. Examination shows {findings[0]} and {findings[1]}.", _noise(r, 1)))
