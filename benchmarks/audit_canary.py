@@ -28,8 +28,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from secure_fgrpo.audit.canary import choice_membership, make_choice_canaries, split_canaries, update_from_estimate
-from secure_fgrpo.audit.canary import write_client_data
+from secure_fgrpo.audit.canary import (
+    choice_membership,
+    make_choice_canaries,
+    split_canaries,
+    update_from_estimate,
+    write_client_data,
+)
 from secure_fgrpo.audit.estimates import estimate_inputs
 from secure_fgrpo.audit.view import load_view
 from secure_fgrpo.config import config_from_dict
@@ -117,7 +122,7 @@ def main() -> None:
     lines += ["", "| backend | mean AUC | min | max |", "|---|---|---|---|"]
     lines += [f"| {b} | {s['auc_mean']:.3f} | {s['auc_min']:.3f} | {s['auc_max']:.3f} |" for b, s in summary.items()]
     (out / "audit_canary.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))  # noqa: T201 - a benchmark's table is its output
+    print("\n".join(lines))
 
 
 if __name__ == "__main__":

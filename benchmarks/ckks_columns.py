@@ -129,12 +129,12 @@ def _ours(column: str, n: int, dim: int, vecs: list[np.ndarray], base: float, se
             rng = np.random.default_rng(seed + 1)
             gains = rng.uniform(-2.0, 2.0, size=n)
             expected = np.zeros(dim)
-            for nm, v, g in zip(names, vecs, gains):
+            for nm, v, g in zip(names, vecs, gains, strict=True):
                 scaled = v * np.exp(-2.0)  # n^α·[Δ, 1] small enough that e^g·it stays in bounds
                 clients[nm].set_input(server_weight_input(scaled[:-1], scaled[-1], g))
                 expected += scaled * np.exp(g)
         else:
-            for nm, v in zip(names, vecs):
+            for nm, v in zip(names, vecs, strict=True):
                 clients[nm].set_input(v)
         server = backend.server(spec, server_dir(run))
         t0 = time.perf_counter()
@@ -253,10 +253,12 @@ def compare_markdown(previous: list[dict[str, Any]], rows: list[dict[str, Any]])
     lines = [head, "|" + "---|" * 11]
     for r in rows:
         o = old.get((r["column"], r["n"]), {})
-        f = (lambda k, d=3: f"{o[k]:.{d}f}" if k in o else "—")  # noqa: E731
-        lines.append(f"| {r['column']} | {r['n']} | {r['dim']} | {f('encrypt_s_per_1M')} → {r['encrypt_s_per_1M']:.3f} | "
+        f = (lambda k, d=3, o=o: f"{o[k]:.{d}f}" if k in o else "—")  # noqa: E731
+        lines.append(f"| {r['column']} | {r['n']} | {r['dim']} | "
+                     f"{f('encrypt_s_per_1M')} → {r['encrypt_s_per_1M']:.3f} | "
                      f"{f('sum_s_per_1M')} → {r['sum_s_per_1M']:.3f} | {f('decrypt_s_per_1M')} → "
-                     f"{r['decrypt_s_per_1M']:.3f} | {f('upload_bytes_per_param', 2)} → {r['upload_bytes_per_param']:.2f} | "
+                     f"{r['decrypt_s_per_1M']:.3f} | "
+                     f"{f('upload_bytes_per_param', 2)} → {r['upload_bytes_per_param']:.2f} | "
                      f"{1e3 * r['sign_s_per_client']:.2f} | {1e3 * r['server_checks_s_per_round']:.2f} | "
                      f"{1e3 * r['decryptor_checks_s']:.2f} | {r['rel_error']:.1e} |")
     return "\n".join(lines) + "\n"
@@ -289,7 +291,8 @@ def main() -> None:
     if args.compare:
         previous = json.loads(Path(args.previous).read_text())
         meta["command"] = " ".join(["python", *sys.argv])
-        meta["previous"] = (f"{args.previous}: {previous['meta'].get('command', 'the same script at the commit before')}, "
+        command = previous["meta"].get("command", "the same script at the commit before")
+        meta["previous"] = (f"{args.previous}: {command}, "
                             f"dim {previous['meta']['dim']}, load "
                             f"{min(r['loadavg_1m'] for r in previous['rows']):.1f}-"
                             f"{max(r['loadavg_1m'] for r in previous['rows']):.1f}")

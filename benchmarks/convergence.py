@@ -3,7 +3,8 @@ demo federation (four institutions, different task mixes and reward scales: non-
 several seeds. Same rollout budget for every method: rounds x clients x grpo.steps GRPO steps,
 each rolling out ``grpo.oversample`` prompts x ``grpo.group_size`` completions.
 
-    .venv/bin/python benchmarks/convergence.py [--rounds 6] [--seeds 0,1,2] [--methods fgrpo,fedavg] [--out DIR] [--quick] [--variants]
+    .venv/bin/python benchmarks/convergence.py [--rounds 6] [--seeds 0,1,2] [--methods fgrpo,fedavg] [--out DIR]
+        [--quick] [--variants]
 
 ``--variants`` compares GRPO variants inside FGRPO instead (grpo/advantages.py, grpo/loss.py):
 the demo's DAPO loss, NGRPO advantages, and DAPO vs GSPO at mu = 2 (at mu = 1 every importance
@@ -54,6 +55,7 @@ log = logging.getLogger("convergence")
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "benchmarks" / "results"
 METHODS = ("fgrpo", "fedavg", "centralized", "local")
+OLD_SET = " prompts (the old set, which overlapped the warm start)"
 LABELS = {"fgrpo": "FGRPO (federated)", "fedavg": "FedAvg (federated)",
           "centralized": "centralized GRPO (pooled data)", "local": "local-only (mean over clients)",
           "local-best": "local-only (best client)"}
@@ -199,7 +201,7 @@ def summarise(runs: list[dict[str, Any]], seeds: list[int]) -> dict[str, Any]:
         mine = [r for r in runs if r["method"] == "local" and r["seed"] == s]
         if not mine:
             continue
-        curves["local"][s] = [statistics.fmean(v) for v in zip(*(r["accuracy"] for r in mine))]
+        curves["local"][s] = [statistics.fmean(v) for v in zip(*(r["accuracy"] for r in mine), strict=True)]
         curves["local-best"][s] = max(mine, key=lambda r: r["accuracy"][-1])["accuracy"]
         walls["local"][s] = walls["local-best"][s] = sum(r["wall_s"] for r in mine)
     out: dict[str, Any] = {}
@@ -209,8 +211,8 @@ def summarise(runs: list[dict[str, Any]], seeds: list[int]) -> dict[str, Any]:
         cs = [by_seed[s] for s in sorted(by_seed)]
         out[m] = {
             "seeds": sorted(by_seed), "curves": cs,
-            "curve_mean": [statistics.fmean(v) for v in zip(*cs)],
-            "curve_min": [min(v) for v in zip(*cs)], "curve_max": [max(v) for v in zip(*cs)],
+            "curve_mean": [statistics.fmean(v) for v in zip(*cs, strict=True)],
+            "curve_min": [min(v) for v in zip(*cs, strict=True)], "curve_max": [max(v) for v in zip(*cs, strict=True)],
             "final": _spread([c[-1] for c in cs]),
             "round0": _spread([c[0] for c in cs]),
             "gain_over_round0": _spread([c[-1] - c[0] for c in cs]),
@@ -237,7 +239,7 @@ def write_markdown(path: Path, result: dict[str, Any]) -> None:
         f"per round ({s['rollouts_per_step']} rollouts/step); every method gets "
         f"{s['total_grpo_steps']} GRPO steps in all. Accuracy: sampled pass@1 (T = "
         f"{s['eval_temperature']}) on the global held-out set: "
-        f"{s.get('global_eval_about', str(s['global_eval_size']) + ' prompts (the old set, which overlapped the warm start)')}; in %. "
+        f"{s.get('global_eval_about', str(s['global_eval_size']) + OLD_SET)}; in %. "
         f"mean ± std (min–max) over seeds.", "",
         *([f"Variants (overrides on the demo's FGRPO run): {json.dumps(s['variants'])}.", ""]
           if s.get("variants") else []),
@@ -277,9 +279,9 @@ def write_plot(path: Path, result: dict[str, Any]) -> None:
         lw = 1 if m == "local-best" else 2
         ax.plot(xs, [100 * v for v in d["curve_mean"]], styles[m], label=LABELS[m], lw=lw)
         gains = [[100 * (c[r] - c[0]) for r in xs] for c in d["curves"]]
-        gx.plot(xs, [statistics.fmean(g) for g in zip(*gains)], styles[m], label=LABELS[m], lw=lw)
+        gx.plot(xs, [statistics.fmean(g) for g in zip(*gains, strict=True)], styles[m], label=LABELS[m], lw=lw)
         if m != "local-best":
-            gx.fill_between(xs, [min(g) for g in zip(*gains)], [max(g) for g in zip(*gains)],
+            gx.fill_between(xs, [min(g) for g in zip(*gains, strict=True)], [max(g) for g in zip(*gains, strict=True)],
                             color=styles[m][:2], alpha=0.12)
     ax.set_ylabel("global held-out pass@1, % (mean over seeds)")
     gx.set_ylabel("gain over round 0, points (mean, min–max band)")

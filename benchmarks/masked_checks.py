@@ -17,8 +17,9 @@ import json
 import math
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -73,7 +74,8 @@ def main() -> None:
     rows = [checks(n) for n in args.n]
     before, after = json.loads(args.before.read_text()), json.loads(args.after.read_text())
     lines = ["# Masked: cost of the new checks", "",
-             f"Command: `benchmarks/masked_checks.py --n {' '.join(map(str, args.n))} --before {args.before} --after {args.after}` "
+             f"Command: `benchmarks/masked_checks.py --n {' '.join(map(str, args.n))} --before {args.before} "
+             f"--after {args.after}` "
              "(thread CPU time, niced, "
              "shared 2-core machine)", "",
              "## Each new check (ms; per client unless marked; 1M parameters where the vector matters)", "",
@@ -82,7 +84,8 @@ def main() -> None:
              "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r['n']} | {r['degree']} / {r['share_threshold']} | {r['client_policy_ms']:.3f} | "
-                     f"{r['client_graph_ms']:.2f} | {r['client_verify_adverts_ms']:.1f} | {r['client_sign_sealed_ms']:.1f} | "
+                     f"{r['client_graph_ms']:.2f} | {r['client_verify_adverts_ms']:.1f} | "
+                     f"{r['client_sign_sealed_ms']:.1f} | "
                      f"{r['client_verify_sealed_ms']:.1f} | {r['client_masked_sign_1M_ms']:.1f} | "
                      f"{r['server_verify_sealed_and_masked_ms']:.0f} |")
     lines += ["", "## secure_sum.py rows, before and after (client / server CPU ms, same run's plaintext client in "
@@ -90,7 +93,8 @@ def main() -> None:
               f"Before: `{before['meta']['command']}`, load {before['meta']['load_before']}. "
               f"After: `{after['meta']['command']}`, load {after['meta']['load_before']}.", "",
               "| n | dim | drop | k / t_k before | k / t_k after | client ms before [plain] | client ms after [plain] "
-              "| server ms before | server ms after | up B/param before | after |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+              "| server ms before | server ms after | up B/param before | after |",
+              "|---|---|---|---|---|---|---|---|---|---|---|"]
 
     def pick(rows_: list[dict], backend: str, n: int, dim: int, drop: int) -> dict | None:
         return next((r for r in rows_ if r["backend"] == backend and r["n"] == n and r["dim"] == dim
@@ -105,7 +109,8 @@ def main() -> None:
         if b is None or pb is None or pa is None:
             continue
         lines.append(f"| {r['n']} | {r['dim']} | {r['dropped']} | {b['degree']} / {b['share_threshold']} | "
-                     f"{r['degree']} / {r['share_threshold']} | {b['client_ms_median']:.1f} [{pb['client_ms_median']:.1f}] | "
+                     f"{r['degree']} / {r['share_threshold']} | "
+                     f"{b['client_ms_median']:.1f} [{pb['client_ms_median']:.1f}] | "
                      f"{r['client_ms_median']:.1f} [{pa['client_ms_median']:.1f}] | {b['server_ms']:.1f} | "
                      f"{r['server_ms']:.1f} | {b['upload_B_per_param']:.3f} | {r['upload_B_per_param']:.3f} |")
     lines.append("")
@@ -113,7 +118,7 @@ def main() -> None:
     (args.out / "masked_checks.json").write_text(json.dumps({"checks": rows, "before": args.before.name,
                                                              "after_meta": after["meta"]}, indent=1) + "\n")
     (args.out / "masked_checks.md").write_text("\n".join(lines))
-    print("\n".join(lines))  # noqa: T201 - a benchmark's summary
+    print("\n".join(lines))
 
 
 if __name__ == "__main__":

@@ -52,7 +52,7 @@ def main() -> None:
     lines += ["", "Mutated rounds per stage: " + "; ".join(
         f"{r['config']}: {r['by_stage']}" for r in rows), ""]
     (args.out / "masked_fuzz.md").write_text("\n".join(lines))
-    print("\n".join(lines))  # noqa: T201 - a benchmark script's summary
+    print("\n".join(lines))
 
 
 if __name__ == "__main__":

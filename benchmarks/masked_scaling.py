@@ -75,10 +75,12 @@ def main() -> None:
     cmd = f"benchmarks/masked_scaling.py --n {' '.join(map(str, args.n))} --linear-n " \
           f"{' '.join(map(str, args.linear_n))} --dim {args.dim}"
     (args.out / "masked_scaling.json").write_text(json.dumps(
-        {"command": cmd, "rows": rows, "slope_ms_per_log2n": slope_log, "slope_ms_per_client": slope_lin}, indent=1) + "\n")
+        {"command": cmd, "rows": rows, "slope_ms_per_log2n": slope_log, "slope_ms_per_client": slope_lin},
+        indent=1) + "\n")
     lines = ["# Masked: logarithmic graph vs linear degree", "", f"Command: `{cmd}` (niced, shared 2-core machine)", "",
              "| graph | n | T | k | t_k | client CPU ms per 1M | server CPU ms per 1M | up B/param at dim | "
-             "up B/param at 1M | down B/param at 1M | δ·n dropouts survived |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "up B/param at 1M | down B/param at 1M | δ·n dropouts survived |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r['graph']} | {r['n']} | {r['threshold']} | {r['degree']} | {r['share_threshold']} | "
                      f"{r['client_cpu_ms_per_1M']:.0f} | {r['server_cpu_ms_per_1M']:.0f} | "
@@ -87,7 +89,7 @@ def main() -> None:
     lines += ["", f"Fitted slope of the logarithmic rows' client CPU per 1M: {slope_log:.1f} ms per doubling of n "
               f"({slope_lin:.3f} ms per added client).", ""]
     (args.out / "masked_scaling.md").write_text("\n".join(lines))
-    print("\n".join(lines))  # noqa: T201 - a benchmark's summary
+    print("\n".join(lines))
 
 
 if __name__ == "__main__":

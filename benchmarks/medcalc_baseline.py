@@ -48,7 +48,7 @@ def main() -> None:
         fam = get_family(calc.family)
         batch = rollout.generate(model, tok, [p.prompt for p in problems], args.samples, sampling, seed=args.seed + i)
         correct = finished = boxed = 0
-        for j, (text, done) in enumerate(zip(batch.texts, batch.finished)):
+        for j, (text, done) in enumerate(zip(batch.texts, batch.finished, strict=True)):
             p = problems[j // args.samples]
             finished += done
             boxed += done and fam.well_formed(text)

@@ -28,6 +28,7 @@ writes benchmarks/results/prefix_forward.{json,md} (--quick: 2 reps, to a temp f
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import logging
 import os
@@ -35,14 +36,15 @@ import platform
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
 from secure_fgrpo.grpo.logprobs import completion_logprobs
-from secure_fgrpo.grpo.prefix import prompt_groups
 from secure_fgrpo.grpo.loss import LossConfig, policy_loss
+from secure_fgrpo.grpo.prefix import prompt_groups
 from secure_fgrpo.grpo.trainer import GRPOConfig
 from secure_fgrpo.model.lora import LoraSpec, attach_lora
 from secure_fgrpo.rollout.base import RolloutBatch
@@ -85,7 +87,7 @@ def measure(model: torch.nn.Module, batch: RolloutBatch, loss_cfg: LossConfig, r
     for i in range(warmup + reps):
         order = VARIANTS[i % 3:] + VARIANTS[: i % 3]
         for v in order:
-            s = _time(lambda: _pass(model, batch, v, loss_cfg))
+            s = _time(lambda: _pass(model, batch, v, loss_cfg))  # noqa: B023 (called at once, in this iteration)
             if i >= warmup:
                 times[v].append(s)
     lp_p, g_p = _pass(model, batch, "plain", loss_cfg)
@@ -103,7 +105,7 @@ def measure(model: torch.nn.Module, batch: RolloutBatch, loss_cfg: LossConfig, r
         "speedup_shared_vs_plain_full": med["plain_full"] / med["shared"],
         "speedup_plain_vs_plain_full": med["plain_full"] / med["plain"],
         "max_abs_diff_logps": float((lp_p - lp_s).abs().max()),
-        "max_abs_diff_grads": max(float((a - b).abs().max()) for a, b in zip(g_p, g_s)),
+        "max_abs_diff_grads": max(float((a - b).abs().max()) for a, b in zip(g_p, g_s, strict=True)),
     }
 
 
@@ -175,8 +177,8 @@ def demo_step(reps: int, warmup: int) -> dict[str, Any]:
     for i in range(warmup + reps):
         for shared in ((False, True) if i % 2 == 0 else (True, False)):
             model, tok, cfg = runs[shared]
-            s = _time(lambda: train_round(model, tok, make_rollout("transformers"), pool,
-                                          lambda pr, c, f: score(pr, c, f, RewardSpec()), cfg, seed=i))
+            s = _time(functools.partial(train_round, model, tok, make_rollout("transformers"), pool,
+                                        lambda pr, c, f: score(pr, c, f, RewardSpec()), cfg, seed=i))
             if i >= warmup:
                 times["shared" if shared else "plain"].append(s)
     med = {v: statistics.median(ts) for v, ts in times.items()}
@@ -200,16 +202,19 @@ def write_markdown(path: Path, result: dict[str, Any]) -> None:
         lines.append(
             f"| {name} | {c['about']['model']} | {c['rows']} ({c['groups']} x {c['about']['group_size']}) | "
             f"{c['prompt_tokens_mean']:.1f} [{c['prompt_tokens_min']}-{c['prompt_tokens_max']}] | "
-            f"{c['completion_tokens_mean']:.1f} / {c['completion_budget']} | {m['plain_full']:.3f} | {m['plain']:.3f} | "
+            f"{c['completion_tokens_mean']:.1f} / {c['completion_budget']} | {m['plain_full']:.3f} | "
+            f"{m['plain']:.3f} | "
             f"{m['shared']:.3f} | **{c['speedup_shared_vs_plain_full']:.2f}x** | {c['speedup_shared_vs_plain']:.2f}x | "
-            f"{c['speedup_plain_vs_plain_full']:.2f}x | {c['max_abs_diff_logps']:.1e} / {c['max_abs_diff_grads']:.1e} |")
+            f"{c['speedup_plain_vs_plain_full']:.2f}x | "
+            f"{c['max_abs_diff_logps']:.1e} / {c['max_abs_diff_grads']:.1e} |")
     if "demo_step" in result:
         st = result["demo_step"]
         lines += ["", f"Whole local step at the demo's defaults (`train_round`, steps = 1, 16 prompts x 8, all groups "
                   f"trained, generation included): plain {st['median_s']['plain']:.3f} s, shared "
                   f"{st['median_s']['shared']:.3f} s, **{st['speedup']:.2f}x** (median of {result['reps']})."]
     lines += ["", f"Versions: {result['versions']}. Machine: {result['machine']}, load average "
-              f"{result['load_start']:.2f} at start, {result['load_end']:.2f} at end. Raw times: prefix_forward.json.", ""]
+              f"{result['load_start']:.2f} at start, {result['load_end']:.2f} at end. Raw times: prefix_forward.json.",
+              ""]
     path.write_text("\n".join(lines))
 
 

@@ -54,6 +54,7 @@ REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "benchmarks" / "results"
 DELTA = 1e-5
 MODES = ("example", "client")
+OLD_SET = " prompts; the old set, which overlapped the warm start"
 LABELS = {"none": "non-private", "matched": "non-private, DP-SGD's batch", "example": "example-level DP-SGD",
           "client": "client-level distributed DP"}
 
@@ -199,7 +200,8 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
             secs = [r["client_seconds_per_round"] for r in mine if r["client_seconds_per_round"]]
             out[f"{mode}:{eps}"] = {
                 "mode": mode, "epsilon": eps, "seeds": [r["seed"] for r in mine],
-                "final_mean": statistics.fmean(finals), "final_std": statistics.stdev(finals) if len(finals) > 1 else 0.0,
+                "final_mean": statistics.fmean(finals),
+                "final_std": statistics.stdev(finals) if len(finals) > 1 else 0.0,
                 "gain_mean": statistics.fmean(gains),
                 "retained": statistics.fmean(gains) / base_gain if base_gain > 0 else float("nan"),
                 "retained_matched": statistics.fmean(gains) / matched_gain if matched_gain > 0 else float("nan"),
@@ -220,7 +222,7 @@ def write_markdown(path: Path, result: dict[str, Any]) -> None:
     lines = ["# Privacy vs utility", "", "    " + result["command"], "",
              f"Demo federation (4 institutions, non-IID), masked secure sum, {s['rounds']} rounds, seeds "
              f"{s['seeds']}, δ = {DELTA:g}. Accuracy: sampled pass@1 on the global held-out set ("
-             f"{s.get('global_eval_about', str(s['global_eval_size']) + ' prompts; the old set, which overlapped the warm start')}"
+             f"{s.get('global_eval_about', str(s['global_eval_size']) + OLD_SET)}"
              "), %, mean ± std over seeds. *Retained* = gain over round 0 / the non-private gain "
              f"(non-private gain: {100 * summ['base_gain']:.1f} points); *vs matched* = the same over the "
              "non-private run that rolls out and trains on as many prompts per step as DP-SGD's expected "
@@ -233,14 +235,15 @@ def write_markdown(path: Path, result: dict[str, Any]) -> None:
              "| mechanism | target ε | final accuracy | gain (points) | retained | vs matched | ε spent | z "
              "| client s/round |",
              "|---|---|---|---|---|---|---|---|---|"]
-    for key, d in summ.items():
+    for d in summ.values():
         if not isinstance(d, dict):
             continue
         vs = d.get("retained_matched", math.nan)
         secs = f"{d['client_seconds_per_round']:.1f}" if d["client_seconds_per_round"] else ""
         lines.append(f"| {label(d['mode'], s)} | {_eps(d['epsilon'])} | {100 * d['final_mean']:.1f} ± "
                      f"{100 * d['final_std']:.1f} | {100 * d['gain_mean']:+.1f} | {100 * d['retained']:.0f} % | "
-                     f"{'' if math.isnan(vs) else f'{100 * vs:.0f} %'} | {d['spent_max']:.2f} | {d['noise_multiplier']:.3g} | {secs} |")
+                     f"{'' if math.isnan(vs) else f'{100 * vs:.0f} %'} | {d['spent_max']:.2f} | "
+                     f"{d['noise_multiplier']:.3g} | {secs} |")
     device = s["overrides"].get("model.device", "cpu")
     where = "1 CPU thread" if device == "cpu" else f"on {device} ({result['machine'].get('gpu', 'GPU')})"
     lines += ["", f"DP-SGD update step (forward + backward + optimizer step on one batch of {step['groups']} "
@@ -359,7 +362,8 @@ def main(argv: list[str] | None = None) -> int:
     command = shlex.join([os.path.relpath(sys.executable, REPO), os.path.relpath(sys.argv[0], REPO), *sys.argv[1:]])
     load0, t0 = list(os.getloadavg()), time.perf_counter()
     step = step_overhead(overrides, args.step_reps)
-    log.info("update step: plain %.1f ms, DP-SGD %.1f ms", 1000 * step["median_s"]["plain"], 1000 * step["median_s"]["dp"])
+    log.info("update step: plain %.1f ms, DP-SGD %.1f ms", 1000 * step["median_s"]["plain"],
+             1000 * step["median_s"]["dp"])
     runs: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="privacy-") as root, ProcessPoolExecutor(
             args.workers, mp_context=multiprocessing.get_context("spawn")) as pool:

@@ -268,7 +268,8 @@ def measure_flower(python: str, n: int, dim: int, threshold: int) -> dict[str, A
     k, t_k = g.degree, g.share_threshold
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "flower.json"
-        cmd = [python, str(Path(__file__).resolve()), "--flower-worker", str(n), str(dim), str(k + 1), str(t_k), str(out)]
+        cmd = [python, str(Path(__file__).resolve()), "--flower-worker", str(n), str(dim), str(k + 1), str(t_k),
+               str(out)]
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=FLOWER_STAGE_TIMEOUT_S, check=False,
                               cwd=tmp)
         if proc.returncode != 0 or not out.exists():
@@ -346,13 +347,17 @@ def to_markdown(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
         kt = f"{r['degree']} / {r['share_threshold']}" if r.get("degree") is not None else ""
         err = ""
         if r.get("max_abs_error") is not None:
-            err = f"{r['max_abs_error']:.1e}" + (f" ({r['quantisation_bound']:.1e})" if r.get("quantisation_bound") else "")
+            bound = f" ({r['quantisation_bound']:.1e})" if r.get("quantisation_bound") else ""
+            err = f"{r['max_abs_error']:.1e}{bound}"
         lines.append(
             f"| {r['backend']} | {r['n']} | {r['dim']} | {_f(r.get('threshold'), 'd')} | {kt} | {r['dropped']} | "
-            f"{_f(r['client_ms_median'], '.1f')} / {_f(r['client_ms_max'], '.1f')} | {_f(r['client_ms_per_1M'], '.1f')} | "
-            f"{_f(r['client_wall_ms_median'], '.1f')} | {_f(r['server_ms'], '.1f')} | {_f(r['server_ms_per_1M'], '.1f')} | "
+            f"{_f(r['client_ms_median'], '.1f')} / {_f(r['client_ms_max'], '.1f')} | "
+            f"{_f(r['client_ms_per_1M'], '.1f')} | "
+            f"{_f(r['client_wall_ms_median'], '.1f')} | {_f(r['server_ms'], '.1f')} | "
+            f"{_f(r['server_ms_per_1M'], '.1f')} | "
             f"{_f(r['server_wall_ms'], '.1f')} | {_f(r['upload_B_per_param'], '.3f')} | "
-            f"{_f(r['download_B_per_param'], '.3f')} | {_f(r['round_wall_s'], '.3f')} | {_f(r['critical_path_s'], '.3f')} | "
+            f"{_f(r['download_B_per_param'], '.3f')} | {_f(r['round_wall_s'], '.3f')} | "
+            f"{_f(r['critical_path_s'], '.3f')} | "
             f"{err} |")
     lines += ["", *meta["notes"]]
     return "\n".join(lines) + "\n"
@@ -369,7 +374,8 @@ def _target_lines(rows: list[dict[str, Any]]) -> list[str]:
         parts = [f"up {r['upload_B_per_param']:.3f} B/param (target <= 4.2)",
                  f"client {r['client_ms_per_1M']:.1f} CPU ms per 1M (target <= 30 at n = 10)"]
         if flower:
-            parts.append(f"client CPU / Flower's = {r['client_ms_median'] / flower['client_ms_median']:.2f} (target <= 0.5)")
+            ratio = r["client_ms_median"] / flower["client_ms_median"]
+            parts.append(f"client CPU / Flower's = {ratio:.2f} (target <= 0.5)")
         if plain:
             parts.append(f"critical path / plaintext's = {r['critical_path_s'] / plain['critical_path_s']:.2f}, "
                          f"one-thread round wall / plaintext's = {r['round_wall_s'] / plain['round_wall_s']:.2f} "

@@ -17,6 +17,7 @@ writes benchmarks/results/trl_step.{json,md} (--quick: 3 steps, to a temp folder
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -83,7 +84,8 @@ def run_ours(variant: str, steps: int, seed: int, gate: Gate) -> None:
     model = attach_lora(base, LoraSpec(r=LORA_R, alpha=LORA_ALPHA, mode=mode))
     cfg = GRPOConfig(steps=1, group_size=GROUP, prompts_per_step=PROMPTS, oversample=PROMPTS,
                      filter_informative=False, lr=LR, mu=1, max_grad_norm=1.0, scale_rewards="group",
-                     sampling=SamplingSpec(MAX_NEW, 1.0), loss=LossConfig(loss_type="dapo", epsilon_low=0.2, epsilon_high=0.28, beta=0.0,
+                     sampling=SamplingSpec(MAX_NEW, 1.0), loss=LossConfig(loss_type="dapo", epsilon_low=0.2,
+                                                                          epsilon_high=0.28, beta=0.0,
                                                      max_completion_length=MAX_NEW))
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=LR, weight_decay=0.0)
@@ -115,14 +117,14 @@ def run_trl(variant: str, steps: int, seed: int, gate: Gate) -> None:
     def correctness(prompts: list[str], completions: list[str], completion_ids: list[list[int]],
                     answer: list[str], family: list[str], **_kw: Any) -> list[float]:
         return [_score(Problem(p, a, f), c, eos in ids)
-                for p, c, ids, a, f in zip(prompts, completions, completion_ids, answer, family)]
+                for p, c, ids, a, f in zip(prompts, completions, completion_ids, answer, family, strict=True)]
 
     class StepTimer(TrainerCallback):  # the Trainer calls these around generation + update
-        def on_step_begin(self, args, state, control, **kw):  # noqa: ANN001, ANN201
+        def on_step_begin(self, args, state, control, **kw):
             gate.wait()
             self.t0 = time.perf_counter()
 
-        def on_step_end(self, args, state, control, **kw):  # noqa: ANN001, ANN201
+        def on_step_end(self, args, state, control, **kw):
             gate.report(time.perf_counter() - self.t0)
 
     like_for_like = variant == "trl"
@@ -157,10 +159,8 @@ def _child(variant: str, steps: int, threads: int, seed: int) -> None:
     runner(variant, steps, seed, Gate())
     versions = {}
     for mod in ("torch", "transformers", "peft", "trl"):
-        try:
+        with contextlib.suppress(ImportError):
             versions[mod] = __import__(mod).__version__
-        except ImportError:
-            pass
     print("@@DONE " + json.dumps({"versions": versions, "python": sys.executable}), flush=True)
 
 
@@ -169,7 +169,7 @@ class Child:
 
     def __init__(self, variant: str, python: str, args: argparse.Namespace, log_dir: Path) -> None:
         self.variant, self.times, self.loads, self.done = variant, [], [], {}
-        self.err = open(log_dir / f"{variant}.stderr", "w+")
+        self.err = open(log_dir / f"{variant}.stderr", "w+")  # noqa: SIM115 (closed in stop())
         cmd = [python, __file__, "--child", variant, "--steps", str(args.warmup + args.steps),
                "--threads", str(args.threads), "--seed", str(args.seed)]
         self.proc = subprocess.Popen(cmd, cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
@@ -249,7 +249,8 @@ def write_markdown(path: Path, result: dict[str, Any]) -> None:
     v = result["variants"][-1]["versions"]
     lines += ["", f"Versions: {', '.join(f'{k} {x}' for k, x in v.items())}. Machine: {result['machine']['platform']}, "
               f"{result['machine']['cpu_count']} CPUs shared with other jobs (load average "
-              f"{result['machine']['loadavg_start'][0]:.2f} at start, {result['machine']['loadavg_end'][0]:.2f} at end). "
+              f"{result['machine']['loadavg_start'][0]:.2f} at start, "
+              f"{result['machine']['loadavg_end'][0]:.2f} at end). "
               "Each variant in its own process. Raw step times: trl_step.json.", ""]
     path.write_text("\n".join(lines))
 
@@ -288,7 +289,8 @@ def main(argv: list[str] | None = None) -> int:
     rows = [_summary(children[v], args.warmup) for v in variants]
     ours = children["ours"].times[args.warmup:]
     for r in rows:  # steps with the same index ran back to back: their ratio cancels slow load drift
-        r["paired_ratio_median"] = statistics.median(t / o for t, o in zip(r["all_step_s"][args.warmup:], ours))
+        r["paired_ratio_median"] = statistics.median(t / o for t, o in zip(r["all_step_s"][args.warmup:], ours,
+                                                                           strict=True))
     by = {r["variant"]: r for r in rows}
     result = {
         "command": command,

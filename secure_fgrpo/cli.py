@@ -15,10 +15,10 @@ from rich.table import Table
 
 from .config import RunConfig, config_from_dict, load_config
 from .configio import ConfigError, to_dict
-from .deploy.cli import register as register_deploy
-from .keys_cli import register as register_keys
 from .demo import DP_SGD_EXAMPLE_LEVEL, DP_SGD_EXAMPLE_LEVEL_GPU, DP_SGD_SETTINGS
+from .deploy.cli import register as register_deploy
 from .errors import RunFailed, RunFolderError, UserError
+from .keys_cli import register as register_keys
 from .report import accuracy_curves, load_run_config, plot_accuracy, server_rows
 from .runfolder import Mode, open_run_folder
 
@@ -242,8 +242,8 @@ def cmd_model(args: argparse.Namespace) -> int:
 
 def cmd_audit(args: argparse.Namespace) -> int:
     """What the server learned: reads RUN/server/ (and the public RUN/config.json) only."""
-    from .audit.keyscan import KnownSecret
     from .audit.dp_section import dp_summary_lines
+    from .audit.keyscan import KnownSecret
     from .audit.runner import audit_run
 
     known = [KnownSecret(Path(f).name, Path(f).read_bytes()) for f in args.known_secret]

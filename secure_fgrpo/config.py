@@ -14,11 +14,34 @@ from .grpo.trainer import GRPOConfig
 from .model.device import check_device_name
 from .model.lora import LoraSpec
 from .model.tiny import TinyModelSpec
+from .privacy.config import PrivacyConfig, check_privacy
+from .secure_sum.transcript import AuditConfig
 from .tasks import SAMPLED_FAMILIES
 from .tasks.base import RewardSpec
-from .federation.update import ServerOptConfig
-from .privacy.config import PrivacyConfig, check_privacy
-from .audit.transcript import AuditConfig
+
+ServerOpt = Literal["sgd", "fedadam"]
+
+
+@dataclass(frozen=True)
+class ServerOptConfig:
+    """``[server]``: how the server applies Σe_iΔ_i / Σe_i (federation/update.py)."""
+
+    kind: ServerOpt = "sgd"
+    lr: float = 1.0
+    beta1: float = 0.9
+    beta2: float = 0.99
+    tau: float = 1e-3  # FedAdam's adaptivity (Reddi et al. 2021)
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("sgd", "fedadam"):
+            raise ValueError(f"server.kind must be 'sgd' or 'fedadam', got {self.kind!r}")
+        if not self.lr > 0:
+            raise ValueError(f"server.lr must be > 0, got {self.lr}")
+
+
+# Backend options that backend_options fills in from another table: the user sets them there.
+DERIVED_OPTIONS = {"policy": "[security]", "client_policies": "clients.<name>.security", "tau": "gain.tau",
+                   "gain_clip": "gain.clip"}
 
 
 @dataclass(frozen=True)
@@ -122,7 +145,7 @@ class RunConfig:
     data: DataConfig = field(default_factory=DataConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     privacy: PrivacyConfig = field(default_factory=PrivacyConfig)  # privacy/config.py
-    audit: AuditConfig = field(default_factory=AuditConfig)  # audit/transcript.py
+    audit: AuditConfig = field(default_factory=AuditConfig)  # secure_sum/transcript.py
     security: dict[str, Any] = field(default_factory=dict)  # masked: secure_sum/masked/policy.py
 
     def __post_init__(self) -> None:
@@ -146,6 +169,10 @@ class RunConfig:
         if self.privacy.example_level is not None and self.gain.count == "informative_groups":
             raise ValueError("gain.count = 'informative_groups' depends on the data; under "
                              "privacy.example_level n_i is the public expected batch: use 'auto' or 'dataset'")
+        for key, home in DERIVED_OPTIONS.items():
+            if key in self.secure_sum.options:  # accepted before, then silently ignored or conflicting
+                raise ConfigError(f"secure_sum.options.{key}", f"is set from {home} (one home per setting): "
+                                  "remove it here")
         check_privacy(self)
         self._check_security()
 

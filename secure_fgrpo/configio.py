@@ -4,6 +4,7 @@ naming the dotted key, so a misspelled setting never silently falls back to a de
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from typing import Any, Literal, get_args, get_origin, get_type_hints
@@ -34,7 +35,22 @@ def build(cls: type, data: Any, prefix: str = "") -> Any:
     except ConfigError:
         raise
     except (ValueError, TypeError) as err:
-        raise ConfigError(prefix or "<root>", str(err)) from None
+        raise ConfigError(named_key(str(err), prefix), str(err)) from None
+
+
+# A refusal that starts with the dotted key it is about: "federation.rounds must be >= 1",
+# "clients.a.eval_data: ...", "secure_sum.options.weights = 'server' ...", "clients: ...".
+_NAMED = re.compile(r"^([A-Za-z_][\w-]*(?:\.[\w\[\]-]+)+)(?=[ :=]|$)|^([A-Za-z_][\w-]*)(?=:)")
+
+
+def named_key(message: str, prefix: str = "") -> str:
+    """The key a section's refusal names first, when it lies in the section ``prefix`` (so the
+    error's key is ``federation.rounds``, not ``federation``); else the section itself."""
+    m = _NAMED.match(message)
+    key = (m.group(1) or m.group(2)) if m else ""
+    if not key or (prefix and key != prefix and not key.startswith(prefix + ".")):
+        return prefix or "<root>"
+    return key
 
 
 def _coerce(tp: Any, value: Any, key: str) -> Any:
@@ -53,7 +69,7 @@ def _coerce(tp: Any, value: Any, key: str) -> Any:
         if value not in args:
             raise ConfigError(key, f"{value!r} is not one of {', '.join(map(repr, args))}")
         return value
-    if dataclasses.is_dataclass(tp):
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         return build(tp, value, key)
     if origin is tuple:
         if not isinstance(value, list | tuple):
@@ -63,7 +79,7 @@ def _coerce(tp: Any, value: Any, key: str) -> Any:
     if origin is dict:
         if not isinstance(value, dict):
             raise ConfigError(key, f"expected a table, got {type(value).__name__}")
-        kt, vt = args if args else (Any, Any)
+        _kt, vt = args if args else (Any, Any)
         return {k: _coerce(vt, v, f"{key}.{k}") for k, v in value.items()}
     if tp is Any:
         return value

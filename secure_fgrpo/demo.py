@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 from .config import RunConfig, config_from_dict
 from .configio import set_dotted
 
@@ -35,15 +37,8 @@ DP_SGD_EXAMPLE_LEVEL_GPU: dict = {**DP_SGD_EXAMPLE_LEVEL, "sample_rate": 0.25}
 
 def demo_config(**overrides: object) -> RunConfig:
     """The demo config with dotted overrides, e.g. ``{"secure_sum.backend": "masked"}``."""
-    raw = _deep_copy(DEMO)
+    raw = copy.deepcopy(DEMO)
     for dotted, value in overrides.items():
         set_dotted(raw, dotted, value)
     return config_from_dict(raw)
 
-
-def _deep_copy(obj: object) -> object:
-    if isinstance(obj, dict):
-        return {k: _deep_copy(v) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_deep_copy(v) for v in obj]
-    return obj

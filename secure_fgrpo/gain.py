@@ -13,8 +13,8 @@ n is the client's *count* (``gain.count``): its local data set size ("dataset", 
 know it), or the number of informative groups (prompts whose rewards differ) it trained on this
 round ("informative_groups", at most steps × prompts_per_step). "auto" is the data set for FedAvg
 and the informative groups for FGRPO: a client whose reference answers are corrupted scores
-nearly every completion 0, so few of its groups are informative and it weighs little. A data-set count is clipped to the public
-cap ``gain.max_count`` (default data.train_size) so that e_max stays a public bound. Under
+nearly every completion 0, so few of its groups are informative and it weighs little. A data-set count is clipped to
+the public cap ``gain.max_count`` (default data.train_size) so that e_max stays a public bound. Under
 example-level DP-SGD n is always the public expected batch steps × q × N (grpo/trainer.py).
 
 s^1 is the spread of the client's first-round rewards: a scale measured in the client's own

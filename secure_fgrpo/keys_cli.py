@@ -21,9 +21,11 @@ def cmd_keys_init(args: argparse.Namespace) -> int:
     from .secure_sum.identity import create_party
 
     entry = create_party(Path(args.out), args.party).entry()
-    console.print(f"identity of {entry.name} created in {Path(args.out) / 'identity'} (private: 0600 files, 0700 folder)", markup=False)
+    console.print(f"identity of {entry.name} created in {Path(args.out) / 'identity'} "
+                  "(private: 0600 files, 0700 folder)", markup=False)
     _print_entry(entry)
-    console.print(f"next: `secure-fgrpo keys export --party-dir {args.out}` and send the entry to the coordinator", markup=False)
+    console.print(f"next: `secure-fgrpo keys export --party-dir {args.out}` and send the entry to the coordinator",
+                  markup=False)
     return 0
 
 

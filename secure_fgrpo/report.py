@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from .federation.store import FINAL_EVAL, JsonlLog, read_json
@@ -16,7 +15,9 @@ def global_rows(run_dir: Path) -> list[dict]:
 
 def client_rows(run_dir: Path) -> dict[str, list[dict]]:
     root = Path(run_dir) / "clients"
-    return {p.name: JsonlLog(p / "metrics.jsonl").rows() for p in sorted(root.iterdir()) if p.is_dir()} if root.exists() else {}
+    if not root.exists():
+        return {}
+    return {p.name: JsonlLog(p / "metrics.jsonl").rows() for p in sorted(root.iterdir()) if p.is_dir()}
 
 
 def server_rows(run_dir: Path) -> list[dict]:
@@ -51,7 +52,7 @@ def plot_accuracy(run_dir: Path, out: Path | None = None) -> Path:
     return out
 
 
-def accuracy_figure(run_dir: Path):  # noqa: ANN201 - a matplotlib Figure
+def accuracy_figure(run_dir: Path):
     """Whole rounds on the x axis, aborted rounds shaded (nothing was applied in them)."""
     import matplotlib
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import small_run
 from transformers import AutoTokenizer
 
 from secure_fgrpo.config import config_from_dict
@@ -18,13 +19,11 @@ from secure_fgrpo.model.export import LOAD_SNIPPET
 from secure_fgrpo.model.tokenizer import build_char_tokenizer
 from secure_fgrpo.tasks import get_family
 
-from conftest import small_run
-
 README = Path(__file__).resolve().parent.parent / "README.md"
 
 
 @pytest.fixture(scope="module")
-def exported(quick_model_dir, tmp_path_factory) -> tuple[Federation, Path]:  # noqa: ANN001
+def exported(quick_model_dir, tmp_path_factory) -> tuple[Federation, Path]:
     fed = Federation(config_from_dict(small_run(**{"federation.rounds": 1})), tmp_path_factory.mktemp("exp") / "run")
     fed.run()
     return fed, fed.run_dir / "server" / "global_adapter"
@@ -34,18 +33,18 @@ def _load_as_readme_says(adapter: Path) -> tuple[torch.nn.Module, object]:
     text = (adapter / "README.md").read_text()
     code = re.search(r"```python\n(.*?)```", text, re.S).group(1)
     scope: dict = {}
-    exec(code, scope)  # noqa: S102 - the very lines a user copies
+    exec(code, scope)
     return scope["model"], scope["tok"]
 
 
-def _greedy(model, tok, prompts: list[str]) -> list[str]:  # noqa: ANN001
+def _greedy(model, tok, prompts: list[str]) -> list[str]:
     batch = tok(prompts, return_tensors="pt", padding=True)
     with torch.no_grad():
         out = model.generate(**batch, max_new_tokens=6, do_sample=False, pad_token_id=tok.pad_token_id)
     return tok.batch_decode(out[:, batch["input_ids"].shape[1]:], skip_special_tokens=True)
 
 
-def test_adapter_loads_as_the_readme_says_and_matches_the_federation(exported) -> None:  # noqa: ANN001
+def test_adapter_loads_as_the_readme_says_and_matches_the_federation(exported) -> None:
     fed, adapter = exported
     base_path = json.loads((adapter / "adapter_config.json").read_text())["base_model_name_or_path"]
     assert base_path == str(Path(fed.model_path).resolve())
@@ -71,12 +70,12 @@ def test_adapter_loads_as_the_readme_says_and_matches_the_federation(exported) -
 
     def accuracy(texts: list[str]) -> float:
         return sum(get_family(p.family).correctness(p, get_family(p.family).extract(t), False)
-                   for p, t in zip(problems, texts)) / len(problems)
+                   for p, t in zip(problems, texts, strict=True)) / len(problems)
 
     assert accuracy(answers) == accuracy(expected)
 
 
-def test_base_folder_loads_the_obvious_way(exported) -> None:  # noqa: ANN001
+def test_base_folder_loads_the_obvious_way(exported) -> None:
     """transformers 5 used to force Qwen2's byte-level tokenizer here, dropping every space."""
     fed, _ = exported
     tok = AutoTokenizer.from_pretrained(fed.model_path)

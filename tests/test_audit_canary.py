@@ -19,9 +19,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import small_run
 
-from secure_fgrpo.audit.canary import (label_logprobs, make_canaries, prompt_membership, split_canaries,
-                                       update_from_estimate, write_client_data)
+from secure_fgrpo.audit.canary import (
+    label_logprobs,
+    make_canaries,
+    prompt_membership,
+    split_canaries,
+    update_from_estimate,
+    write_client_data,
+)
 from secure_fgrpo.audit.estimates import estimate_inputs
 from secure_fgrpo.audit.view import load_view
 from secure_fgrpo.config import config_from_dict
@@ -32,14 +39,12 @@ from secure_fgrpo.model.lora import LoraSpec, attach_lora
 from secure_fgrpo.model.vector import VectorLayout, to_vector
 from secure_fgrpo.tasks import FAMILIES
 
-from conftest import small_run
-
 log = logging.getLogger(__name__)
 PLANTED, TOTAL = 6, 64
 
 
 @pytest.fixture(scope="module")
-def model(quick_model_dir):  # noqa: ANN001, ANN201
+def model(quick_model_dir):
     torch.manual_seed(0)
     base, tok = load_base(str(quick_model_dir))
     m = attach_lora(base, LoraSpec(r=4))
@@ -51,7 +56,7 @@ def canaries() -> tuple[list, list]:
     return split_canaries(make_canaries(TOTAL, seed=4), PLANTED, seed=5)
 
 
-def test_canaries_are_distinct_valid_problems(canaries) -> None:  # noqa: ANN001
+def test_canaries_are_distinct_valid_problems(canaries) -> None:
     planted, held = canaries
     allc = planted + held
     assert len({p.prompt for p in allc}) == TOTAL and len(planted) == PLANTED
@@ -60,7 +65,7 @@ def test_canaries_are_distinct_valid_problems(canaries) -> None:  # noqa: ANN001
     assert split_canaries(make_canaries(TOTAL, 4), PLANTED, 5) == canaries  # public, reproducible
 
 
-def _memorise(model, tok, layout, base: np.ndarray, planted: list, steps: int = 40,  # noqa: ANN001
+def _memorise(model, tok, layout, base: np.ndarray, planted: list, steps: int = 40,
               lr: float = 3e-2) -> np.ndarray:
     """An update that learned the planted canaries: supervised steps on their answers."""
     from secure_fgrpo.model.vector import load_vector
@@ -87,7 +92,7 @@ def _memorise(model, tok, layout, base: np.ndarray, planted: list, steps: int = 
     return delta.astype(np.float64)
 
 
-def test_scorer_detects_a_memorising_update_and_not_a_random_one(model, canaries) -> None:  # noqa: ANN001
+def test_scorer_detects_a_memorising_update_and_not_a_random_one(model, canaries) -> None:
     m, tok, layout = model
     planted, held = canaries
     base = to_vector(m, layout).astype(np.float64)
@@ -112,7 +117,7 @@ def test_update_from_estimate_divides_by_weight_and_clips() -> None:
     assert np.linalg.norm(update_from_estimate(garbage, clip=4.0)) == pytest.approx(4.0)
 
 
-def test_canaries_planted_at_one_client_of_a_real_federation(model, canaries, tmp_path: Path) -> None:  # noqa: ANN001
+def test_canaries_planted_at_one_client_of_a_real_federation(model, canaries, tmp_path: Path) -> None:
     planted, held = canaries
     import random
 
@@ -125,7 +130,7 @@ def test_canaries_planted_at_one_client_of_a_real_federation(model, canaries, tm
     truth: dict[str, np.ndarray] = {}
     original = Client.prepare_input
 
-    def capture(self, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+    def capture(self, *args, **kwargs):
         prepared = original(self, *args, **kwargs)
         truth[self.name] = prepared.vector.copy()
         return prepared
@@ -153,8 +158,7 @@ def test_canaries_planted_at_one_client_of_a_real_federation(model, canaries, tm
 
 # --- Secret-choice canaries (the design GRPO can reinforce) ---------------------------------
 
-from secure_fgrpo.audit.canary import (CHOICE_LETTERS, choice_membership, choice_membership_scores,  # noqa: E402
-                                       make_choice_canaries)
+from secure_fgrpo.audit.canary import CHOICE_LETTERS, choice_membership, choice_membership_scores, make_choice_canaries  # noqa: E402
 
 
 def test_choice_canaries_differ_only_by_tag_and_balance_the_letters() -> None:
@@ -177,7 +181,7 @@ def test_choice_score_ignores_a_global_letter_preference_and_sees_a_planted_one(
     assert s[:6].min() > s[6:].max()
 
 
-def test_choice_scorer_on_the_model_has_teeth(model) -> None:  # noqa: ANN001
+def test_choice_scorer_on_the_model_has_teeth(model) -> None:
     m, tok, layout = model
     cs = make_choice_canaries(48, seed=3)
     planted, held = split_canaries(cs, 8, seed=4)

@@ -11,8 +11,14 @@ import numpy as np
 import pytest
 import tenseal as ts
 
-from secure_fgrpo.audit.checks import (check_archive, check_ckks, check_masked_uniform, masked_words,
-                                       parse_masked_layout, uniformity_pvalue)
+from secure_fgrpo.audit.checks import (
+    check_archive,
+    check_ckks,
+    check_masked_uniform,
+    masked_words,
+    parse_masked_layout,
+    uniformity_pvalue,
+)
 from secure_fgrpo.audit.keyscan import KnownSecret, scan_key_material
 from secure_fgrpo.audit.simulate import simulate_federation
 from secure_fgrpo.audit.view import load_view
@@ -85,7 +91,7 @@ def test_unmasked_vector_in_a_masked_run_fails(masked_run: Path, tmp_path: Path)
     assert [d["sender"] for d in res.details if not d["ok"]] == [target.sender]
 
 
-def _replace_payload(run: Path, entry, payload: bytes) -> None:  # noqa: ANN001
+def _replace_payload(run: Path, entry, payload: bytes) -> None:
     """Swap an archived payload and its transcript digest together (a consistent forgery)."""
     import hashlib
     import json
@@ -163,7 +169,7 @@ def _client_secrets(run: Path) -> list[KnownSecret]:
 
 
 @pytest.mark.parametrize("which", ["masked_run", "ckks_run"])
-def test_clean_server_folder_holds_no_client_secret(which: str, request) -> None:  # noqa: ANN001
+def test_clean_server_folder_holds_no_client_secret(which: str, request) -> None:
     run = request.getfixturevalue(which)
     secrets = _client_secrets(run)
     assert secrets

@@ -10,7 +10,7 @@ CITE = re.compile(r"tests/(test_\w+\.py)::(\w+)")
 
 
 def _docs() -> list[Path]:
-    return sorted((ROOT / "threat_model").glob("*.md")) + [ROOT / "SECURITY.md"]
+    return [*sorted((ROOT / "threat_model").glob("*.md")), ROOT / "SECURITY.md"]
 
 
 def test_every_cited_test_exists() -> None:

@@ -21,7 +21,7 @@ import math
 
 import numpy as np
 import pytest
-
+from conftest import small_run
 from scipy.stats import norm
 
 from secure_fgrpo.audit.dp_canary import UnauditedMechanism, audit_client_dp
@@ -30,20 +30,18 @@ from secure_fgrpo.audit.epsilon import gdp_epsilon
 from secure_fgrpo.config import config_from_dict
 from secure_fgrpo.privacy.plan import ClientLevelPlan
 
-from conftest import small_run
-
 ROUNDS = 2
 DIM = 2049  # audit_client_dp's default canary length
 RUN_DIM = 24577  # small_run's adapter + weight (what a Skellam run is calibrated at)
 Z = 5.0  # standard errors: a false failure has probability below 1e-6 per bound (normal tails)
 
 
-def _cfg(backend: str, mechanism: str = "distributed", **over: object):  # noqa: ANN202
+def _cfg(backend: str, mechanism: str = "distributed", **over: object):
     return config_from_dict(small_run(**{"secure_sum.backend": backend, **over, "privacy.client_level": {
         "epsilon": 8.0, "delta": 1e-5, "mechanism": mechanism}}))
 
 
-def _accountant(cfg, dim: int = DIM) -> float:  # noqa: ANN001
+def _accountant(cfg, dim: int = DIM) -> float:
     plan = ClientLevelPlan.build(cfg, dim)
     assert plan is not None
     return plan.budget.spent(ROUNDS)
@@ -60,7 +58,7 @@ def _auc_se(auc: float, n1: int, n0: int) -> float:
     return math.sqrt((auc * (1 - auc) + (n1 - 1) * (q1 - auc ** 2) + (n0 - 1) * (q2 - auc ** 2)) / (n1 * n0))
 
 
-def _expected_mu(cfg, a) -> float:  # noqa: ANN001
+def _expected_mu(cfg, a) -> float:
     """The sum statistic's Gaussian-DP μ from the public plan alone: per round the canary adds
     e_max·C against the sum's noise σ·sqrt(k/t) (k shares of σ²/t), over R rounds."""
     plan = ClientLevelPlan.build(cfg, a.dim)
@@ -141,7 +139,7 @@ def test_distributed_noise_in_plaintext_exceeds_the_accountant_per_message() -> 
 
 def test_a_sum_without_the_weight_coordinate_is_refused_by_name() -> None:
     cfg = config_from_dict(small_run(**{"secure_sum.backend": "ckks", "secure_sum.options": {"weights": "server"}}))
-    with pytest.raises(UnauditedMechanism, match="secure_sum.options.weights = 'server'"):
+    with pytest.raises(UnauditedMechanism, match=r"secure_sum.options.weights = 'server'"):
         audit_client_dp(cfg, 1, noise=False)
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import small_run
 
 from secure_fgrpo.audit.runner import audit_run
 from secure_fgrpo.cli import main
@@ -24,11 +25,9 @@ from secure_fgrpo.configio import to_dict
 from secure_fgrpo.federation.runner import Federation
 from secure_fgrpo.report import save_run_config
 
-from conftest import small_run
-
 
 @pytest.fixture(scope="module")
-def dp_run(quick_model_dir, tmp_path_factory) -> Path:  # noqa: ANN001
+def dp_run(quick_model_dir, tmp_path_factory) -> Path:
     raw = small_run(**{"secure_sum.backend": "masked",
                        "privacy.client_level": {"epsilon": 8, "delta": 1e-5, "mechanism": "distributed"},
                        "privacy.example_level": {"epsilon": 8, "delta": 1e-5}})
@@ -46,7 +45,7 @@ def report(dp_run: Path) -> tuple[int, dict]:
 
 
 @pytest.fixture(scope="module")
-def skellam_run(quick_model_dir, tmp_path_factory) -> Path:  # noqa: ANN001
+def skellam_run(quick_model_dir, tmp_path_factory) -> Path:
     raw = small_run(**{"secure_sum.backend": "masked",
                        "privacy.client_level": {"epsilon": 8, "delta": 1e-5, "mechanism": "skellam"}})
     cfg = config_from_dict(raw)
@@ -60,7 +59,7 @@ def _metrics(path: Path) -> list[dict]:
     return [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
 
 
-def test_report_gives_epsilon_per_round_and_the_empirical_bound_below_it(dp_run: Path, report) -> None:  # noqa: ANN001
+def test_report_gives_epsilon_per_round_and_the_empirical_bound_below_it(dp_run: Path, report) -> None:
     rc, rep = report
     assert rc == 0 and rep["summary"]["high_flags"] == 0 and rep["summary"]["checks_failed"] == []
     dp = rep["dp"]
@@ -80,7 +79,7 @@ def test_report_gives_epsilon_per_round_and_the_empirical_bound_below_it(dp_run:
     assert control["auc"] == 1.0 and float(control["epsilon_lower"]) > 50  # same audit, no noise
 
 
-def test_example_level_epsilon_is_claimed_and_matches_the_clients_own_logs(dp_run: Path, report) -> None:  # noqa: ANN001
+def test_example_level_epsilon_is_claimed_and_matches_the_clients_own_logs(dp_run: Path, report) -> None:
     _, rep = report
     ex = rep["dp"]["example_level"]
     assert ex["status"] == "claimed by the config, not observable by the server"
@@ -107,7 +106,7 @@ def test_an_under_reported_epsilon_is_flagged(dp_run: Path, tmp_path: Path) -> N
     assert rep["dp"]["consistent"] is False and rep["summary"]["high_flags"] == 1
 
 
-def test_a_skellam_run_is_audited_below_its_logged_epsilon(skellam_run: Path, capsys) -> None:  # noqa: ANN001
+def test_a_skellam_run_is_audited_below_its_logged_epsilon(skellam_run: Path, capsys) -> None:
     rc = main(["audit", str(skellam_run), "--strict", "--no-attacks"])
     console = capsys.readouterr().out
     rep = json.loads((skellam_run / "audit" / "report.json").read_text())

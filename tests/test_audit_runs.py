@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import small_run
 
 from secure_fgrpo.audit.estimates import estimate_inputs
 from secure_fgrpo.audit.keyscan import KnownSecret, scan_key_material
@@ -22,12 +23,10 @@ from secure_fgrpo.audit.runner import audit_run
 from secure_fgrpo.audit.view import load_view
 from secure_fgrpo.cli import main
 from secure_fgrpo.config import config_from_dict
+from secure_fgrpo.configio import to_dict
 from secure_fgrpo.federation.client import Client
 from secure_fgrpo.federation.runner import Federation
 from secure_fgrpo.report import save_run_config
-from secure_fgrpo.configio import to_dict
-
-from conftest import small_run
 
 BACKENDS = ("plaintext", "masked", "ckks")
 
@@ -40,7 +39,7 @@ def runs(quick_model_dir, tmp_path_factory) -> dict[str, tuple[Path, dict]]:
         truth: dict[str, np.ndarray] = {}
         original = Client.prepare_input
 
-        def capture(self, *args, _orig=original, _truth=truth, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+        def capture(self, *args, _orig=original, _truth=truth, **kwargs):
             prepared = _orig(self, *args, **kwargs)
             _truth[self.name] = prepared.vector.copy()
             return prepared
@@ -62,12 +61,12 @@ def _audit(run: Path, *extra: str) -> tuple[int, dict]:
 
 
 @pytest.fixture(scope="module")
-def reports(runs) -> dict[str, tuple[int, dict]]:  # noqa: ANN001
+def reports(runs) -> dict[str, tuple[int, dict]]:
     """``secure-fgrpo audit RUN --strict`` once per backend (the CLI path, exit code included)."""
     return {b: _audit(runs[b][0], "--strict") for b in BACKENDS}
 
 
-def test_plaintext_report_shows_the_attacks_succeeding(runs, reports) -> None:  # noqa: ANN001
+def test_plaintext_report_shows_the_attacks_succeeding(runs, reports) -> None:
     run, truth = runs["plaintext"]
     rc, rep = reports["plaintext"]
     assert rc == 1  # --strict: the plaintext backend leaks per-client data
@@ -82,7 +81,7 @@ def test_plaintext_report_shows_the_attacks_succeeding(runs, reports) -> None:  
 
 
 @pytest.mark.parametrize("backend, check", [("masked", "masked-uniform"), ("ckks", "ckks-ciphertexts")])
-def test_secure_reports_show_chance_and_no_per_client_plaintext(reports, backend: str, check: str) -> None:  # noqa: ANN001
+def test_secure_reports_show_chance_and_no_per_client_plaintext(reports, backend: str, check: str) -> None:
     rc, rep = reports[backend]
     assert rc == 0  # --strict: no high flag, no failed check
     s = rep["summary"]
@@ -93,7 +92,7 @@ def test_secure_reports_show_chance_and_no_per_client_plaintext(reports, backend
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_update_recovery_on_the_real_run(runs, backend: str) -> None:  # noqa: ANN001
+def test_update_recovery_on_the_real_run(runs, backend: str) -> None:
     """The attacker's estimate from each real message, scored against the captured truth."""
     run, truth = runs[backend]
     est = estimate_inputs(load_view(run))
@@ -108,7 +107,7 @@ def test_update_recovery_on_the_real_run(runs, backend: str) -> None:  # noqa: A
             assert abs(cos) < 6 / math.sqrt(d), (backend, m.sender, cos)
 
 
-def test_auditor_reads_only_the_server_folder(runs, tmp_path: Path) -> None:  # noqa: ANN001
+def test_auditor_reads_only_the_server_folder(runs, tmp_path: Path) -> None:
     run, _ = runs["plaintext"]  # no secret randomness: two audits give identical reports
     only = tmp_path / "only-server"
     shutil.copytree(run / "server", only / "server")
@@ -120,7 +119,7 @@ def test_auditor_reads_only_the_server_folder(runs, tmp_path: Path) -> None:  # 
 
 
 @pytest.mark.parametrize("backend", ["masked", "ckks"])
-def test_no_client_secret_in_the_server_folder(runs, backend: str) -> None:  # noqa: ANN001
+def test_no_client_secret_in_the_server_folder(runs, backend: str) -> None:
     run, _ = runs[backend]
     secrets = [KnownSecret(str(p.relative_to(run)), p.read_bytes())
                for p in (run / "clients").glob("*/keys/*/*") if p.suffix in (".key", ".bin")]
@@ -128,7 +127,7 @@ def test_no_client_secret_in_the_server_folder(runs, backend: str) -> None:  # n
     assert scan_key_material(run / "server", secrets).status == "pass"
 
 
-def test_planted_per_client_field_in_a_real_run_is_flagged(runs, tmp_path: Path) -> None:  # noqa: ANN001
+def test_planted_per_client_field_in_a_real_run_is_flagged(runs, tmp_path: Path) -> None:
     run = tmp_path / "run"
     shutil.copytree(runs["ckks"][0], run)
     rows = [json.loads(x) for x in (run / "server" / "metrics.jsonl").read_text().splitlines()]
@@ -140,7 +139,7 @@ def test_planted_per_client_field_in_a_real_run_is_flagged(runs, tmp_path: Path)
     assert [f["code"] for f in rep["flags"]] == ["per-client-metric"] and "gain_b" in rep["flags"][0]["where"]
 
 
-def test_html_report_is_self_contained(runs, reports) -> None:  # noqa: ANN001
+def test_html_report_is_self_contained(runs, reports) -> None:
     run, _ = runs["plaintext"]
     import stat
 
@@ -155,7 +154,7 @@ def test_html_report_is_self_contained(runs, reports) -> None:  # noqa: ANN001
 
 
 @pytest.mark.skipif(shutil.which("chromium") is None, reason="Debian's chromium is not installed here")
-def test_report_renders_in_headless_chromium(runs, reports, tmp_path: Path) -> None:  # noqa: ANN001
+def test_report_renders_in_headless_chromium(runs, reports, tmp_path: Path) -> None:
     run, _ = runs["ckks"]
     png = tmp_path / "audit.png"
     cmd = ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

@@ -8,14 +8,13 @@ import stat
 from pathlib import Path
 
 import pytest
+from conftest import small_run
 
-from secure_fgrpo.audit.transcript import TranscriptRecorder, archive_name, read_transcript
 from secure_fgrpo.audit.view import AuditInputError, load_view
 from secure_fgrpo.config import config_from_dict
 from secure_fgrpo.configio import ConfigError
 from secure_fgrpo.secure_sum.base import Message
-
-from conftest import small_run
+from secure_fgrpo.secure_sum.transcript import TranscriptRecorder, archive_name, read_transcript
 
 
 def _msg(r: int, sender: str, stage: str, payload: bytes) -> Message:
@@ -30,7 +29,7 @@ def test_archive_holds_exactly_the_received_bytes(tmp_path: Path) -> None:
         rec.record(m)
     view = load_view(tmp_path)
     assert [view.payload(e) for e in view.entries] == [m.payload for m in msgs]
-    for e, m in zip(read_transcript(server / "transcript.jsonl"), msgs):
+    for e, m in zip(read_transcript(server / "transcript.jsonl"), msgs, strict=True):
         assert e.digest == hashlib.sha256(m.payload).hexdigest() and e.size == len(m.payload)
     f = server / "inbox" / "round-1" / "a-input.bin"
     assert stat.S_IMODE(f.stat().st_mode) == 0o600
@@ -78,5 +77,5 @@ def test_no_archive_without_a_folder(tmp_path: Path) -> None:
 def test_config_switch() -> None:
     assert config_from_dict(small_run()).audit.archive_payloads is True
     assert config_from_dict(small_run(**{"audit.archive_payloads": False})).audit.archive_payloads is False
-    with pytest.raises(ConfigError, match="audit.archive_payloads"):
+    with pytest.raises(ConfigError, match=r"audit.archive_payloads"):
         config_from_dict(small_run(**{"audit.archive_payloads": "yes"}))

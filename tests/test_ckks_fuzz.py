@@ -12,13 +12,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from ckks_support import make_fed, random_inputs
+
 from secure_fgrpo.secure_sum import Message, ProtocolError, RoundAborted
 from secure_fgrpo.secure_sum.ckks import client_dir, server_dir
 from secure_fgrpo.secure_sum.ckks.binding import body_digest
-from secure_fgrpo.secure_sum.masked.keys import load_identity
 from secure_fgrpo.secure_sum.ckks.wire import WireError, decode_bundle, encode_bundle
+from secure_fgrpo.secure_sum.masked.keys import load_identity
 
 DIM = 10
 COUNTS = {  # 10,000 in all, over both schemes

@@ -13,7 +13,12 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from secure_fgrpo.secure_sum import make_backend
 from secure_fgrpo.secure_sum.ckks import client_dir, open_for_institution, seal_for_institution, server_dir
 from secure_fgrpo.secure_sum.ckks.keys import (
-    PUBLIC_FILE, SECRET_FILE, SUBDIR, KeyMaterialError, init_keys, load_keys,
+    PUBLIC_FILE,
+    SECRET_FILE,
+    SUBDIR,
+    KeyMaterialError,
+    init_keys,
+    load_keys,
 )
 from secure_fgrpo.secure_sum.ckks.params import BFV_4096, CKKS_4096
 

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pytest
-
 from ckks_support import FullRecorder, make_fed, random_inputs, resign
+
 from secure_fgrpo.secure_sum import Message, ProtocolError, SumClient, run_secure_sum
 from secure_fgrpo.secure_sum.ckks import client_dir, server_dir
 from secure_fgrpo.secure_sum.ckks.codec import Codec

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tenseal.sealapi as seal
-
 from ckks_support import FullRecorder, SecretKeyDetector, make_fed, random_inputs
+
 from secure_fgrpo.secure_sum import DropSchedule
 from secure_fgrpo.secure_sum.ckks import client_dir, server_dir
 from secure_fgrpo.secure_sum.ckks.codec import Codec
@@ -49,7 +49,7 @@ def test_bfv_integer_sum_is_exact(tmp_path: Path) -> None:
         if acc is None:
             acc = cts
         else:
-            for a, c in zip(acc, cts):
+            for a, c in zip(acc, cts, strict=True):
                 evaluator.add_inplace(a, c)
     dec = codecs["h0"].decrypt_integers(acc)
     assert np.array_equal(dec, ints)
@@ -85,7 +85,7 @@ def test_dropouts_cost_nothing_and_decryptor_rotates(tmp_path: Path) -> None:
     drops = DropSchedule({"input": {"h1"}})
     for rnd in range(3):
         rec = FullRecorder()
-        out, server, _ = fed.run(fed.spec(dim=dim, rnd=rnd, threshold=2), vecs, drops, rec)
+        out, _server, _ = fed.run(fed.spec(dim=dim, rnd=rnd, threshold=2), vecs, drops, rec)
         alive = ["h0", "h2", "h3"]
         assert out.contributors == tuple(alive)
         assert _rel(out.total, sum(vecs[n] for n in alive)) < 1e-6

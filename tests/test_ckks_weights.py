@@ -8,8 +8,8 @@ import math
 import numpy as np
 import pytest
 import tenseal.sealapi as seal
-
 from ckks_support import gain_inputs, make_fed, resign
+
 from secure_fgrpo.secure_sum import ProtocolError
 from secure_fgrpo.secure_sum.ckks import client_dir, server_dir, server_weight_input
 from secure_fgrpo.secure_sum.ckks.keys import build_context

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import small_run
+from toml_out import dumps
 
 from secure_fgrpo import cli, fileio
 from secure_fgrpo.cli import main
@@ -23,9 +25,6 @@ from secure_fgrpo.federation.global_model import GlobalModel
 from secure_fgrpo.federation.server import Server
 from secure_fgrpo.federation.store import save_npz_atomic, write_json_atomic
 from secure_fgrpo.federation.update import ServerOptConfig
-
-from conftest import small_run
-from toml_out import dumps
 
 
 def _one_line(out: str) -> str:
@@ -99,9 +98,8 @@ def test_damaged_checkpoint(tmp_path, damage) -> None:
         GlobalModel([tmp_path], ServerOptConfig(), np.zeros(4000, dtype=np.float32), upto=1)
     assert str(err.value).startswith(f"{path}: damaged checkpoint") and "--fresh" in str(err.value)
     if damage == "garble":
-        with pytest.raises(zipfile.BadZipFile):  # the teeth: numpy itself does notice
-            with np.load(path) as z:
-                z["vector"]
+        with pytest.raises(zipfile.BadZipFile), np.load(path) as z:  # the teeth: numpy itself does notice
+            z["vector"]
 
 
 def test_damaged_client_and_server_state(tmp_path) -> None:
@@ -114,11 +112,11 @@ def test_damaged_client_and_server_state(tmp_path) -> None:
         client.resume(1)
     server = Server(tmp_path / "server", cfg, ["a", "b", "c"])
     (tmp_path / "server" / "state.json").write_text("{")
-    with pytest.raises(CheckpointError, match="server/state.json: unreadable server state"):
-        server.last_completed_round
+    with pytest.raises(CheckpointError, match=r"server/state.json: unreadable server state"):
+        _ = server.last_completed_round
     (tmp_path / "server" / "state.json").write_text(json.dumps({"last_completed_round": "x"}))
     with pytest.raises(CheckpointError, match="must be a round number"):
-        server.last_completed_round
+        _ = server.last_completed_round
     (tmp_path / "server" / "metrics.jsonl").write_text('{"round": 1}\n{"round": 2,\n')
     with pytest.raises(CheckpointError, match=r"metrics.jsonl: line 2 is damaged"):
         server.metrics.rows()

@@ -16,12 +16,12 @@ import time
 import tomllib
 from pathlib import Path
 
+from conftest import QUICK_TABLE, small_run
+from toml_out import dumps
+
 from secure_fgrpo.cli import main
 from secure_fgrpo.configio import set_dotted
 from secure_fgrpo.report import accuracy_curves
-
-from conftest import QUICK_TABLE, small_run
-from toml_out import dumps
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 TINY = {"model.embedded": dict(QUICK_TABLE), "model.lora": {"r": 4}, "grpo.steps": 1, "grpo.group_size": 4,

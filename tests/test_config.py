@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from conftest import small_run
 
 from secure_fgrpo.cli import main
 from secure_fgrpo.config import config_from_dict, load_config
 from secure_fgrpo.configio import ConfigError
-
-from conftest import small_run
 
 GOOD = """
 seed = 1
@@ -79,7 +78,7 @@ def test_security_policy_is_validated_per_institution_and_reaches_the_backend() 
 
     be = make_backend("masked", opts)
     assert be.client_policies["a"].gamma == 0.3 and be.client_policies["a"].delta == 0.05
-    with pytest.raises(Exception, match="clients.a.security: unknown key"):
+    with pytest.raises(Exception, match=r"clients.a.security: unknown key"):
         config_from_dict({"clients": [dict(clients[0], security={"gama": 1}), clients[1]],
                           "secure_sum": {"backend": "masked"}})
     with pytest.raises(Exception, match="masked' only"):
@@ -87,5 +86,50 @@ def test_security_policy_is_validated_per_institution_and_reaches_the_backend() 
 
 
 def test_an_option_that_does_nothing_yet_is_refused_naming_the_key() -> None:
-    with pytest.raises((ConfigError, ValueError), match="model.rollout = 'vllm' is not built yet"):
+    with pytest.raises((ConfigError, ValueError), match=r"model.rollout = 'vllm' is not built yet"):
         config_from_dict(small_run(**{"model.rollout": "vllm"}))
+
+
+@pytest.mark.parametrize("over, key", [
+    ({"federation.fraction": 1.5}, "federation.fraction"),  # was: 'federation'
+    ({"federation.rounds": 0}, "federation.rounds"),
+    ({"server.kind": "adagrad"}, "server.kind"),  # was: 'server', and the message said server.optimizer
+    ({"model.lora.r": 0}, "model.lora.r"),  # was: 'model.lora', and the message said lora.r
+    ({"grpo.steps": 0}, "grpo.steps"),
+    ({"data.train_size": 0}, "data.train_size"),
+    ({"model.rollout": "vllm"}, "model.rollout"),
+])
+def test_a_section_refusal_names_the_exact_key(over: dict, key: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        config_from_dict(small_run(**over))
+    assert err.value.key == key
+    assert str(err.value).count("\n") == 0  # one line
+
+
+@pytest.mark.parametrize("backend, options, key", [
+    ("masked", {"signed": "yes"}, "secure_sum.options.signed"),
+    ("masked", {"modulus_bits": 48}, "secure_sum.options.modulus_bits"),
+    ("masked", {"prg": "rc4"}, "secure_sum.options.prg"),
+    ("ckks", {"reveal": "everyone"}, "secure_sum.options.reveal"),
+    ("ckks", {"decryptors": 0}, "secure_sum.options.decryptors"),
+    ("masked", {"colour": 1}, "secure_sum.options: unknown option"),
+])
+def test_backend_option_refusals_name_the_config_key(backend: str, options: dict, key: str) -> None:
+    """The backends name the key a user writes, [secure_sum.options], never 'secure_sum.signed'."""
+    from secure_fgrpo.secure_sum import make_backend
+
+    with pytest.raises(ValueError) as err:
+        make_backend(backend, options)
+    assert str(err.value).startswith(key)
+
+
+@pytest.mark.parametrize("option, home", [("tau", "gain.tau"), ("gain_clip", "gain.clip"),
+                                          ("policy", "[security]")])
+def test_an_option_another_table_sets_is_refused(option: str, home: str) -> None:
+    """secure_sum.options.tau used to be accepted and then win over gain.tau (two homes for τ)."""
+    raw = small_run(**{"secure_sum.backend": "ckks" if option != "policy" else "masked",
+                       "federation.strategy": "fgrpo",
+                       "secure_sum.options": {option: 1.0} if option != "policy" else {"policy": {}}})
+    with pytest.raises(ConfigError) as err:
+        config_from_dict(raw)
+    assert err.value.key == f"secure_sum.options.{option}" and home in str(err.value)

@@ -170,7 +170,7 @@ def test_load_errors_name_the_problem(tmp_path: Path) -> None:
     pq.write_table(pa.Table.from_pylist([{"question": "x", "answer": "1", "kind": "numeric"}]), pqf)
     with pytest.raises(ValueError, match="'prompt'"):
         load_problems(pqf, cache_dir=cache)
-    bad_kind = _jsonl(tmp_path / "c.jsonl", ROWS[:2] + [{"prompt": "x", "answer": "1", "kind": "essay"}])
+    bad_kind = _jsonl(tmp_path / "c.jsonl", [*ROWS[:2], {"prompt": "x", "answer": "1", "kind": "essay"}])
     with pytest.raises(ValueError, match=r"row 2.*'essay'"):
         load_problems(bad_kind, cache_dir=cache)
     bad_answer = _jsonl(tmp_path / "d.jsonl", [{"prompt": "x", "answer": "maybe", "kind": "yesno"}])

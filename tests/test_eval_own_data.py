@@ -8,27 +8,26 @@ import json
 from pathlib import Path
 
 import pytest
+from conftest import QUICK, small_run
 
 from secure_fgrpo.cli import main
 from secure_fgrpo.config import config_from_dict
 from secure_fgrpo.configio import to_dict
 from secure_fgrpo.data.local import load_problems
 from secure_fgrpo.federation.runner import Federation
-from secure_fgrpo.report import save_run_config
 from secure_fgrpo.model.tiny import warm_start_prompts
+from secure_fgrpo.report import save_run_config
 from secure_fgrpo.tasks import sample_problems
 
-from conftest import QUICK, small_run
 
-
-def _write(path: Path, problems) -> str:  # noqa: ANN001
+def _write(path: Path, problems) -> str:
     path.write_text("".join(json.dumps({"prompt": p.prompt, "answer": p.answer, "kind": p.family}) + "\n"
                             for p in problems))
     return str(path)
 
 
 @pytest.fixture(scope="module")
-def own_run(quick_model_dir, tmp_path_factory) -> tuple[Path, Federation, dict[str, str]]:  # noqa: ANN001
+def own_run(quick_model_dir, tmp_path_factory) -> tuple[Path, Federation, dict[str, str]]:
     tmp = tmp_path_factory.mktemp("own")
     files = {"a": _write(tmp / "a.jsonl", sample_problems(["unit"], 40, seed=11)),
              "b": _write(tmp / "b.jsonl", sample_problems(["dose"], 40, seed=12))}
@@ -44,7 +43,7 @@ def own_run(quick_model_dir, tmp_path_factory) -> tuple[Path, Federation, dict[s
     return run, fed, {**files, "held": held}
 
 
-def test_global_eval_is_the_clients_held_out_rows_only(own_run) -> None:  # noqa: ANN001
+def test_global_eval_is_the_clients_held_out_rows_only(own_run) -> None:
     run, fed, files = own_run
     a, b = fed.data.clients["a"], fed.data.clients["b"]
     assert len(a.eval) == 8 and {p.family for p in a.eval} == {"unit"}  # 20% of a's 40 distinct prompts
@@ -61,7 +60,7 @@ def test_global_eval_is_the_clients_held_out_rows_only(own_run) -> None:  # noqa
     assert server_rows and all("global_accuracy" not in r for r in server_rows)
 
 
-def test_eval_cli_scores_a_data_file_and_says_what_it_measured(own_run, capsys) -> None:  # noqa: ANN001
+def test_eval_cli_scores_a_data_file_and_says_what_it_measured(own_run, capsys) -> None:
     run, fed, files = own_run
     rows = load_problems(files["a"])
     warm = sum(p.prompt in warm_start_prompts(QUICK) for p in rows)
@@ -80,7 +79,7 @@ def test_eval_cli_scores_a_data_file_and_says_what_it_measured(own_run, capsys) 
     assert "global = the global adapter on 14 rows held out" in out
 
 
-def test_eval_cli_names_a_bad_data_file(own_run, capsys, tmp_path) -> None:  # noqa: ANN001
+def test_eval_cli_names_a_bad_data_file(own_run, capsys, tmp_path) -> None:
     run, _, _ = own_run
     bad = tmp_path / "bad.jsonl"
     bad.write_text(json.dumps({"prompt": "x", "answer": "maybe", "kind": "yesno"}) + "\n")

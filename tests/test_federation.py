@@ -15,14 +15,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import small_run
 from peft import PeftModel
 
 from secure_fgrpo.config import config_from_dict
 from secure_fgrpo.federation.local import run_training
 from secure_fgrpo.federation.runner import Federation
 from secure_fgrpo.model.load import load_base
-
-from conftest import small_run
 
 
 def _gain_by_hand(history: list[tuple[float, float]], beta: float, eps: float, clip: float) -> float:

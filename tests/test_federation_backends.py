@@ -7,11 +7,10 @@ import json
 
 import numpy as np
 import pytest
+from conftest import small_run
 
 from secure_fgrpo.config import config_from_dict
 from secure_fgrpo.federation.runner import Federation
-
-from conftest import small_run
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +38,9 @@ def test_secure_round_matches_plaintext(plaintext_global, tmp_path, backend: str
     if options.get("reveal") == "server-blind":
         assert not (server / "checkpoints").exists() and not (server / "global_adapter").exists()
         assert not {"update_norm", "sum_of_weights", "global_accuracy"} & set(row)
-        copies = [np.load(p)["vector"] for p in sorted((tmp_path / "run" / "clients").glob("*/checkpoints/round-1.npz"))]
+        copies = [
+            np.load(p)["vector"] for p in sorted((tmp_path / "run" / "clients").glob("*/checkpoints/round-1.npz"))
+        ]
         assert len(copies) == 3 and all(np.array_equal(c, copies[0]) for c in copies)
     else:
         assert (server / "global_adapter").exists() and "sum_of_weights" in row

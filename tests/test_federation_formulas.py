@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import small_run
 
 from secure_fgrpo.config import RunConfig, config_from_dict
 from secure_fgrpo.configio import ConfigError
@@ -18,8 +19,6 @@ from secure_fgrpo.federation.client import Client
 from secure_fgrpo.federation.local import TrainOutcome
 from secure_fgrpo.grpo.trainer import RoundResult
 from secure_fgrpo.tasks.base import Problem
-
-from conftest import small_run
 
 # β = 0.8, ε = 0.05, G = 2.5, τ = 0.25, α = 0.25, C = 2.5; small_run: data.train_size = 40,
 # grpo.steps = 2, grpo.prompts_per_step = 4 (at most 8 groups a round).

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import small_run
 
 from secure_fgrpo.audit import dp_canary
 from secure_fgrpo.config import config_from_dict
@@ -19,19 +20,17 @@ from secure_fgrpo.privacy.plan import ClientLevelPlan
 from secure_fgrpo.secure_sum import DropSchedule, make_backend
 from secure_fgrpo.secure_sum.base import SumClient, SumSpec
 
-from conftest import small_run
-
 NAMES = ("a", "b", "c")
 DIM = 1001
 
 
-def _plan(mechanism: str, backend: str = "plaintext", **cl: object):  # noqa: ANN202
+def _plan(mechanism: str, backend: str = "plaintext", **cl: object):
     cfg = config_from_dict(small_run(**{"secure_sum.backend": backend, "privacy.client_level": {
         "epsilon": 8.0, "delta": 1e-5, "mechanism": mechanism, **cl}}))
     return ClientLevelPlan.build(cfg, DIM), cfg
 
 
-def _spec(cfg, round_: int = 1) -> SumSpec:  # noqa: ANN001
+def _spec(cfg, round_: int = 1) -> SumSpec:
     e = cfg.weight_bound
     return SumSpec(round=round_, dim=DIM, data_bound=e * cfg.federation.delta_clip, weight_bound=e,
                    participants=NAMES, threshold=2)
@@ -41,7 +40,7 @@ class _Recorder:
     def __init__(self) -> None:
         self.kinds: list[str] = []
 
-    def record(self, msg) -> None:  # noqa: ANN001
+    def record(self, msg) -> None:
         self.kinds.append(msg.kind)
 
 
@@ -109,7 +108,7 @@ class _Fixed(SumClient):
     def set_input(self, vector: np.ndarray) -> None:  # pragma: no cover - not driven here
         pass
 
-    def respond(self, stage, inbound):  # noqa: ANN001, ANN201  # pragma: no cover
+    def respond(self, stage, inbound):  # pragma: no cover
         return None
 
     def result(self) -> np.ndarray | None:

@@ -59,9 +59,9 @@ def _tls_handshake(certs: Path, trust: Path, host: str) -> None:
         t.start()
         client_ctx = ssl.create_default_context(cafile=str(trust))
         try:
-            with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
-                with client_ctx.wrap_socket(raw, server_hostname=host):
-                    pass
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as raw, \
+                    client_ctx.wrap_socket(raw, server_hostname=host):
+                pass
         finally:
             t.join(timeout=10)
 
@@ -155,7 +155,7 @@ def test_node_policy_refuses_what_it_did_not_agree_to(tmp_path: Path) -> None:
     for field, (setup, last) in refusals.items():
         with pytest.raises(PolicyError, match=field):
             policy.check(setup, last_round=last)
-    with pytest.raises(PolicyError, match="security.gamma must be a number"):
+    with pytest.raises(PolicyError, match=r"security.gamma must be a number"):
         NodePolicy.from_node_config({"name": "a", "state-dir": "s", "roster": "r", "security-gamma": 2})
     # The threshold rule has one home, the institution's SecurityPolicy, which the masked client
     # applies before it advertises: a round below this node's 0.7·n is refused naming the key.
@@ -167,7 +167,7 @@ def test_node_policy_refuses_what_it_did_not_agree_to(tmp_path: Path) -> None:
     backend = make_backend("masked", {"signed": False, "client_policies": {"hosp-a": policy.security}})
     client = backend.client("hosp-a", low.spec, tmp_path)
     client.set_input(np.zeros(low.spec.dim))
-    with pytest.raises(PolicyRefusal, match="security.min_threshold"):
+    with pytest.raises(PolicyRefusal, match=r"security.min_threshold"):
         client.respond("advertise", None)
     with pytest.raises(PolicyError, match="'name' is required"):
         NodePolicy.from_node_config({"state-dir": "s", "roster": "r"})
@@ -201,12 +201,12 @@ def test_pickled_client_state_between_stages_gives_the_same_sum(tmp_path: Path) 
 
 def test_restricted_unpickler_refuses_foreign_classes(tmp_path: Path) -> None:
     evil = pickle.dumps(os.getcwd)  # a callable outside the allowed modules
-    with pytest.raises(StateError, match="refusing to restore posix.getcwd"):
+    with pytest.raises(StateError, match=r"refusing to restore posix.getcwd"):
         load_client(evil, tmp_path)
     from secure_fgrpo.secure_sum.masked import keys
 
     ours = pickle.dumps(keys.write_roster)  # a function of ours that writes files: not a class
-    with pytest.raises(StateError, match="refusing to restore secure_fgrpo.secure_sum.identity.write_roster"):
+    with pytest.raises(StateError, match=r"refusing to restore secure_fgrpo.secure_sum.identity.write_roster"):
         load_client(ours, tmp_path)
     with pytest.raises(StateError, match="cannot restore"):
         load_client(b"not a pickle", tmp_path)

@@ -51,9 +51,9 @@ def test_server_side_starts_where_the_in_process_run_starts_and_exports(tmp_path
 
 
 def test_server_side_refuses_what_it_cannot_run(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="roster.*no key for c"):
+    with pytest.raises(ValueError, match=r"roster.*no key for c"):
         Coordinator(None, _server(tmp_path / "r", ["a", "b"]))  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="secure_sum.backend: 'plaintext' does not run over Flower"):
+    with pytest.raises(ValueError, match=r"secure_sum\.backend: 'plaintext' does not run over Flower"):
         Coordinator(None, _server(tmp_path / "p", ["a", "b", "c"], **{"secure_sum.backend": "plaintext"}))  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="'config'"):
         ServerConfig.from_run_config({"roster": "r.json", "out-dir": "o"})

@@ -62,7 +62,7 @@ def test_gain_config_refuses_bad_values(bad: dict) -> None:
 def test_server_update_is_ratio_of_sums_and_fedadam_moves_by_lr() -> None:
     deltas = [np.array([1.0, 0.0]), np.array([0.0, 2.0])]
     e = [3.0, 1.0]
-    total = np.concatenate([sum(w * d for w, d in zip(e, deltas)), [sum(e)]])
+    total = np.concatenate([sum(w * d for w, d in zip(e, deltas, strict=True)), [sum(e)]])
     upd = ratio_of_sums(total)
     assert np.allclose(upd, [0.75, 0.5])
     new, _ = apply_update(np.zeros(2, np.float32), upd, ServerOptConfig(lr=0.5), ServerOptState())

@@ -34,7 +34,7 @@ BATCH_STD = math.sqrt(2.0)
 @pytest.mark.parametrize(
     ("scale", "expected"),
     [
-        ("group", [c / (s + EPS) for c, s in zip(CENTRED, GROUP_STD)]),
+        ("group", [c / (s + EPS) for c, s in zip(CENTRED, GROUP_STD, strict=True)]),
         ("batch", [c / (BATCH_STD + EPS) for c in CENTRED]),
         ("none", CENTRED),
     ],
@@ -123,7 +123,7 @@ N_TOK = 5
 
 
 def _logps(pad_value: float = 7.0) -> torch.Tensor:
-    lp = [[o + math.log(r) for o, r in zip(orow, rrow)] for orow, rrow in zip(OLD, RATIOS)]
+    lp = [[o + math.log(r) for o, r in zip(orow, rrow, strict=True)] for orow, rrow in zip(OLD, RATIOS, strict=True)]
     lp[1][2] = pad_value  # garbage at padding: must not matter
     return t(lp).requires_grad_(True)
 
@@ -182,7 +182,8 @@ def test_kl_term_hand_example(loss_type: str) -> None:
     cfg = LossConfig(loss_type=loss_type, beta=beta, max_completion_length=4)  # type: ignore[arg-type]
     logps = _logps()
     d = [[0.0, math.log(2), -math.log(2)], [math.log(3), 0.0, 123.0]]
-    ref = t([[lp + dd for lp, dd in zip(lrow, drow)] for lrow, drow in zip(logps.tolist(), d)])
+    rows = zip(logps.tolist(), d, strict=True)
+    ref = t([[lp + dd for lp, dd in zip(lrow, drow, strict=True)] for lrow, drow in rows])
     k3 = [[0.0, 1 - math.log(2), math.log(2) - 0.5], [2 - math.log(3), 0.0, 0.0]]
     tok = [[TOK_LOSS[i][j] + beta * k3[i][j] for j in range(3)] for i in range(2)]
     if loss_type == "grpo":

@@ -63,7 +63,7 @@ _SELECT = DynamicCache.batch_select_indices
 
 
 def _max_diff(a: list[torch.Tensor], b: list[torch.Tensor]) -> float:
-    return max(float((x - y).abs().max()) for x, y in zip(a, b))
+    return max(float((x - y).abs().max()) for x, y in zip(a, b, strict=True))
 
 
 def _assert_same(model: torch.nn.Module, batch: RolloutBatch) -> None:
@@ -179,7 +179,7 @@ def test_trainer_shared_prefix_takes_the_same_steps(quick_model_dir: Path) -> No
 def test_dp_sgd_keeps_the_plain_loss_pass_and_says_so(quick_model_dir: Path,
                                                       caplog: pytest.LogCaptureFixture) -> None:
     dp = ExampleDPSettings(noise_multiplier=1.0, max_grad_norm=1.0, sample_rate=0.5)
-    with caplog.at_level(logging.INFO, logger="secure_fgrpo.grpo.trainer"):
+    with caplog.at_level(logging.INFO, logger="secure_fgrpo.privacy.dpsgd"):
         _round(quick_model_dir, True, dp=dp)
     assert any("grpo.shared_prefix" in r.getMessage() and "DP-SGD" in r.getMessage() for r in caplog.records)
 
@@ -199,10 +199,11 @@ def test_a_model_without_a_kv_cache_is_refused_by_name() -> None:
     batch = _llama_batch([4, 6], g=2, t=3, vocab=101, eos=2, pad=0)
     original = model.forward
 
-    def no_cache(*args: object, **kwargs: object):  # noqa: ANN202
+    def no_cache(*args: object, **kwargs: object):
         out = original(*args, **kwargs)
         out.past_key_values = None
         return out
 
-    with mock.patch.object(model, "forward", no_cache), pytest.raises(RuntimeError, match="grpo.shared_prefix = false"):
+    refused = pytest.raises(RuntimeError, match=r"grpo.shared_prefix = false")
+    with mock.patch.object(model, "forward", no_cache), refused:
         completion_logprobs(model, batch, shared_prefix=True)

@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import small_run
 
 from secure_fgrpo.config import config_from_dict
 from secure_fgrpo.configio import ConfigError
 from secure_fgrpo.data.partition import make_federated_data
 from secure_fgrpo.federation.local import TrainJob, run_training
-from secure_fgrpo.grpo.advantages import (group_advantages, informative_groups, ngrpo_advantages,
-                                          ngrpo_trainable_groups)
+from secure_fgrpo.grpo.advantages import group_advantages, informative_groups, ngrpo_advantages, ngrpo_trainable_groups
 from secure_fgrpo.grpo.logprobs import completion_logprobs
 from secure_fgrpo.grpo.loss import LossConfig, LossType, policy_loss
 from secure_fgrpo.grpo.trainer import Advantage, GRPOConfig, train_round
@@ -24,7 +24,6 @@ from secure_fgrpo.model.vector import VectorLayout, to_vector
 from secure_fgrpo.privacy.config import ExampleDPSettings
 from secure_fgrpo.rollout import SamplingSpec, make_rollout
 from secure_fgrpo.tasks.base import RewardSpec
-from conftest import small_run
 
 F64 = torch.float64
 EPS = 1e-4  # the std epsilon (TRL's, kept for NGRPO)
@@ -106,7 +105,7 @@ def test_ngrpo_input_errors(kwargs: dict, match: str) -> None:
 
 
 def test_ngrpo_rejects_a_reward_above_max_in_the_filter_too() -> None:
-    with pytest.raises(ValueError, match="exceeds max_reward=1.0"):
+    with pytest.raises(ValueError, match=r"exceeds max_reward=1.0"):
         ngrpo_trainable_groups(t([0.0, 10.0]), 2, 1.0)
 
 
@@ -130,7 +129,7 @@ GSPO_LOSS = -1.0618008933511704
 
 
 def _logps(pad_value: float = 7.0) -> torch.Tensor:
-    lp = [[o + r for o, r in zip(orow, rrow)] for orow, rrow in zip(OLD, LOG_RATIO)]
+    lp = [[o + r for o, r in zip(orow, rrow, strict=True)] for orow, rrow in zip(OLD, LOG_RATIO, strict=True)]
     lp[1][2] = pad_value  # garbage at padding: must not matter
     return t(lp).requires_grad_(True)
 
@@ -229,7 +228,7 @@ def test_variant_config_errors_name_the_key(over: dict, key: str, match: str) ->
 T = 6
 
 
-def _model(path: Path):  # noqa: ANN202
+def _model(path: Path):
     base, tok = load_base(str(path))
     return attach_lora(base, LoraSpec(r=4)), tok
 
@@ -246,7 +245,7 @@ def _round(path: Path, advantage: Advantage, reward: float, max_reward: float = 
     res = train_round(model, tok, make_rollout("transformers"), pool, lambda *_: reward, cfg, seed=0,
                       max_reward=max_reward, dp=dp)
     after = [p.detach() for p in model.parameters() if p.requires_grad]
-    moved = math.sqrt(sum(float(((a - b) ** 2).sum()) for a, b in zip(after, before)))
+    moved = math.sqrt(sum(float(((a - b) ** 2).sum()) for a, b in zip(after, before, strict=True)))
     return moved, [s["groups"] for s in res.steps]
 
 

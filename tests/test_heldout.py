@@ -10,6 +10,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from conftest import QUICK, small_run
 
 from secure_fgrpo.config import config_from_dict
 from secure_fgrpo.demo import demo_config
@@ -17,14 +18,12 @@ from secure_fgrpo.federation.datasets import build_data
 from secure_fgrpo.model.tiny import TinyModelSpec, warm_start_prompts
 from secure_fgrpo.tasks import FAMILIES, GENERATED_FAMILIES, in_held_out_space, sample_in_space, sample_problems
 
-from conftest import QUICK, small_run
 
-
-def _held_out(fed) -> set[str]:  # noqa: ANN001
+def _held_out(fed) -> set[str]:
     return {p.prompt for p in fed.global_eval} | {p.prompt for c in fed.clients.values() for p in c.eval}
 
 
-def _write(path: Path, problems) -> Path:  # noqa: ANN001
+def _write(path: Path, problems) -> Path:
     path.write_text("".join(json.dumps({"prompt": p.prompt, "answer": p.answer, "kind": p.family}) + "\n"
                             for p in problems))
     return path
@@ -68,14 +67,14 @@ def test_sampling_respects_the_space() -> None:
 
 # ---- item 2: a client's own file cannot put held-out prompts into training ----
 
-def _own_data_cfg(tmp_path: Path, rows, **over):  # noqa: ANN001, ANN201
+def _own_data_cfg(tmp_path: Path, rows, **over):
     data = _write(tmp_path / "hospital.jsonl", rows)
     raw = small_run(**over)
     raw["clients"][2] = {"name": "c", "data": str(data)}
     return config_from_dict(raw), data
 
 
-def test_own_file_made_of_held_out_prompts_loses_them_with_a_message(tmp_path: Path, caplog) -> None:  # noqa: ANN001
+def test_own_file_made_of_held_out_prompts_loses_them_with_a_message(tmp_path: Path, caplog) -> None:
     """On the old code such a file put 160 of the 200 global held-out prompts into training silently."""
     filler = sample_problems(["unit"], 30, seed=9)
     stolen = build_data(_own_data_cfg(tmp_path, filler)[0]).global_eval[:16]  # the built-in part: public
@@ -99,6 +98,6 @@ def test_own_file_made_of_held_out_prompts_loses_them_with_a_message(tmp_path: P
 
 def test_own_file_with_nothing_left_to_train_on_is_refused(tmp_path: Path) -> None:
     stolen = build_data(_own_data_cfg(tmp_path, sample_problems(["unit"], 30, seed=9))[0]).global_eval[:16]
-    cfg, data = _own_data_cfg(tmp_path, stolen)
+    cfg, _data = _own_data_cfg(tmp_path, stolen)
     with pytest.raises(ValueError, match=rf"{tmp_path}.*hospital.jsonl: nothing left once the \d+ training rows"):
         build_data(cfg)

@@ -16,19 +16,30 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+from keys_support import files_under, find, party_secrets, scan
 
 from secure_fgrpo.audit.keyscan import KnownSecret, scan_key_material
 from secure_fgrpo.cli import main
 from secure_fgrpo.secure_sum.ckks.keys import (
-    SECRET_FILE, SUBDIR, KeyMaterialError, _header, open_for_institution, open_sealed, seal_for_institution,
+    SECRET_FILE,
+    SUBDIR,
+    KeyMaterialError,
+    _header,
+    open_for_institution,
+    open_sealed,
+    seal_for_institution,
 )
 from secure_fgrpo.secure_sum.ckks.params import BFV_4096
 from secure_fgrpo.secure_sum.identity import (
-    KeyFileError, RosterEntry, create_party, entry_path, identity_path, load_party, load_roster_entries,
+    KeyFileError,
+    RosterEntry,
+    create_party,
+    entry_path,
+    identity_path,
+    load_party,
+    load_roster_entries,
     sealing_path,
 )
-
-from keys_support import files_under, find, party_secrets, scan
 
 PARTIES = ("st-mary", "northgate", "riverside")
 
@@ -120,7 +131,7 @@ def test_sealed_secret_opens_only_for_its_party_and_the_server_files_hold_no_sec
     with pytest.raises(KeyMaterialError, match="not signed by 'st-mary'"):
         open_sealed(root / "northgate", roster, root / "relabelled.json")
     (root / "junk.json").write_text("{}")
-    with pytest.raises(KeyMaterialError, match="junk.json: not a sealed-key envelope"):
+    with pytest.raises(KeyMaterialError, match=r"junk.json: not a sealed-key envelope"):
         open_sealed(root / "northgate", roster, root / "junk.json")
 
 
@@ -133,7 +144,8 @@ def test_cli_refusals_are_one_line_naming_the_file(federation: dict, capsys: pyt
     flat = "".join(out.split())  # the console wraps long lines
     assert "".join(f"{envelope} is addressed to 'riverside'".split()) in flat and "Traceback" not in out
     assert (root / "northgate" / SUBDIR / SECRET_FILE).read_bytes() == before  # nothing lost
-    assert main(["keys", "ckks-seal", "--party-dir", str(root / "st-mary"), "--roster", roster, "--out", str(server)]) == 2
+    assert main(["keys", "ckks-seal", "--party-dir", str(root / "st-mary"), "--roster", roster, "--out",
+                 str(server)]) == 2
     assert "already exists" in capsys.readouterr().out
 
 
@@ -147,7 +159,8 @@ def test_the_server_cannot_substitute_a_context_it_made(federation: dict, tmp_pa
         header = _header(sender, "northgate", os.urandom(16), BFV_4096, False)
         sealed = seal_for_institution(b"the server's own secret context", roster["northgate"].sealing_key, header)
         doc = {**json.loads(header), "sealed": base64.b64encode(sealed).decode(),
-               "signature": base64.b64encode(signer.sign(b"secure_fgrpo ckks sealed secret v1\0" + header + sealed)).decode()}
+               "signature": base64.b64encode(
+                   signer.sign(b"secure_fgrpo ckks sealed secret v1\0" + header + sealed)).decode()}
         (tmp_path / "forged.json").write_text(json.dumps(doc))
         with pytest.raises(KeyMaterialError, match=match):
             open_sealed(root / "northgate", roster, tmp_path / "forged.json")
@@ -156,7 +169,7 @@ def test_the_server_cannot_substitute_a_context_it_made(federation: dict, tmp_pa
 def test_roster_refuses_duplicates_and_names_the_file(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     a, b = (create_party(tmp_path / n, n).entry() for n in ("a", "b"))
     path = tmp_path / "roster.json"
-    path.write_text('{"version": 2, "clients": {"a": %s, "a": %s}}' % (json.dumps(a.to_json()), json.dumps(b.to_json())))
+    path.write_text(f'{{"version": 2, "clients": {{"a": {json.dumps(a.to_json())}, "a": {json.dumps(b.to_json())}}}}}')
     with pytest.raises(KeyFileError, match=f"{path}: name 'a' appears twice"):
         load_roster_entries(path)
     for twin in (RosterEntry("b", a.signing, b.sealing), RosterEntry("b", b.signing, a.sealing)):
@@ -188,6 +201,7 @@ def test_init_never_overwrites_and_a_tampered_entry_is_refused(tmp_path: Path, c
 def test_fingerprint_covers_the_name_and_both_keys() -> None:
     e = RosterEntry("a", b"\1" * 32, b"\2" * 32)
     prints = {e.fingerprint(), RosterEntry("b", e.signing, e.sealing).fingerprint(),
-              RosterEntry("a", b"\3" * 32, e.sealing).fingerprint(), RosterEntry("a", e.signing, b"\3" * 32).fingerprint()}
+              RosterEntry("a", b"\3" * 32, e.sealing).fingerprint(), RosterEntry("a", e.signing,
+                                                                                 b"\3" * 32).fingerprint()}
     assert len(prints) == 4
     assert len(e.fingerprint().split()) == 16

@@ -7,6 +7,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from conftest import small_run
+from keys_support import files_under, party_secrets, scan
 
 from secure_fgrpo.audit.keyscan import KnownSecret, scan_key_material
 from secure_fgrpo.config import config_from_dict
@@ -15,9 +17,6 @@ from secure_fgrpo.federation.runner import Federation
 from secure_fgrpo.report import save_run_config
 from secure_fgrpo.secure_sum.base import client_state_dir
 from secure_fgrpo.secure_sum.ckks.keys import SECRET_FILE
-
-from conftest import small_run
-from keys_support import files_under, party_secrets, scan
 
 
 @pytest.fixture(scope="module", params=["masked", "ckks"])
@@ -50,6 +49,9 @@ def test_the_server_folder_holds_no_secret_and_no_identity(demo_run: Path) -> No
     ckks = (demo_run / "server" / "keys" / "ckks").exists()
     assert len(known) == (9 if ckks else 6)
     if ckks:  # the secret reached b and c only sealed (to their X25519 keys), through the server's folder
-        assert sorted(p.name for p in (demo_run / "server" / "keys" / "ckks" / "sealed").iterdir()) == ["b.json", "c.json"]
+        assert sorted(p.name for p in (demo_run / "server" / "keys" / "ckks" / "sealed").iterdir()) == [
+            "b.json",
+            "c.json",
+        ]
     assert scan_key_material(demo_run / "server", known).status == "pass"
     assert not list((demo_run / "server").rglob("identity"))

@@ -10,9 +10,9 @@ import pytest
 
 pytest.importorskip("secure_fgrpo.deploy.cli", reason="secure_fgrpo/deploy/ is not on this branch")
 
-from secure_fgrpo.cli import main  # noqa: E402
+from keys_support import files_under, party_secrets, pem_secret, scan
 
-from keys_support import files_under, party_secrets, pem_secret, scan  # noqa: E402
+from secure_fgrpo.cli import main
 
 PARTIES = ("st-mary", "northgate", "riverside")
 
@@ -31,7 +31,10 @@ def test_no_deployment_file_holds_another_partys_private_key(tmp_path: Path) -> 
     owners = {"coordinator": {f"coordinator/{k.name}": pem_secret(k) for k in (coord / "certs").glob("*.key")}}
     assert len(owners["coordinator"]) == 2  # the CA key and the SuperLink key
     for n in PARTIES:
-        owners[n] = {**party_secrets(n, tmp_path / n / "state"), f"{n}/node-key": pem_secret(tmp_path / n / "node-key" / n)}
+        owners[n] = {
+            **party_secrets(n, tmp_path / n / "state"),
+            f"{n}/node-key": pem_secret(tmp_path / n / "node-key" / n),
+        }
     every = {label: secret for secrets in owners.values() for label, secret in secrets.items()}
     assert len(set(every.values())) == len(every) == 2 + 3 * 3
     for owner, secrets in owners.items():

@@ -9,11 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from secure_fgrpo.audit.transcript import TranscriptRecorder, read_transcript
 from secure_fgrpo.secure_sum import SumSpec, make_backend, run_secure_sum
 from secure_fgrpo.secure_sum.masked import OPTIONS, MaskedBackend, client_state_dir, server_state_dir
 from secure_fgrpo.secure_sum.masked.keys import identity_path
 from secure_fgrpo.secure_sum.masked.simulate import make_round, make_spec
+from secure_fgrpo.secure_sum.transcript import TranscriptRecorder, read_transcript
 
 NAMES = ["st-mary", "northgate", "riverside", "lakeside"]
 
@@ -87,7 +87,7 @@ def test_configured_roster_is_used_and_checked(tmp_path: Path) -> None:
     backend = make_backend("masked", {"roster": str(roster)})
     backend.setup(tmp_path, NAMES)  # only checks coverage
     with pytest.raises(ValueError, match="no key for zed"):
-        backend.setup(tmp_path, NAMES + ["zed"])
+        backend.setup(tmp_path, [*NAMES, "zed"])
     sim = make_round(tmp_path, _spec(2), backend=backend)
     assert sim.clients[NAMES[0]].ctx.signed
     # A client whose key file does not match its roster entry is refused.
@@ -109,7 +109,7 @@ def test_round_parameters_are_checked_when_a_round_starts(tmp_path: Path) -> Non
     backend = MaskedBackend(signed=False, max_error=1e-12)
     with pytest.raises(ValueError, match="max_error"):
         backend.server(_spec(), tmp_path)
-    with pytest.raises(ValueError, match="security.gamma: threshold 2 of 4"):
+    with pytest.raises(ValueError, match=r"security.gamma: threshold 2 of 4"):
         MaskedBackend(signed=False).server(_spec(threshold=2), tmp_path)  # below its own policy
     with pytest.raises(ValueError, match="could wrap"):
         MaskedBackend(signed=False, scale=2.0 ** 30).client(NAMES[0], _spec(), tmp_path)

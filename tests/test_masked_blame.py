@@ -26,7 +26,7 @@ class _BadSealer(MaskedClient):
     targets: set[str] | None = None  # None: every holder
     wrong_key = False
 
-    def _stage_share(self, stage, book):  # noqa: ANN001, ANN202
+    def _stage_share(self, stage, book):
         up = super()._stage_share(stage, book)
         entries = []
         for holder, blob, confirm, _ in up.entries:
@@ -35,14 +35,15 @@ class _BadSealer(MaskedClient):
                     confirm = os.urandom(32)
                 else:
                     blob = blob[:20] + bytes([blob[20] ^ 1]) + blob[21:]
-            entries.append((holder, blob, confirm, self._sign("sealed", *sealed_sign_parts(self.name, holder, blob, confirm))))
+            entries.append((holder, blob, confirm, self._sign("sealed", *sealed_sign_parts(self.name, holder, blob,
+                                                                                           confirm))))
         return dataclasses.replace(up, entries=tuple(entries))
 
 
 class _FalseComplainer(MaskedClient):
     """Complains about a share that opened fine (revealing the right key)."""
 
-    def _stage_masked_input(self, stage, fwd):  # noqa: ANN001, ANN202
+    def _stage_masked_input(self, stage, fwd):
         out = super()._stage_masked_input(stage, fwd)
         owner = sorted(o for o in self._held if o != self.name)[0]
         key = crypto.agree(self._keys.c_private, self._book[owner][0], share_aad(self.ctx, owner, self.name))
@@ -51,7 +52,7 @@ class _FalseComplainer(MaskedClient):
             "masked", *self.ctx.masked_parts(self.name, out.words, filed)))
 
 
-def _round(tmp_path: Path, n: int, cls: type, who: int = 0, **attrs: object):  # noqa: ANN202
+def _round(tmp_path: Path, n: int, cls: type, who: int = 0, **attrs: object):
     t = max(2, int(np.ceil(0.66 * n)))
     sim = make_round(tmp_path, make_spec(n, 30, t, round_=3))
     bad = sim.spec.participants[who]
@@ -62,7 +63,7 @@ def _round(tmp_path: Path, n: int, cls: type, who: int = 0, **attrs: object):  #
     return sim, bad, out
 
 
-def _exact(sim, out) -> None:  # noqa: ANN001
+def _exact(sim, out) -> None:
     assert not out.aborted, out.reason
     exact = sum(sim.inputs[c] for c in out.contributors)
     assert np.abs(out.total - exact).max() <= out.stats["quantisation_bound"]
@@ -105,10 +106,10 @@ def test_a_wrong_unmask_share_names_its_holder(tmp_path: Path, caplog: pytest.Lo
     """Before: an uncaught ShamirError (or an aborted round). Now: the holder is dropped."""
 
     class _WrongShare(MaskedClient):
-        def _stage_unmask(self, stage, req):  # noqa: ANN001, ANN202
+        def _stage_unmask(self, stage, req):
             out = super()._stage_unmask(stage, req)
             p, raw = out.self_shares[0]
-            return dataclasses.replace(out, self_shares=((p, bytes(65) + bytes([raw[-1] ^ 1])),) + out.self_shares[1:])
+            return dataclasses.replace(out, self_shares=((p, bytes(65) + bytes([raw[-1] ^ 1])), *out.self_shares[1:]))
 
     sim, bad, out = _round(tmp_path, 7, _WrongShare, who=1)
     _exact(sim, out)

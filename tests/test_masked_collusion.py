@@ -9,6 +9,7 @@ that γ·n colluders reach it at random."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import pytest
@@ -25,13 +26,13 @@ from secure_fgrpo.secure_sum.masked.simulate import ListRecorder, make_round, ma
 class _Excluding(MaskedServer):
     """Malicious server: drops the masked inputs of ``exclude`` (calls them dropped)."""
 
-    exclude: set[str] = set()
+    exclude: ClassVar[set[str]] = set()
 
-    def _stage_masked_input(self, stage, bodies):  # noqa: ANN001, ANN202
+    def _stage_masked_input(self, stage, bodies):
         return super()._stage_masked_input(stage, {s: b for s, b in bodies.items() if s not in self.exclude})
 
 
-def _attack(sim, server, victim: str, colluders: set[str], rec: ListRecorder) -> np.ndarray | None:  # noqa: ANN001
+def _attack(sim, server, victim: str, colluders: set[str], rec: ListRecorder) -> np.ndarray | None:
     """What server + colluders compute; None when some secret stays out of reach."""
     ctx, g = server.ctx, server.graph
     t_k, idx = ctx.graph_params.share_threshold, ctx.index
@@ -90,13 +91,13 @@ def _run(tmp_path: Path, n: int, t: int, options: dict, extra: int) -> tuple[boo
         stages = server.stages[1:]
         spec = server.spec
 
-        def process(self, stage, inbound):  # noqa: ANN001, ANN202
+        def process(self, stage, inbound):
             return server.process(stage, inbound)
 
-        def outcome(self):  # noqa: ANN202
+        def outcome(self):
             return server.outcome()
 
-        def blamed(self):  # noqa: ANN202
+        def blamed(self):
             return server.blamed()
 
     first = dict(replies)
@@ -110,10 +111,10 @@ def _run(tmp_path: Path, n: int, t: int, options: dict, extra: int) -> tuple[boo
 class _Primed:
     """A client whose first reply (the key book) was already delivered by the test."""
 
-    def __init__(self, client, first) -> None:  # noqa: ANN001
+    def __init__(self, client, first) -> None:
         self.client, self.first = client, first
 
-    def respond(self, stage, inbound):  # noqa: ANN001, ANN201
+    def respond(self, stage, inbound):
         if self.first is not None:
             inbound, self.first = self.first, None
         return self.client.respond(stage, inbound)

@@ -18,7 +18,9 @@ def test_fuzz_slice_complete_graph(tmp_path: Path) -> None:
 
 
 def test_fuzz_slice_ring(tmp_path: Path) -> None:
-    rep = fuzz.run(tmp_path, make_spec(12, 8, 8, round_=1), {"degree": 4, "policy": {"gamma": 0.1, "delta": 0.2}}, 20, seed=8)
+    rep = fuzz.run(
+        tmp_path, make_spec(12, 8, 8, round_=1), {"degree": 4, "policy": {"gamma": 0.1, "delta": 0.2}}, 20, seed=8
+    )
     assert rep.failures == []
 
 
@@ -32,7 +34,7 @@ def test_an_unsigned_masked_vector_can_be_changed_in_transit(tmp_path: Path) -> 
     assert status == "exact"  # signed: the tampered input is rejected, the others sum exactly
 
 
-def _backend(folder: Path, options: dict, spec):  # noqa: ANN001, ANN202
+def _backend(folder: Path, options: dict, spec):
     from secure_fgrpo.secure_sum.masked import MaskedBackend
 
     be = MaskedBackend(**options)

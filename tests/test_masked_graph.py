@@ -12,8 +12,14 @@ import pytest
 from secure_fgrpo.secure_sum import SumSpec
 from secure_fgrpo.secure_sum.masked.context import Params, RoundContext
 from secure_fgrpo.secure_sum.masked.graph import build_graph, graph_seed
-from secure_fgrpo.secure_sum.masked.params import (COMPLETE_UP_TO, GraphParams, choose_graph, hypergeom_tail,
-                                                   privacy_failure, recovery_failure)
+from secure_fgrpo.secure_sum.masked.params import (
+    COMPLETE_UP_TO,
+    GraphParams,
+    choose_graph,
+    hypergeom_tail,
+    privacy_failure,
+    recovery_failure,
+)
 from secure_fgrpo.secure_sum.masked.policy import PolicyRefusal, SecurityPolicy
 
 
@@ -82,8 +88,8 @@ def test_seed_grinding_no_longer_moves_a_victims_neighbours() -> None:
         ctx = RoundContext.build(spec, Params(), None)
         seen.add(ctx.build_graph(graph_seed(ctx.digest, ads)).neighbours[victim])
     assert len(seen) == 1
-    moved = {build_graph(names, params, graph_seed(b"d", ads[:5] + [(names[5], bytes([j]) * 32, ads[5][2], b"")]
-                                                   + ads[6:])).neighbours[victim] for j in range(200, 220)}
+    moved = {build_graph(names, params, graph_seed(b"d", [*ads[:5], (names[5], bytes([j]) * 32, ads[5][2], b""),
+                                                          *ads[6:]])).neighbours[victim] for j in range(200, 220)}
     assert len(moved) > 10  # one client's fresh key re-draws the whole graph
 
 
@@ -109,7 +115,7 @@ def test_policy_admits_its_own_proposal_and_validates_keys() -> None:
     for n in (5, 10, 50, 200):
         t = math.ceil(0.66 * n)
         SecurityPolicy().admit(_spec(n, t), choose_graph(n, t, 0.2, 0.1))
-    with pytest.raises(ValueError, match="security.gamma must be"):
+    with pytest.raises(ValueError, match=r"security.gamma must be"):
         SecurityPolicy(gamma=1.5)
     with pytest.raises(ValueError, match="gamma \\+ 2·delta"):
         SecurityPolicy(gamma=0.5, delta=0.3)

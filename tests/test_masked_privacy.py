@@ -18,7 +18,7 @@ DIM = 100_000
 
 
 @pytest.fixture(scope="module")
-def round_view(tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
+def round_view(tmp_path_factory: pytest.TempPathFactory):
     spec = make_spec(5, DIM, 4, round_=1, data_bound=1.0, weight_bound=10.0)
     sim = make_round(tmp_path_factory.mktemp("priv"), spec)
     # Highly structured inputs: a square wave with the maximal weight, and a ramp.
@@ -41,7 +41,7 @@ def round_view(tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
 
 
 @pytest.mark.parametrize("who", [0, 1])
-def test_masked_vector_is_uniform(round_view, who: int) -> None:  # noqa: ANN001
+def test_masked_vector_is_uniform(round_view, who: int) -> None:
     sim, _, _, masked, _, _ = round_view
     words = masked[sim.spec.participants[who]]
     byte_counts = np.bincount(words.view(np.uint8), minlength=256)
@@ -53,7 +53,7 @@ def test_masked_vector_is_uniform(round_view, who: int) -> None:  # noqa: ANN001
 
 
 @pytest.mark.parametrize("who", [0, 1])
-def test_masked_vector_is_uncorrelated_with_the_input(round_view, who: int) -> None:  # noqa: ANN001
+def test_masked_vector_is_uncorrelated_with_the_input(round_view, who: int) -> None:
     sim, _, _, masked, _, _ = round_view
     name = sim.spec.participants[who]
     words = masked[name].astype(np.float64)
@@ -67,13 +67,13 @@ def test_masked_vector_is_uncorrelated_with_the_input(round_view, who: int) -> N
     assert stats.ks_2samp(words, other).pvalue > 1e-4
 
 
-def test_unmasked_sum_is_still_exact(round_view) -> None:  # noqa: ANN001
+def test_unmasked_sum_is_still_exact(round_view) -> None:
     sim, out, _, _, _, _ = round_view
     exact = sum(sim.inputs[c] for c in out.contributors)
     assert np.abs(out.total - exact).max() <= out.stats["quantisation_bound"]
 
 
-def test_no_secret_in_any_message(round_view) -> None:  # noqa: ANN001
+def test_no_secret_in_any_message(round_view) -> None:
     sim, _, recorder, _, seeds, secret_keys = round_view
     blob = b"".join(msg.payload for msg in recorder.messages)
     for name in sim.spec.participants:

@@ -23,7 +23,7 @@ def _threshold(n: int) -> int:
     return max(n // 2 + 1, math.ceil(0.66 * n))
 
 
-def _plaintext_sum(inputs: dict[str, np.ndarray], names: tuple[str, ...], spec) -> np.ndarray:  # noqa: ANN001
+def _plaintext_sum(inputs: dict[str, np.ndarray], names: tuple[str, ...], spec) -> np.ndarray:
     backend = make_backend("plaintext")
     server = backend.server(spec, Path("."))
     clients = {}
@@ -43,7 +43,7 @@ def _random_drops(rng: np.random.Generator, names: tuple[str, ...], count: int,
     return sched
 
 
-def _sent(spec, drops: DropSchedule) -> int:  # noqa: ANN001
+def _sent(spec, drops: DropSchedule) -> int:
     """Messages the server should receive: each stage, everyone not dropped by then."""
     gone: set[str] = set()
     total = 0

@@ -4,8 +4,8 @@ naming "server" and the stage, and a client never reveals both secrets of one pe
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import pytest
 
@@ -37,7 +37,7 @@ def _advance(sim: SimRound, stage: str,
     return replies
 
 
-def _graph(sim: SimRound):  # noqa: ANN202
+def _graph(sim: SimRound):
     return sim.server.graph
 
 
@@ -91,16 +91,16 @@ def _keybook_cases(sim: SimRound, replies: dict[str, Message]) -> dict[str, tupl
     mine = next(e for e in book.entries if e[0] == VICTIM)
     other = next(e for e in book.entries if e[0] != VICTIM)
     return {
-        "outsider": (_edit(replies[VICTIM], entries=book.entries + (("mallory",) + e0[1:],)), "not a participant"),
+        "outsider": (_edit(replies[VICTIM], entries=(*book.entries, ("mallory", *e0[1:]))), "not a participant"),
         "own advertisement replaced": (_edit(replies[VICTIM], entries=tuple(
             (VICTIM, other[1], other[2], mine[3]) if e[0] == VICTIM else e for e in book.entries)), "not signed"),
-        "listed twice": (_edit(replies[VICTIM], entries=book.entries + (e0,)), "twice"),
-        "signature flipped": (_edit(replies[VICTIM], entries=((e0[0], e0[1], e0[2], _flip(e0[3])),) + book.entries[1:]),
+        "listed twice": (_edit(replies[VICTIM], entries=(*book.entries, e0)), "twice"),
+        "signature flipped": (_edit(replies[VICTIM], entries=((e0[0], e0[1], e0[2], _flip(e0[3])), *book.entries[1:])),
                               "not signed"),
-        "unsigned": (_edit(replies[VICTIM], entries=((e0[0], e0[1], e0[2], b""),) + book.entries[1:]), "not signed"),
-        "key swapped": (_edit(replies[VICTIM], entries=((e0[0], e0[2], e0[1], e0[3]),) + book.entries[1:]),
+        "unsigned": (_edit(replies[VICTIM], entries=((e0[0], e0[1], e0[2], b""), *book.entries[1:])), "not signed"),
+        "key swapped": (_edit(replies[VICTIM], entries=((e0[0], e0[2], e0[1], e0[3]), *book.entries[1:])),
                         "not signed"),
-        "same key twice": (_edit(replies[VICTIM], entries=((e0[0], e0[1], e0[1], e0[3]),) + book.entries[1:]),
+        "same key twice": (_edit(replies[VICTIM], entries=((e0[0], e0[1], e0[1], e0[3]), *book.entries[1:])),
                            "same key"),
         "one advertisement hidden": (_edit(replies[VICTIM], entries=book.entries[1:]), "lacks"),
     }
@@ -126,7 +126,7 @@ def test_keybook_low_order_key_unsigned(tmp_path: Path) -> None:
     replies = _advance(sim2, "share")
     book = m.decode("keybook", replies[VICTIM].payload)
     e0 = book.entries[0]
-    forged = _edit(replies[VICTIM], entries=((e0[0], e0[1], e0[2], b"s" * 64),) + book.entries[1:])
+    forged = _edit(replies[VICTIM], entries=((e0[0], e0[1], e0[2], b"s" * 64), *book.entries[1:]))
     with pytest.raises(ProtocolError, match="not signed"):
         sim2.clients[VICTIM].respond("share", forged)
 
@@ -138,10 +138,10 @@ def test_forwarded_share_rejections(tmp_path: Path, case: str) -> None:
     entries = m.decode("forward", replies[VICTIM].payload).entries
     (o0, b0, c0, s0), (o1, b1, c1, s1) = entries[0], entries[1]
     edits = {  # the owner signs each sealed share: a server that edits one is caught by name
-        "flipped": (((o0, _flip(b0), c0, s0),) + entries[1:], f"not signed by {o0!r}"),
-        "stranger": (entries + ((_stranger(sim), b0, c0, s0),), "not in the key book"),
-        "twice": (entries + (entries[0],), "twice"),
-        "swapped": (((o0, b1, c1, s1), (o1, b0, c0, s0)) + entries[2:], "not signed"),
+        "flipped": (((o0, _flip(b0), c0, s0), *entries[1:]), f"not signed by {o0!r}"),
+        "stranger": ((*entries, (_stranger(sim), b0, c0, s0)), "not in the key book"),
+        "twice": ((*entries, entries[0]), "twice"),
+        "swapped": (((o0, b1, c1, s1), (o1, b0, c0, s0), *entries[2:]), "not signed"),
         "too few": (entries[:1], "never be unmasked"),
     }
     new, match = edits[case]
@@ -151,22 +151,23 @@ def test_forwarded_share_rejections(tmp_path: Path, case: str) -> None:
 @pytest.mark.parametrize("case", ["omits me", "duplicates", "outsider", "below threshold", "never shared"])
 def test_survivor_list_rejections(tmp_path: Path, case: str) -> None:
     sim = _sim(tmp_path)
-    replies = _advance(sim, "consistency", drop={"share": lambda: {_neighbour(sim)}} if case == "never shared" else None)
+    replies = _advance(sim, "consistency",
+                       drop={"share": lambda: {_neighbour(sim)}} if case == "never shared" else None)
     nb = _neighbour(sim)
     names = m.decode("survivors", replies[VICTIM].payload).names
     others = tuple(n for n in names if n != VICTIM)
     edits = {
         "omits me": (others, "omits"),
-        "duplicates": (names + (names[0],), "duplicates"),
-        "outsider": (names + ("mallory",), "non-participant"),
-        "below threshold": ((VICTIM,) + others[: T - 2], "below the threshold"),
-        "never shared": (tuple(sorted(names + (nb,))), "never shared"),
+        "duplicates": ((*names, names[0]), "duplicates"),
+        "outsider": ((*names, "mallory"), "non-participant"),
+        "below threshold": ((VICTIM, *others[:T - 2]), "below the threshold"),
+        "never shared": (tuple(sorted((*names, nb))), "never shared"),
     }
     new, match = edits[case]
     _expect_refusal(sim, "consistency", _edit(replies[VICTIM], names=new), match)
 
 
-def _unmask_setup(tmp_path: Path, drop: dict[str, set[str]] | None = None, **options: object):  # noqa: ANN202
+def _unmask_setup(tmp_path: Path, drop: dict[str, set[str]] | None = None, **options: object):
     sim = _sim(tmp_path, **options)
     replies = _advance(sim, "unmask", drop)
     return sim, replies[VICTIM], m.decode("unmask-request", replies[VICTIM].payload)
@@ -180,10 +181,10 @@ def test_unmask_request_ack_rejections(tmp_path: Path, case: str) -> None:
     edits = {
         "survivors changed": ({"names": req.names[:-1]}, "differs"),
         "too few acks": ({"acks": req.acks[: T - 1]}, "acknowledgement"),
-        "ack forged": ({"acks": ((a0[0], a0[1], _flip(a0[2])),) + req.acks[1:]}, "does not sign"),
-        "ack of another set": ({"acks": ((a0[0], bytes(32), a0[2]),) + req.acks[1:]}, "does not sign"),
-        "ack twice": ({"acks": req.acks + (a0,)}, "duplicated"),
-        "ack from a non-survivor": ({"acks": (("mallory", a0[1], a0[2]),) + req.acks[1:]}, "not a survivor"),
+        "ack forged": ({"acks": ((a0[0], a0[1], _flip(a0[2])), *req.acks[1:])}, "does not sign"),
+        "ack of another set": ({"acks": ((a0[0], bytes(32), a0[2]), *req.acks[1:])}, "does not sign"),
+        "ack twice": ({"acks": (*req.acks, a0)}, "duplicated"),
+        "ack from a non-survivor": ({"acks": (("mallory", a0[1], a0[2]), *req.acks[1:])}, "not a survivor"),
     }
     changes, match = edits[case]
     _expect_refusal(sim, "unmask", _edit(msg, **changes), match)
@@ -192,7 +193,7 @@ def test_unmask_request_ack_rejections(tmp_path: Path, case: str) -> None:
 def test_unsigned_acks_must_be_bare(tmp_path: Path) -> None:
     sim, msg, req = _unmask_setup(tmp_path, signed=False)
     a0 = req.acks[0]
-    _expect_refusal(sim, "unmask", _edit(msg, acks=((a0[0], a0[1], b"x" * 64),) + req.acks[1:]), "does not sign")
+    _expect_refusal(sim, "unmask", _edit(msg, acks=((a0[0], a0[1], b"x" * 64), *req.acks[1:])), "does not sign")
 
 
 @pytest.mark.parametrize("case", ["both shares of one peer", "mask key of a survivor", "own mask key",
@@ -205,15 +206,15 @@ def test_reveal_rules(tmp_path: Path, case: str) -> None:
     req = m.decode("unmask-request", msg.payload)
     peer = next(p for p in req.self_requests if p != VICTIM)
     edits = {
-        "both shares of one peer": ({"key_requests": req.key_requests + (peer,)}, "both the self-mask share"),
+        "both shares of one peer": ({"key_requests": (*req.key_requests, peer)}, "both the self-mask share"),
         "mask key of a survivor": ({"self_requests": tuple(p for p in req.self_requests if p != peer),
                                     "key_requests": (peer,)}, "input is in the sum"),
         "own mask key": ({"self_requests": tuple(p for p in req.self_requests if p != VICTIM),
                           "key_requests": (VICTIM,)}, "input is in the sum"),
-        "share not held": ({"self_requests": req.self_requests + (_stranger(sim),)}, "does not hold"),
+        "share not held": ({"self_requests": (*req.self_requests, _stranger(sim))}, "does not hold"),
         "self mask of a dropped peer": ({"self_requests": req.self_requests + req.key_requests, "key_requests": ()},
                                         "not a survivor"),
-        "asked twice": ({"self_requests": req.self_requests + (peer,)}, "twice"),
+        "asked twice": ({"self_requests": (*req.self_requests, peer)}, "twice"),
     }
     if case == "self mask of a dropped peer":
         assert req.key_requests == (_neighbour(sim),)

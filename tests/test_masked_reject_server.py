@@ -5,8 +5,8 @@ changes; the driver then drops the offender and the round still sums exactly."""
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pytest
@@ -43,7 +43,7 @@ def _rebody(msg: Message, body: m.Wire) -> Message:
     return dataclasses.replace(msg, payload=body.to_bytes())
 
 
-def _body(msg: Message):  # noqa: ANN202
+def _body(msg: Message):
     return m.decode(msg.kind, msg.payload)
 
 
@@ -56,7 +56,7 @@ def _flip(b: bytes, i: int = -1) -> bytes:
 Tamper = Callable[[SimRound, dict[str, Message]], None]
 
 
-def _set(field_changes: dict) -> Tamper:  # noqa: ANN001
+def _set(field_changes: dict) -> Tamper:
     def t(sim: SimRound, inbound: dict[str, Message]) -> None:
         inbound[VICTIM] = dataclasses.replace(inbound[VICTIM], **field_changes)
     return t
@@ -123,10 +123,11 @@ SPECIFIC: dict[str, tuple[str, Tamper, str]] = {
     "low-order key": ("advertise", lambda s, i: _adv_resigned(s, i, bytes(32)), "low order"),
     "low-order key, not signed again": ("advertise", lambda s, i: _adv(s, i, c_public=bytes(32)), "signature"),
     "share for a missing holder": ("share", lambda s, i: _shares(s, i, lambda e: e[1:]), "expected"),
-    "share for an extra holder": ("share", lambda s, i: _shares(s, i, lambda e: e + (("mallory", *e[0][1:]),)),
+    "share for an extra holder": ("share", lambda s, i: _shares(s, i, lambda e: (*e, ("mallory", *e[0][1:]))),
                                   "expected"),
-    "two shares for one holder": ("share", lambda s, i: _shares(s, i, lambda e: e[:-1] + (e[0],)), "same holder"),
-    "sealed share of wrong size": ("share", lambda s, i: _shares(s, i, lambda e: ((e[0][0], e[0][1][:-1], *e[0][2:]),) + e[1:]),
+    "two shares for one holder": ("share", lambda s, i: _shares(s, i, lambda e: (*e[:-1], e[0])), "same holder"),
+    "sealed share of wrong size": ("share", lambda s, i: _shares(s, i, lambda e: ((e[0][0], e[0][1][:-1], *e[0][2:]),
+                                                                                  *e[1:])),
                                    "bytes"),
     "masked vector of wrong size": ("masked_input", lambda s, i: _rebody_masked(i, lambda w: w[:-4]), "expected"),
     "masked vector too long": ("masked_input", lambda s, i: _rebody_masked(i, lambda w: w + b"\0" * 4), "expected"),
@@ -135,10 +136,11 @@ SPECIFIC: dict[str, tuple[str, Tamper, str]] = {
                               "signature"),
     "ack signed by another": ("consistency", lambda s, i: _ack(i, signature=_body(i[OTHER]).signature),
                               "signature"),
-    "unmask shares for the wrong peers": ("unmask", lambda s, i: _unmask(i, self_shares=_body(i[VICTIM]).self_shares[1:]),
+    "unmask shares for the wrong peers": ("unmask", lambda s, i: _unmask(i,
+                                                                         self_shares=_body(i[VICTIM]).self_shares[1:]),
                                           "expected"),
     "unmask share outside the field": ("unmask", lambda s, i: _unmask(
-        i, self_shares=((_body(i[VICTIM]).self_shares[0][0], b"\xff" * 66),) + _body(i[VICTIM]).self_shares[1:]),
+        i, self_shares=((_body(i[VICTIM]).self_shares[0][0], b"\xff" * 66), *_body(i[VICTIM]).self_shares[1:])),
         "outside the field"),
     "unmask key shares not asked for": ("unmask", lambda s, i: _unmask(
         i, key_shares=((_body(i[VICTIM]).self_shares[0][0], b"\x00" * 66),)), "expected"),
@@ -154,12 +156,12 @@ def _adv_resigned(sim: SimRound, inbound: dict[str, Message], c_public: bytes, s
     inbound[VICTIM] = _rebody(inbound[VICTIM], m.Advertise(c_public, s_public, sig))
 
 
-def _shares(sim: SimRound, inbound: dict[str, Message], edit) -> None:  # noqa: ANN001
+def _shares(sim: SimRound, inbound: dict[str, Message], edit) -> None:
     body = _body(inbound[VICTIM])
     inbound[VICTIM] = _rebody(inbound[VICTIM], dataclasses.replace(body, entries=edit(body.entries)))
 
 
-def _rebody_masked(inbound: dict[str, Message], edit) -> None:  # noqa: ANN001
+def _rebody_masked(inbound: dict[str, Message], edit) -> None:
     inbound[VICTIM] = _rebody(inbound[VICTIM], m.MaskedInput(edit(bytes(_body(inbound[VICTIM]).words))))
 
 
@@ -236,7 +238,7 @@ def test_client_excluded_earlier_cannot_send_later(tmp_path: Path) -> None:
 class _Corrupting:
     """Wraps a client and corrupts its message at one stage (a faulty or malicious client)."""
 
-    def __init__(self, inner, stage: str) -> None:  # noqa: ANN001
+    def __init__(self, inner, stage: str) -> None:
         self.inner, self.stage = inner, stage
 
     def respond(self, stage: str, inbound: Message | None) -> Message | None:

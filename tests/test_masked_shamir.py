@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 import pytest
@@ -39,10 +40,8 @@ def test_fewer_than_threshold_do_not_recover(case: tuple[bytes, list[int], int, 
         return
     shares = shamir.split(secret, xs, t)
     chosen = [shares[i] for i in order[: t - 1]]
-    try:
+    with contextlib.suppress(shamir.ShamirError):  # the interpolated value may not even fit in 32 bytes
         assert shamir.combine(chosen, t - 1) != secret
-    except shamir.ShamirError:
-        pass  # the interpolated value did not even fit in 32 bytes
 
 
 @settings(max_examples=100, deadline=None)
@@ -67,10 +66,8 @@ def test_a_wrong_share_changes_the_secret() -> None:
     secret = os.urandom(32)
     shares = shamir.split(secret, [1, 2, 3, 4], 3)
     bad = shamir.Share(shares[0].x, (shares[0].y + 1) % shamir.PRIME)
-    try:
+    with contextlib.suppress(shamir.ShamirError):
         assert shamir.combine([bad, shares[1], shares[2]], 3) != secret
-    except shamir.ShamirError:
-        pass
 
 
 @pytest.mark.parametrize("call, match", [
@@ -84,6 +81,6 @@ def test_a_wrong_share_changes_the_secret() -> None:
     (lambda: shamir.Share.from_bytes(1, b"\xff" * 66), "outside the field"),
     (lambda: shamir.Share.from_bytes(0, b"\x00" * 66), "outside"),
 ])
-def test_bad_input_is_refused(call, match: str) -> None:  # noqa: ANN001
+def test_bad_input_is_refused(call, match: str) -> None:
     with pytest.raises(shamir.ShamirError, match=match):
         call()

@@ -8,13 +8,12 @@ import re
 import sys
 
 import pytest
+from conftest import small_run
 
 from secure_fgrpo.config import config_from_dict
 from secure_fgrpo.data.partition import make_federated_data
 from secure_fgrpo.tasks import CLINICAL_FAMILIES, FAMILIES, Problem, RewardSpec, sample_problems, score
 from secure_fgrpo.tasks.medcalc import CALCULATORS, SPECIALTIES, extract_answer, extract_final, medcalc_correct
-
-from conftest import small_run
 
 
 def _numbers(pattern: str, text: str) -> list[float]:
@@ -26,7 +25,8 @@ def _numbers(pattern: str, text: str) -> list[float]:
 @pytest.mark.parametrize("family, pattern, formula", [
     ("mc_map", r"(\d+)/(\d+) mm Hg", lambda s, d: (2 * d + s) / 3),
     ("mc_anion_gap", r"Na (\d+) mEq/L, Cl (\d+) mEq/L, HCO3 (\d+)", lambda na, cl, b: na - cl - b),
-    ("mc_delta_gap", r"Sodium (\d+) mmol/L, chloride (\d+) mmol/L, bicarbonate (\d+)", lambda na, cl, b: na - cl - b - 12),
+    ("mc_delta_gap", r"Sodium (\d+) mmol/L, chloride (\d+) mmol/L, bicarbonate (\d+)", lambda na, cl,
+     b: na - cl - b - 12),
     ("mc_bmi", r"Height (\d+) cm, weight (\d+) kg", lambda h, w: w / (h / 100) ** 2),
     ("mc_serum_osm", r"Na (\d+) mEq/L, BUN (\d+) mg/dL, glucose (\d+)", lambda na, bun, g: 2 * na + bun / 2.8 + g / 18),
 ])
@@ -100,7 +100,8 @@ def test_held_out_vignettes_are_disjoint_from_training() -> None:
 
 
 def test_seeded_and_registered() -> None:
-    assert sample_problems({"general_medicine": 1.0}, 5, seed=1) == sample_problems({"general_medicine": 1.0}, 5, seed=1)
+    assert sample_problems({"general_medicine": 1.0}, 5, seed=1) == sample_problems({"general_medicine": 1.0}, 5,
+                                                                                    seed=1)
     assert set(SPECIALTIES) <= set(CLINICAL_FAMILIES)
     for name in CLINICAL_FAMILIES:
         p = FAMILIES[name].sample(random.Random(0))
@@ -112,7 +113,7 @@ def test_config_accepts_specialties_and_names_an_unknown_family() -> None:
                                    {"name": "y", "families": {"mc_bmi": 0.5, "hepatology": 0.5}}]})
     assert config_from_dict(raw).clients[1].families == {"mc_bmi": 0.5, "hepatology": 0.5}
     raw["clients"][0]["families"] = {"oncology": 1.0}
-    with pytest.raises(ValueError, match="clients.x.families: unknown family 'oncology'"):
+    with pytest.raises(ValueError, match=r"clients.x.families: unknown family 'oncology'"):
         config_from_dict(raw)
 
 

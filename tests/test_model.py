@@ -7,12 +7,12 @@ import pytest
 import torch
 from peft import PeftModel
 
+from secure_fgrpo.grpo.logprobs import completion_logprobs
 from secure_fgrpo.model.load import load_base
 from secure_fgrpo.model.lora import LoraSpec, attach_lora
 from secure_fgrpo.model.tokenizer import build_char_tokenizer
 from secure_fgrpo.model.vector import VectorLayout, load_vector, to_vector
 from secure_fgrpo.rollout import SamplingSpec, make_rollout
-from secure_fgrpo.grpo.logprobs import completion_logprobs
 
 
 def test_char_tokenizer_round_trips_without_spaces() -> None:
@@ -92,7 +92,7 @@ def test_generation_positions_match_logprob_recompute(quick_model_dir) -> None:
     tok0 = batch.sequences[:, batch.prompt_len]
     assert torch.allclose(lp[:, 0], first.gather(-1, tok0[:, None]).squeeze(-1), atol=1e-5)
     # masks: EOS kept, everything after it masked and padded
-    for row, done in zip(range(len(batch.texts)), batch.finished):
+    for row, done in zip(range(len(batch.texts)), batch.finished, strict=True):
         m = batch.completion_mask[row]
         if done:
             last = int(m.sum()) - 1

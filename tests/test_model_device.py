@@ -40,7 +40,7 @@ def test_devices_resolve_against_what_this_machine_has() -> None:
     assert resolve_device("auto").type == ("cuda" if CUDA else "cpu")
     if CUDA:
         assert resolve_device("cuda").type == "cuda"
-        with pytest.raises(ConfigError, match="model.device"):
+        with pytest.raises(ConfigError, match=r"model.device"):
             resolve_device(f"cuda:{torch.cuda.device_count()}")
     else:  # a GPU that is not there stops the run; it never falls back to hours of CPU
         with pytest.raises(ConfigError, match="no CUDA device"):
@@ -50,7 +50,7 @@ def test_devices_resolve_against_what_this_machine_has() -> None:
 @pytest.mark.skipif(CUDA, reason="this machine has a CUDA device: a missing GPU cannot be provoked")
 def test_a_federation_asking_for_a_missing_gpu_stops_before_its_first_round(tmp_path: Path) -> None:
     cfg = config_from_dict(small_run(**{"model.device": "cuda"}))
-    with pytest.raises(ConfigError, match="model.device"):
+    with pytest.raises(ConfigError, match=r"model.device"):
         Federation(cfg, tmp_path / "run")
     assert not (tmp_path / "run" / "server" / "metrics.jsonl").exists()
 
@@ -91,7 +91,7 @@ def test_a_gpu_round_trains_the_adapter(quick_model_dir: Path, private: bool) ->
                       seed=0, dp=dp)
     after = [p.detach() for p in model.parameters() if p.requires_grad]
     assert all(a.device.type == "cuda" for a in after)
-    moved = sum(float((a - b).norm()) for a, b in zip(after, before))
+    moved = sum(float((a - b).norm()) for a, b in zip(after, before, strict=True))
     assert np.isfinite(moved) and moved > 0.0
     assert res.groups == (round(3 * 0.2 * len(pool)) if private else sum(s["groups"] for s in res.steps))
 

@@ -5,6 +5,7 @@ RDP in closed form, the sampled Gaussian's RDP by binomial expansion at integer 
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -80,7 +81,7 @@ def test_epsilon_grows_with_rounds_and_the_budget_stops_at_the_calibrated_count(
     budget = Budget(z, q, 1, delta, "rdp", limit=4.0)
     spent = [budget.spent(r) for r in range(rounds + 2)]
     assert spent[0] == 0.0
-    assert all(a < b for a, b in zip(spent, spent[1:]))
+    assert all(a < b for a, b in itertools.pairwise(spent))
     assert budget.affordable(rounds) and not budget.affordable(rounds + 1)
     assert Budget(z, q, 1, delta, "rdp", limit=None).affordable(10 ** 4)  # no budget: never stops
 

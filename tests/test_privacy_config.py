@@ -78,7 +78,8 @@ def test_plans_calibrate_to_the_target_over_the_whole_run() -> None:
     # mu = 2 noisy updates per sample, plus FGRPO's two reward moments at k times the noise,
     # account as one Gaussian with z / sqrt(mu + 2/k²)
     steps, k = 3 * cfg.grpo.steps, cfg.privacy.example_level.reward_noise_ratio
-    assert cfg.federation.strategy == "fgrpo" and ex.settings.reward_noise == pytest.approx(k * ex.settings.noise_multiplier)
+    assert cfg.federation.strategy == "fgrpo"
+    assert ex.settings.reward_noise == pytest.approx(k * ex.settings.noise_multiplier)
     spent = epsilon([(ex.settings.noise_multiplier / (2 + 2 / k**2) ** 0.5, 6 / 40, steps)], 1e-5)
     assert 2.95 < spent <= 3.0 and ex.budget.spent(3) == pytest.approx(spent)
     cl = ClientLevelPlan(cfg.privacy.client_level, cfg)

@@ -80,7 +80,9 @@ def test_weights_under_example_level_dp_use_public_counts_and_noisy_rewards(
     Federation(cfg, tmp_path / "run").run()
     expected = round(cfg.grpo.steps * (cfg.grpo.oversample / cfg.data.train_size) * cfg.data.train_size)
     for c in cfg.clients:
-        rows = [json.loads(x) for x in (tmp_path / "run" / "clients" / c.name / "metrics.jsonl").read_text().splitlines()]
+        rows = [
+            json.loads(x) for x in (tmp_path / "run" / "clients" / c.name / "metrics.jsonl").read_text().splitlines()
+        ]
         assert [r["count"] for r in rows] == [expected] * cfg.federation.rounds  # public, not the data's count
         for r in rows:
             assert 0.0 <= r["mean_reward"] <= c.reward.scale and r["reward_std"] >= 0.0

@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from secure_fgrpo.data.partition import make_federated_data
-from secure_fgrpo.grpo.loss import LossConfig
 from secure_fgrpo.grpo.logprobs import completion_logprobs
+from secure_fgrpo.grpo.loss import LossConfig
 from secure_fgrpo.grpo.trainer import GRPOConfig, train_round
 from secure_fgrpo.model.load import load_base
 from secure_fgrpo.model.lora import LoraSpec, attach_lora
@@ -25,7 +25,7 @@ G, GROUPS, T = 4, 3, 6
 LOSS = LossConfig(loss_type="dapo", max_completion_length=T)
 
 
-def _model(path: Path, mode: str = "ffa"):  # noqa: ANN202
+def _model(path: Path, mode: str = "ffa"):
     base, tok = load_base(str(path))
     model = attach_lora(base, LoraSpec(r=4, mode=mode))
     with torch.no_grad():  # non-zero B so that A (standard mode) gets gradient too
@@ -35,7 +35,7 @@ def _model(path: Path, mode: str = "ffa"):  # noqa: ANN202
     return model, tok
 
 
-def _batch(model, tok) -> RolloutBatch:  # noqa: ANN001
+def _batch(model, tok) -> RolloutBatch:
     pool = make_federated_data({"a": {"vitals": 1.0}}, 10, 2, 2, 0).clients["a"].train
     return make_rollout("transformers").generate(model, tok, [p.prompt for p in pool[:GROUPS]], G,
                                                  SamplingSpec(T, 1.0), seed=5)
@@ -51,7 +51,7 @@ def _advantages(n_groups: int) -> torch.Tensor:
     return torch.tensor([1.5, -0.5, 0.5, -1.5] * n_groups)
 
 
-def _dp_gradient(model, batch, settings, pool_size) -> list[torch.Tensor]:  # noqa: ANN001
+def _dp_gradient(model, batch, settings, pool_size) -> list[torch.Tensor]:
     """Σ clipped per-record gradients (noise 0), undoing Opacus' division by q·N."""
     params = [p for p in model.parameters() if p.requires_grad]
     engine = GroupDPSGD(settings, model, torch.optim.SGD(params, lr=0.0), pool_size)
@@ -64,7 +64,7 @@ def _dp_gradient(model, batch, settings, pool_size) -> list[torch.Tensor]:  # no
     return out
 
 
-def _naive_group_grads(model, batch) -> list[list[torch.Tensor]]:  # noqa: ANN001
+def _naive_group_grads(model, batch) -> list[list[torch.Tensor]]:
     params = [p for p in model.parameters() if p.requires_grad]
     model.train()
     logps = completion_logprobs(model, batch)
@@ -88,11 +88,11 @@ def test_each_record_contributes_at_most_the_clip_bound(quick_model_dir: Path, m
 
     full = _dp_gradient(model, batch, settings, GROUPS)
     expected = [sum(naive[k][i] * (clip / norms[k]) for k in range(GROUPS)) for i in range(len(full))]
-    for got, want in zip(full, expected):  # clipping is per group of G rows, not per row
+    for got, want in zip(full, expected, strict=True):  # clipping is per group of G rows, not per row
         torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-7)
     for k in range(GROUPS):  # remove record k: the summed gradient moves by at most C
         rest = _dp_gradient(model, _rows(batch, [j for j in range(GROUPS) if j != k]), settings, GROUPS)
-        diff = _norm([a - b for a, b in zip(full, rest)])
+        diff = _norm([a - b for a, b in zip(full, rest, strict=True)])
         assert diff <= clip * (1 + 1e-4)
         assert diff == pytest.approx(clip, rel=1e-3)  # and exactly C here, since every norm exceeds it
     assert not any(hasattr(p, "grad_sample") for p in model.parameters())  # hooks and samples removed
@@ -137,7 +137,7 @@ def test_a_private_round_without_signal_still_moves_the_adapter_by_noise(quick_m
         before = [p.detach().clone() for p in model.parameters() if p.requires_grad]
         res = train_round(model, tok, make_rollout("transformers"), pool, lambda *_: 1.0, cfg, seed=0, dp=dp)
         after = [p.detach() for p in model.parameters() if p.requires_grad]
-        moved[dp is not None] = _norm([a - b for a, b in zip(after, before)])
+        moved[dp is not None] = _norm([a - b for a, b in zip(after, before, strict=True)])
         # no group was trained on; under DP n_i is the public expected batch all the same
         assert res.groups == (0 if dp is None else round(cfg.steps * dp.sample_rate * len(pool)))
     assert moved[False] == 0.0

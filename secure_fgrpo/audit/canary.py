@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import random
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -19,6 +20,9 @@ import torch
 from ..model.vector import VectorLayout, load_vector
 from ..tasks.base import Problem
 from .epsilon import EpsilonEstimate, one_shot_epsilon
+
+if TYPE_CHECKING:
+    from peft import PeftModel
 
 _LETTERS = "abcdefghijklmnopqrstuvwxyz"
 
@@ -70,7 +74,7 @@ def answer_logprobs(model: torch.nn.Module, tok: object, prompts: list[str], ans
         with torch.no_grad():
             for i in range(0, len(prompts), batch):
                 ps, ans = prompts[i:i + batch], answers[i:i + batch]
-                enc = tok([p + a for p, a in zip(ps, ans)], return_tensors="pt", padding=True)  # type: ignore[operator]
+                enc = tok([p + a for p, a in zip(ps, ans, strict=True)], return_tensors="pt", padding=True)  # type: ignore[operator]
                 ids, att = enc["input_ids"], enc["attention_mask"]
                 logits = model(input_ids=ids, attention_mask=att).logits[:, :-1].float()
                 lp = torch.log_softmax(logits, -1).gather(-1, ids[:, 1:, None])[..., 0]
@@ -97,7 +101,7 @@ def _decoys(problems: list[Problem], k: int, seed: int) -> list[str]:
     return out
 
 
-def membership_scores(model: torch.nn.Module, tok: object, layout: VectorLayout, base: np.ndarray,
+def membership_scores(model: PeftModel, tok: object, layout: VectorLayout, base: np.ndarray,
                       update: np.ndarray, canaries: list[Problem], decoys: int = 16, seed: int = 0) -> np.ndarray:
     """How much ``update`` raises each canary's own answer, in units of how much it moves
     ``decoys`` other 3-digit answers to the same prompt: a shift of the answer *format*, or any
@@ -130,7 +134,7 @@ def update_from_estimate(estimate: np.ndarray, clip: float) -> np.ndarray:
     return delta * (clip / norm) if norm > clip else delta
 
 
-def prompt_membership(model: torch.nn.Module, tok: object, layout: VectorLayout, base: np.ndarray,
+def prompt_membership(model: PeftModel, tok: object, layout: VectorLayout, base: np.ndarray,
                       update: np.ndarray, planted: list[Problem], held_out: list[Problem],
                       delta: float = 1e-5, decoys: int = 16) -> EpsilonEstimate:
     """Membership scores of the planted against the held-out canaries: AUC and one-shot ε."""
@@ -159,7 +163,7 @@ def make_choice_canaries(n: int, seed: int) -> list[Problem]:
     return [Problem(f"{tag}? {CHOICE_OPTIONS}=", CHOICE_LETTERS[i % 3], "choice") for i, tag in enumerate(tags)]
 
 
-def letter_shift(model: torch.nn.Module, tok: object, layout: VectorLayout, base: np.ndarray,
+def letter_shift(model: PeftModel, tok: object, layout: VectorLayout, base: np.ndarray,
                  update: np.ndarray, canaries: list[Problem]) -> np.ndarray:
     """Per canary and letter, the change of log p(letter | prompt) (renormalised over the
     letters) from the global model to global + ``update``."""
@@ -187,7 +191,7 @@ def choice_membership_scores(shift: np.ndarray, canaries: list[Problem]) -> np.n
     return own - others
 
 
-def choice_membership(model: torch.nn.Module, tok: object, layout: VectorLayout, base: np.ndarray,
+def choice_membership(model: PeftModel, tok: object, layout: VectorLayout, base: np.ndarray,
                       update: np.ndarray, planted: list[Problem], held_out: list[Problem],
                       delta: float = 1e-5) -> EpsilonEstimate:
     """AUC and one-shot ε of the planted against the held-out choice canaries."""

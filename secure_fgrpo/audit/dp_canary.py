@@ -39,9 +39,9 @@ from ..federation.server import Server
 from ..privacy.plan import ClientLevelPlan
 from ..secure_sum import make_backend
 from ..secure_sum.base import Backend, Message, SumSpec
+from ..secure_sum.transcript import INBOX, TranscriptRecorder
 from .epsilon import EpsilonEstimate, gdp_epsilon, one_shot_epsilon
 from .estimates import INPUT_KINDS, estimate_inputs
-from .transcript import INBOX, TranscriptRecorder
 from .view import load_view
 
 log = logging.getLogger(__name__)
@@ -160,7 +160,7 @@ def audit_client_dp(cfg: Any, rounds: int, *, noise: bool = True, trials: int | 
                 sums[rid], sampled[rid] = audit_round(plan, be, spec, vectors, out, recorder), parts
         messages = {(m.round, m.sender): m.vector[:d] for m in estimate_inputs(load_view(out))}
     scale = e_max * clip
-    stats = {k: {"observed": [], "unobserved": []} for k in ("sum", "message")}
+    stats: dict[str, dict[str, list[float]]] = {k: {"observed": [], "unobserved": []} for k in ("sum", "message")}
     for t in range(trials):
         rids = range(t * rounds + 1, (t + 1) * rounds + 1)
         for i, name in enumerate(names):

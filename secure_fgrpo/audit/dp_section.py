@@ -66,7 +66,7 @@ def _run_config(view: ServerView) -> tuple[Any | None, str]:
         return None, "no RUN/config.json"
     try:
         return config_from_dict(view.config), ""
-    except Exception as err:  # noqa: BLE001 - any invalid config: report it, audit the rest
+    except Exception as err:
         return None, f"RUN/config.json does not load as a run config ({type(err).__name__}: {err})"
 
 
@@ -98,7 +98,7 @@ def _skellam_calibration(audit: DPAudit, rows: list[dict], dim: int | None, plan
     comparison against the logged ε is conservative while the audited σ is at most the run's)."""
     last = rows[-1] if rows else {}
     own = audit.plan_row
-    info = {"audit_dim": audit.dim, "run_dim": dim,
+    info: dict[str, Any] = {"audit_dim": audit.dim, "run_dim": dim,
             "audited": {"sigma": own.get("dp_client_sigma"), "mu": own.get("dp_client_skellam_mu"),
                         "scale": own.get("dp_client_scale"), "epsilon": audit.accountant_epsilon},
             "run": {"sigma": last.get("dp_client_sigma"), "mu": last.get("dp_client_skellam_mu"),

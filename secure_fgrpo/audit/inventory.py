@@ -175,11 +175,11 @@ def _epsilon(metrics: list[dict]) -> tuple[dict[str, float], dict[str, dict[int,
     last: dict[str, float] = {}
     for row in metrics:
         for key, value in row.items():
-            if "epsilon" in key.lower() and isinstance(value, int | float) and not isinstance(value, bool):
-                if math.isfinite(float(value)) or value == math.inf:
-                    last[key] = float(value)
-                    if isinstance(row.get("round"), int):
-                        by_round[key][row["round"]] = float(value)
+            numeric = isinstance(value, int | float) and not isinstance(value, bool)
+            if "epsilon" in key.lower() and numeric and (math.isfinite(float(value)) or value == math.inf):
+                last[key] = float(value)
+                if isinstance(row.get("round"), int):
+                    by_round[key][row["round"]] = float(value)
     return last, dict(by_round)
 
 

@@ -9,7 +9,7 @@ from collections import defaultdict
 import numpy as np
 
 
-def _png(fig) -> str:  # noqa: ANN001 - a matplotlib Figure
+def _png(fig) -> str:
     import matplotlib.pyplot as plt
 
     buf = io.BytesIO()
@@ -19,7 +19,7 @@ def _png(fig) -> str:  # noqa: ANN001 - a matplotlib Figure
     return base64.b64encode(buf.getvalue()).decode("ascii")
 
 
-def _figure(w: float = 6.0, h: float = 3.2):  # noqa: ANN202
+def _figure(w: float = 6.0, h: float = 3.2):
     import matplotlib
 
     matplotlib.use("Agg")

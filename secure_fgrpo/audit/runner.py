@@ -103,12 +103,13 @@ def audit_run(run_dir: Path, out_dir: Path | None = None, *, attacks: bool = Tru
     }
     out_dir = Path(out_dir) if out_dir else run_dir / "audit"
     out_dir.mkdir(parents=True, exist_ok=True)
-    report = _clean(report)
+    clean = _clean(report)
+    assert isinstance(clean, dict)  # _clean keeps a dict a dict
     # 0600: with the plaintext backend the report lists what the server read of each client.
-    _write_private(out_dir / "report.json", json.dumps(report, indent=1, allow_nan=False))
-    _write_private(out_dir / "report.html", render(report))
+    _write_private(out_dir / "report.json", json.dumps(clean, indent=1, allow_nan=False))
+    _write_private(out_dir / "report.html", render(clean))
     log.info("audit of %s written to %s", run_dir, out_dir)
-    return report
+    return clean
 
 
 def _write_private(path: Path, text: str) -> None:

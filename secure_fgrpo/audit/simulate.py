@@ -23,7 +23,7 @@ import numpy as np
 
 from ..secure_sum import make_backend, run_secure_sum
 from ..secure_sum.base import SumSpec, client_state_dir, server_state_dir
-from .transcript import INBOX, TranscriptRecorder
+from ..secure_sum.transcript import INBOX, TranscriptRecorder
 
 log = logging.getLogger(__name__)
 

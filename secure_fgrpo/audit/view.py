@@ -14,7 +14,7 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .transcript import INBOX, TranscriptEntry, archive_name, read_transcript
+from ..secure_sum.transcript import INBOX, TranscriptEntry, archive_name, read_transcript
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +54,7 @@ class ServerView:
         :class:`AuditInputError` when the archived file does not match the transcript digest."""
         folder = self.inbox / f"round-{entry.round}"
         path = folder / archive_name(entry.sender, entry.stage, entry.digest)
-        candidates = [path] + sorted(folder.glob(f"{path.stem}-*.bin")) if folder.is_dir() else []
+        candidates = [path, *sorted(folder.glob(f"{path.stem}-*.bin"))] if folder.is_dir() else []
         for p in candidates:
             if p.is_file():
                 data = p.read_bytes()

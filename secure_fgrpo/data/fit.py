@@ -4,18 +4,14 @@ for the completion, would otherwise be trained on silently (as ``<unk>``, or tru
 
 from __future__ import annotations
 
-from typing import Protocol, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from ..errors import DataFileError
 from ..tasks import Problem
 
-
-class Tokenizer(Protocol):
-    unk_token_id: int | None
-
-    def __call__(self, text: str) -> dict: ...
-
-    def convert_ids_to_tokens(self, ids: list[int]) -> list[str]: ...
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase as Tokenizer
 
 
 def check_fits(problems: Sequence[Problem], tok: Tokenizer, context: int | None, max_new_tokens: int,

@@ -86,7 +86,7 @@ def family_mixes(
         for client in clients:
             shares = gen.dirichlet([alpha] * len(families))
             shares = shares / shares.sum()
-            mixes[client] = {name: float(s) for name, s in zip(families, shares)}
+            mixes[client] = {name: float(s) for name, s in zip(families, shares, strict=True)}
         return mixes
     raise ValueError(f"by must be 'family' or 'dirichlet', got {by!r}")
 
@@ -152,9 +152,9 @@ def make_federated_data(
     if not mixes:
         raise ValueError("mixes: need at least one client")
     sizes = {"train_size": train_size, "eval_size": eval_size, "global_eval_size": global_eval_size}
-    for field, value in sizes.items():
+    for name, value in sizes.items():
         if value < 0:
-            raise ValueError(f"{field} must be >= 0, got {value}")
+            raise ValueError(f"{name} must be >= 0, got {value}")
     normalised = {}
     for client, mix in mixes.items():
         try:

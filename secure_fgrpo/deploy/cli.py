@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from ..secure_sum.masked.keys import identity_path, load_or_create_identity, load_roster, public_bytes, write_roster
 from .certs import make_certs

@@ -92,5 +92,5 @@ class ProcGroup:
         for proc in reversed(self.procs):
             try:
                 proc.stop()
-            except Exception as err:  # noqa: BLE001 - keep stopping the others
+            except Exception as err:
                 log.warning("could not stop %s (pid %d): %s", proc.name, proc.pid, err)

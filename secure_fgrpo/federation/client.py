@@ -13,11 +13,11 @@ import numpy as np
 
 from ..config import ClientConfig, RunConfig
 from ..data.partition import ClientData
+from ..errors import CheckpointError
 from ..gain import GainState, count_kind, relative_gain, weight
 from ..privacy.client_dp import ClientNoise, SkellamNoise
 from ..privacy.plan import ExampleLevelPlan
 from .local import TrainOutcome
-from ..errors import CheckpointError
 from .store import JsonlLog, latest_upto, prune, read_json, write_json_atomic
 
 log = logging.getLogger(__name__)

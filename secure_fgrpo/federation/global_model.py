@@ -60,7 +60,7 @@ class GlobalModel:
     def save(self, round_: int) -> None:
         self.state.round = round_
         arrays = {"vector": self.state.vector}
-        if self.state.opt.m is not None:
+        if self.state.opt.m is not None and self.state.opt.v is not None:  # FedAdam's moments, set together
             arrays.update(m=self.state.opt.m, v=self.state.opt.v)
         for d in self.dirs:
             save_npz_atomic(d / f"round-{round_}.npz", **arrays)

@@ -103,7 +103,8 @@ class Party:
         return TrainJob(client=self.name, round=r, model_path=self.model_path, rollout=cfg.model.rollout,
                         lora=cfg.model.lora, global_vector=global_vector, pool=self.data.train,
                         eval_set=self.data.eval, reward=self.client.cfg.reward, grpo=cfg.grpo,
-                        eval_sampling=SamplingSpec(cfg.eval.max_new_tokens, cfg.eval.temperature), seed=derive_seed(cfg.seed, "train", self.name, r),
+                        eval_sampling=SamplingSpec(cfg.eval.max_new_tokens, cfg.eval.temperature),
+                        seed=derive_seed(cfg.seed, "train", self.name, r),
                         threads=threads, dp=plan.settings if plan else None, device=cfg.model.device)
 
     # --- the secure sum -------------------------------------------------------------------------

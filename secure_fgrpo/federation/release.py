@@ -42,7 +42,8 @@ log = logging.getLogger(__name__)
 Noise = ClientNoise | SkellamNoise
 Prepare = Callable[[str, Noise | None], np.ndarray]  # (client, round noise) -> the vector it sends
 Drops = Callable[[tuple[str, ...]], DropSchedule]  # the backend's stages -> who drops when
-Join = Callable[[str], SumClient | None]  # None: the party refused stage 0 (a dropout); a party (federation/party.py) builds its own client and input
+# A party (federation/party.py) builds its own client and input; None: it refused stage 0 (a dropout).
+Join = Callable[[str], SumClient | None]
 
 
 class NoisePlan(Protocol):

@@ -15,7 +15,6 @@ from pathlib import Path
 
 import torch
 
-from ..audit.transcript import TranscriptRecorder
 from ..config import RunConfig
 from ..data.fit import check_fits
 from ..errors import CheckpointError
@@ -26,6 +25,7 @@ from ..privacy.plan import ClientLevelPlan
 from ..rollout import SamplingSpec, make_rollout
 from ..secure_sum import DropSchedule, make_backend
 from ..secure_sum.base import SumClient, client_state_dir
+from ..secure_sum.transcript import TranscriptRecorder
 from ..seeding import derive_seed
 from ..tasks.base import Problem
 from .coordinator import Coordinator

@@ -6,26 +6,10 @@ the backend keeps the aggregate from the server, identically at every client."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
 
 import numpy as np
 
-ServerOpt = Literal["sgd", "fedadam"]
-
-
-@dataclass(frozen=True)
-class ServerOptConfig:
-    kind: ServerOpt = "sgd"
-    lr: float = 1.0
-    beta1: float = 0.9
-    beta2: float = 0.99
-    tau: float = 1e-3  # FedAdam's adaptivity (Reddi et al. 2021)
-
-    def __post_init__(self) -> None:
-        if self.kind not in ("sgd", "fedadam"):
-            raise ValueError(f"server.optimizer must be 'sgd' or 'fedadam', got {self.kind!r}")
-        if not self.lr > 0:
-            raise ValueError(f"server.lr must be > 0, got {self.lr}")
+from ..config import ServerOptConfig
 
 
 @dataclass

@@ -12,7 +12,7 @@ def _get(cfg: Mapping[str, Any], key: str, typ: type, default: Any) -> Any:
     value = cfg.get(key, default)
     if typ is float and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
-    if isinstance(value, bool) and typ is not bool or not isinstance(value, typ):
+    if (isinstance(value, bool) and typ is not bool) or not isinstance(value, typ):
         raise ValueError(f"run-config: {key!r} must be a {typ.__name__}, got {value!r}")
     return value
 

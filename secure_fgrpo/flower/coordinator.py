@@ -17,7 +17,6 @@ from typing import Any
 import numpy as np
 from flwr.serverapp import Grid
 
-from ..audit.transcript import TranscriptRecorder
 from ..config import load_config
 from ..federation.coordinator import Coordinator as ServerParty
 from ..federation.global_model import GlobalModel
@@ -35,6 +34,7 @@ from ..secure_sum.base import SERVER, server_state_dir
 from ..secure_sum.base import Message as SumMessage
 from ..secure_sum.driver import process_stage
 from ..secure_sum.masked.keys import load_roster
+from ..secure_sum.transcript import TranscriptRecorder
 from .config import ServerConfig
 from .link import FlowerLink, StageStats
 from .wire import Envelope

@@ -47,7 +47,7 @@ class FlowerLink:
             msgs.append(Message(env.to_content(), dst_node_id=node_id, message_type=message_type(stage),
                                 group_id=str(round_), ttl=max(timeout, 1.0) + 30.0))
         ids: dict[str, int] = {}
-        for mid, msg in zip(self.grid.push_messages(msgs), msgs):
+        for mid, msg in zip(self.grid.push_messages(msgs), msgs, strict=True):
             if mid is None:
                 log.warning("node %d: the SuperLink refused the %s message: dropout", msg.metadata.dst_node_id, stage)
                 stats.missed.append(msg.metadata.dst_node_id)
@@ -57,17 +57,17 @@ class FlowerLink:
         deadline = time.monotonic() + timeout
         while ids and time.monotonic() < deadline:
             for reply in self.grid.pull_messages(list(ids)):
-                node_id = ids.pop(reply.metadata.reply_to_message_id, None)
-                if node_id is None:
+                if reply.metadata.reply_to_message_id not in ids:
                     continue
-                env = self._open(reply, node_id, stage, round_)
-                if env is None:
+                node_id = ids.pop(reply.metadata.reply_to_message_id)
+                opened = self._open(reply, node_id, stage, round_)
+                if opened is None:
                     stats.missed.append(node_id)
-                elif env.withdrew:
+                elif opened.withdrew:
                     stats.withdrew.append(node_id)
                 else:
-                    stats.bytes_in += len(env.payload)
-                    got[node_id] = env
+                    stats.bytes_in += len(opened.payload)
+                    got[node_id] = opened
             if ids:
                 time.sleep(self.poll)
         for node_id in sorted(ids.values()):

@@ -34,7 +34,7 @@ def _get(cfg: Mapping[str, Any], key: str, typ: type, default: Any = None) -> An
     value = cfg.get(key, default)
     if value is None:
         raise PolicyError(f"node-config: {key!r} is required")
-    if typ is int and isinstance(value, bool) or not isinstance(value, typ):
+    if (typ is int and isinstance(value, bool)) or not isinstance(value, typ):
         raise PolicyError(f"node-config: {key!r} must be a {typ.__name__}, got {value!r}")
     return value
 
@@ -44,8 +44,9 @@ class NodePolicy:
     """``name``: this institution's name (must match its roster entry). ``state_dir``: its
     private folder (identity key, its party's gain state and metrics). ``roster``: the public
     roster it trusts. ``config``: its own copy of the federation config TOML (its digest must match
-    stage 0's). ``threads``: torch threads for local training. ``max_dim``: the largest vector it accepts. ``security``: its
-    SecurityPolicy (``security-*`` keys), which the masked client applies before it advertises."""
+    stage 0's). ``threads``: torch threads for local training. ``max_dim``: the largest vector it
+    accepts. ``security``: its SecurityPolicy (``security-*`` keys), which the masked client
+    applies before it advertises."""
 
     name: str
     state_dir: Path

@@ -66,8 +66,8 @@ class _Pickler(pickle.Pickler):
         for kind, typ in (("X25519PrivateKey", X25519PrivateKey), ("Ed25519PrivateKey", Ed25519PrivateKey)):
             if isinstance(obj, typ):
                 return _load_key, (kind, obj.private_bytes(*_RAW))
-        for kind, typ in (("X25519PublicKey", X25519PublicKey), ("Ed25519PublicKey", Ed25519PublicKey)):
-            if isinstance(obj, typ):
+        for kind, pub in (("X25519PublicKey", X25519PublicKey), ("Ed25519PublicKey", Ed25519PublicKey)):
+            if isinstance(obj, pub):
                 return _load_key, (kind, obj.public_bytes(*_RAW_PUB))
         return NotImplemented
 

@@ -40,12 +40,12 @@ class Envelope:
     def from_content(cls, content: RecordDict, where: str) -> Envelope:
         rec = content.get(RECORD) if RECORD in content else None
         if not isinstance(rec, ConfigRecord):
-            raise ValueError(f"{where}: message has no {RECORD!r} config record")  # noqa: TRY004 (a bad message is a ValueError to every caller)
+            raise ValueError(f"{where}: message has no {RECORD!r} config record")
         want = {"round": int, "stage": str, "kind": str, "payload": bytes, "withdrew": str, "seconds": float,
                 "train_seconds": float}
         for key, typ in want.items():
             if not isinstance(rec.get(key), typ) or isinstance(rec.get(key), bool):
-                raise ValueError(f"{where}: field {key!r} missing or not {typ.__name__}")  # noqa: TRY004
+                raise ValueError(f"{where}: field {key!r} missing or not {typ.__name__}")
         v: dict[str, Any] = {key: rec[key] for key in want}  # each checked above
         return cls(v["round"], v["stage"], v["kind"], bytes(v["payload"]), v["withdrew"], v["seconds"],
                    v["train_seconds"])

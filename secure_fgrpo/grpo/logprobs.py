@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
-from transformers import PreTrainedModel
 
 from ..rollout.base import RolloutBatch
 from .prefix import shared_prefix_logits
 
+if TYPE_CHECKING:
+    from ..model.lora import CausalLM
 
-def completion_logprobs(model: PreTrainedModel, batch: RolloutBatch, temperature: float = 1.0,
+
+def completion_logprobs(model: CausalLM, batch: RolloutBatch, temperature: float = 1.0,
                         shared_prefix: bool = False) -> torch.Tensor:
     """[N, T] log π(token) for each completion token (garbage where ``completion_mask`` is 0).
     ``shared_prefix``: run each group's prompt once (grpo/prefix.py); same values and gradients.

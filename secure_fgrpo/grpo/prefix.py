@@ -15,10 +15,14 @@ needs one forward pass with one row per completion (see grpo/trainer.py).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
-from transformers import PreTrainedModel
 
 from ..rollout.base import RolloutBatch
+
+if TYPE_CHECKING:
+    from ..model.lora import CausalLM
 
 
 def prompt_groups(batch: RolloutBatch) -> tuple[torch.Tensor, torch.Tensor]:
@@ -32,7 +36,7 @@ def prompt_groups(batch: RolloutBatch) -> tuple[torch.Tensor, torch.Tensor]:
     return starts.nonzero().squeeze(1), inverse
 
 
-def shared_prefix_logits(model: PreTrainedModel, batch: RolloutBatch) -> torch.Tensor:
+def shared_prefix_logits(model: CausalLM, batch: RolloutBatch) -> torch.Tensor:
     """[N, T, V] logits predicting each completion token, the prompt computed once per group."""
     p = batch.prompt_len
     first, inverse = prompt_groups(batch)

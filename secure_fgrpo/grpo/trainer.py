@@ -12,8 +12,9 @@ from __future__ import annotations
 import logging
 import math
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable, Literal
+from typing import Literal, Protocol
 
 import torch
 from peft import PeftModel
@@ -21,13 +22,9 @@ from transformers import PreTrainedTokenizerBase
 
 from ..rollout.base import RolloutBackend, RolloutBatch, SamplingSpec
 from ..tasks.base import Problem
-from .advantages import (ScaleRewards, group_advantages, informative_groups, ngrpo_advantages,
-                         ngrpo_trainable_groups)
+from .advantages import ScaleRewards, group_advantages, informative_groups, ngrpo_advantages, ngrpo_trainable_groups
 from .logprobs import completion_logprobs
-from .loss import LossConfig, policy_loss
-
-if TYPE_CHECKING:
-    from ..privacy.config import ExampleDPSettings
+from .loss import LossConfig, LossOutput, policy_loss
 
 log = logging.getLogger(__name__)
 RewardFn = Callable[[Problem, str, bool], float]
@@ -93,61 +90,99 @@ def _select(batch: RolloutBatch, keep_groups: list[int], g: int) -> RolloutBatch
     )
 
 
+class MakesPrivate(Protocol):
+    """Example-level DP as a wrapper (privacy/config.py's ExampleDPSettings): it takes the loop's
+    plain steps and hands back private ones, the way Opacus' make_private wraps an optimizer."""
+
+    def make_private(self, steps: LocalSteps, pool_size: int) -> LocalSteps: ...
+
+
+class LocalSteps:
+    """The plain way a round samples its prompts, updates the adapter and reports itself.
+
+    ``train_round`` is written against these methods only; privacy/dpsgd.py's PrivateSteps
+    overrides them (Poisson sampling, per-group clipping and noise, noisy reward moments), so the
+    loop itself has no DP branch."""
+
+    shares_prefix_in_loss = True  # the loss pass may run each group's prompt once (grpo/prefix.py)
+
+    def __init__(self, model: PeftModel, optimizer: torch.optim.Optimizer, cfg: GRPOConfig,
+                 rng: random.Random) -> None:
+        self.model, self.optimizer, self.cfg, self.rng = model, optimizer, cfg, rng
+        self.params = [p for p in model.parameters() if p.requires_grad]
+
+    def sample(self, pool: list[Problem]) -> list[Problem]:
+        """The step's prompts: ``oversample`` of them, to find informative groups."""
+        return self.rng.sample(pool, min(self.cfg.oversample, len(pool)))
+
+    def trim(self, keep: list[int]) -> list[int]:
+        """The trainable groups actually trained on: at most ``prompts_per_step``."""
+        return keep[: self.cfg.prompts_per_step]
+
+    def observe(self, rewards: torch.Tensor, group_size: int) -> None:
+        """Every sampled group's rewards, trained on or not (nothing to do here)."""
+
+    def skip(self) -> None:
+        """A policy-gradient iteration with no group to learn from (nothing to do here)."""
+
+    def update(self, logps: torch.Tensor, old: torch.Tensor | None, adv: torch.Tensor, mask: torch.Tensor,
+               ref: torch.Tensor | None, group_size: int) -> LossOutput:
+        """One policy-gradient iteration: loss, backward, global-norm clip, optimizer step."""
+        out = policy_loss(logps, old if old is not None else logps.detach(), adv, mask, self.cfg.loss, ref)
+        self.optimizer.zero_grad(set_to_none=True)
+        out.loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.params, self.cfg.max_grad_norm)
+        self.optimizer.step()
+        return out
+
+    def finish(self, rewards: list[float], groups: int, steps: list[dict[str, float]]) -> RoundResult:
+        t = torch.tensor(rewards)
+        return RoundResult(mean_reward=t.mean().item(), reward_std=t.std().item(), groups=groups, steps=steps)
+
+
 def train_round(model: PeftModel, tok: PreTrainedTokenizerBase, rollout: RolloutBackend,
                 pool: list[Problem], reward_fn: RewardFn, cfg: GRPOConfig, seed: int,
                 make_optimizer: Callable[[list[torch.nn.Parameter]], torch.optim.Optimizer] | None = None,
-                dp: ExampleDPSettings | None = None, max_reward: float = 1.0) -> RoundResult:
+                dp: MakesPrivate | None = None, max_reward: float = 1.0) -> RoundResult:
     """Run ``cfg.steps`` GRPO steps on prompts drawn from ``pool``. Fresh optimizer each round:
-    the global adapter it starts from changed since the last one. With ``dp``, example-level
-    DP-SGD (privacy/dpsgd.py): Poisson-sampled prompts, per-group clipping and noise.
+    the global adapter it starts from changed since the last one. With ``dp`` (ExampleDPSettings),
+    example-level DP-SGD (privacy/dpsgd.py): Poisson-sampled prompts, per-group clipping and noise.
     ``max_reward`` is the best score ``reward_fn`` can give (the client's reward scale): NGRPO's
     virtual sample."""
     params = [p for p in model.parameters() if p.requires_grad]
     opt = make_optimizer(params) if make_optimizer else torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0)
-    engine = None
-    if dp is not None:
-        from ..privacy.dpsgd import GroupDPSGD, record_moments
-
-        engine = GroupDPSGD(dp, model, opt, len(pool))
-        if cfg.shared_prefix:
-            log.info("grpo.shared_prefix: the loss pass runs the plain forward under DP-SGD (Opacus records "
-                     "per-sample gradients from one forward with one row per completion); the no-grad "
-                     "log-prob passes still share the prefix")
-    grad_shared = cfg.shared_prefix and engine is None
-    release = dp is not None and dp.reward_noise is not None  # the weights need reward statistics
     rng = random.Random(seed)
+    local = LocalSteps(model, opt, cfg, rng)
+    if dp is not None:
+        local = dp.make_private(local, len(pool))
+    grad_shared = cfg.shared_prefix and local.shares_prefix_in_loss
     all_rewards: list[float] = []
     groups = 0
     steps = []
     g = cfg.group_size
     for step in range(cfg.steps):
-        problems = (engine.sample(pool) if engine is not None
-                    else rng.sample(pool, min(cfg.oversample, len(pool))))
-        if engine is not None and not problems:  # an empty Poisson sample still takes its noisy steps
-            if release:
-                engine.release_moments([], [])
+        problems = local.sample(pool)
+        if not problems:  # an empty Poisson sample still takes its (noisy) steps
+            local.observe(torch.zeros(0), g)
             for _ in range(cfg.mu):
-                engine.empty_step()
+                local.skip()
             steps.append({"groups": 0.0, "zero_std_frac": 1.0})
             continue
         batch = rollout.generate(model, tok, [p.prompt for p in problems], g, cfg.sampling, rng.getrandbits(31))
         rewards = torch.tensor([reward_fn(problems[i // g], batch.texts[i], batch.finished[i])
                                 for i in range(len(batch.texts))], dtype=torch.float32)
         all_rewards.extend(rewards.tolist())
-        if release:  # every sampled record, informative or not
-            engine.release_moments(*record_moments(rewards, g, dp.reward_bound))
+        local.observe(rewards, g)
         informative = informative_groups(rewards, g)
         trainable = ngrpo_trainable_groups(rewards, g, max_reward) if cfg.advantage == "ngrpo" else informative
-        keep = [i for i in range(len(problems)) if trainable[i] or not cfg.filter_informative]
-        if engine is None:  # under DP a cap would make one record's presence depend on others
-            keep = keep[: cfg.prompts_per_step]
+        keep = local.trim([i for i in range(len(problems)) if trainable[i] or not cfg.filter_informative])
         metrics = {"reward_mean": rewards.mean().item(), "reward_std": rewards.std().item(),
                    "zero_std_frac": 1.0 - informative.float().mean().item(),
                    "completion_len": batch.completion_mask.sum(1).float().mean().item(),
                    "groups": float(len(keep))}
         if not keep:  # nothing to learn from this batch
-            for _ in range(cfg.mu if engine is not None else 0):
-                engine.empty_step()
+            for _ in range(cfg.mu):
+                local.skip()
             steps.append(metrics)
             continue
         groups += len(keep)
@@ -165,30 +200,11 @@ def train_round(model: PeftModel, tok: PreTrainedTokenizerBase, rollout: Rollout
                 with model.disable_adapter():
                     ref = completion_logprobs(model, batch, temp, cfg.shared_prefix)
         for _ in range(cfg.mu):
-            logps = completion_logprobs(model, batch, temp, grad_shared)
-            if engine is not None:
-                out = engine.step(logps, old, adv, mask, cfg.loss, ref, g)
-                continue
-            out = policy_loss(logps, old if old is not None else logps.detach(), adv, mask, cfg.loss, ref)
-            opt.zero_grad(set_to_none=True)
-            out.loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
-            opt.step()
+            out = local.update(completion_logprobs(model, batch, temp, grad_shared), old, adv, mask, ref, g)
         metrics.update({"loss": out.loss.item(), **out.metrics})
         steps.append(metrics)
         log.debug("step %d %s", step, metrics)
-    t = torch.tensor(all_rewards)
-    if engine is None:
-        return RoundResult(mean_reward=t.mean().item(), reward_std=t.std().item(), groups=groups, steps=steps)
-    engine.close()
-    # Under DP-SGD the count is the public expected batch, never the data-dependent count of trained groups.
-    expected = cfg.steps * dp.sample_rate * len(pool)
-    if release:
-        noise_sd = math.sqrt(cfg.steps) * dp.reward_noise / expected  # of the mean, in [0, 1] units
-        return _private_result(engine.released, expected, noise_sd, dp.reward_bound, steps)
-    # Weights that read no reward ('uniform', 'fedavg'): the local statistics stay in the client's own log.
-    return RoundResult(mean_reward=t.mean().item() if len(t) else 0.0, reward_std=t.std().item() if len(t) > 1 else 0.0,
-                       groups=round(expected), steps=steps)
+    return local.finish(all_rewards, groups, steps)
 
 
 def _private_result(moments: tuple[float, float], expected: float, noise_sd: float, bound: float,

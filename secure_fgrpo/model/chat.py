@@ -16,8 +16,11 @@ def render_prompt(tok: PreTrainedTokenizerBase, prompt: str) -> str:
     """The text the model is conditioned on for ``prompt``."""
     if not is_chat(tok):
         return prompt
-    return tok.apply_chat_template([{"role": "user", "content": prompt}], tokenize=False,
+    text = tok.apply_chat_template([{"role": "user", "content": prompt}], tokenize=False,
                                    add_generation_prompt=True)
+    if not isinstance(text, str):  # tokenize=False always gives the text
+        raise TypeError(f"the chat template gave {type(text).__name__}, not text")
+    return text
 
 
 def encode_prompts(tok: PreTrainedTokenizerBase, prompts: list[str]) -> BatchEncoding:

@@ -34,5 +34,7 @@ def resolve_device(name: str) -> torch.device:
         raise ConfigError("model.device", f"{name!r} asked for, but torch sees no CUDA device on this machine")
     dev = torch.device(name)
     if dev.index is not None and dev.index >= torch.cuda.device_count():
-        raise ConfigError("model.device", f"{name!r} asked for, but only {torch.cuda.device_count()} CUDA device(s) exist")
+        raise ConfigError(
+            "model.device", f"{name!r} asked for, but only {torch.cuda.device_count()} CUDA device(s) exist"
+        )
     return dev

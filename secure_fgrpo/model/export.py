@@ -28,7 +28,7 @@ def save_adapter(model: PeftModel, tok: PreTrainedTokenizerBase, out: Path, base
     the base model lives (recorded in adapter_config.json), ``base_note`` how it was obtained."""
     for cfg in model.peft_config.values():
         cfg.base_model_name_or_path = base_path
-    model.save_pretrained(out)
+    model.save_pretrained(str(out))
     tok.save_pretrained(out)
     (out / "base_model.json").write_text(json.dumps(
         {"base_model_name_or_path": base_path, "how_obtained": base_note, "tokenizer": "saved in this folder"},

@@ -7,8 +7,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from transformers import (AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase,
-                          PreTrainedTokenizerFast)
+from transformers import (
+    AutoModelForCausalLM,
+    AutoTokenizer,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+    PreTrainedTokenizerFast,
+)
 from transformers.utils import logging as hf_logging
 
 from ..configio import ConfigError
@@ -65,7 +70,7 @@ def load_base(name_or_path: str, spec: TinyModelSpec | None = None,
     finally:
         if bars:
             hf_logging.enable_progress_bar()
-    model.to(resolve_device(device)).eval()
+    model.to(resolve_device(device)).eval()  # type: ignore[arg-type]  # transformers' decorator hides to()'s signature
     for p in model.parameters():
         p.requires_grad_(False)
     return model, tok

@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, TypeAlias
 
 import torch
 from peft import LoraConfig, PeftModel, get_peft_model
 from transformers import PreTrainedModel
+
+# What generation, log-probs and evaluation run on: the base model or its LoRA-wrapped form.
+CausalLM: TypeAlias = PreTrainedModel | PeftModel
 
 LoraMode = Literal["standard", "ffa"]
 DEFAULT_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
@@ -25,11 +28,11 @@ class LoraSpec:
 
     def __post_init__(self) -> None:
         if self.r < 1:
-            raise ValueError(f"lora.r must be >= 1, got {self.r}")
+            raise ValueError(f"model.lora.r must be >= 1, got {self.r}")
         if self.mode not in ("standard", "ffa"):
-            raise ValueError(f"lora.mode must be 'standard' or 'ffa', got {self.mode!r}")
+            raise ValueError(f"model.lora.mode must be 'standard' or 'ffa', got {self.mode!r}")
         if not self.target_modules:
-            raise ValueError("lora.target_modules must not be empty")
+            raise ValueError("model.lora.target_modules must not be empty")
 
 
 def attach_lora(base: PreTrainedModel, spec: LoraSpec) -> PeftModel:

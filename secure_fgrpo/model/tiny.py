@@ -32,9 +32,9 @@ import logging
 import os
 import random
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Iterator
 
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
@@ -97,7 +97,7 @@ def embedded_model_path(spec: TinyModelSpec | None = None) -> Path:
 def _encode_batch(tok: PreTrainedTokenizerFast, prompts: list[str], targets: list[str]) -> dict[str, torch.Tensor]:
     """Right-padded ``<bos> prompt target <eos>`` with labels only on target and EOS."""
     rows, labels = [], []
-    for p, t in zip(prompts, targets):
+    for p, t in zip(prompts, targets, strict=True):
         p_ids = tok(p)["input_ids"]
         t_ids = tok(t, add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
         rows.append(p_ids + t_ids)
@@ -106,9 +106,9 @@ def _encode_batch(tok: PreTrainedTokenizerFast, prompts: list[str], targets: lis
     ids = torch.full((len(rows), width), tok.pad_token_id)
     lab = torch.full((len(rows), width), -100)
     att = torch.zeros((len(rows), width), dtype=torch.long)
-    for i, (r, l) in enumerate(zip(rows, labels)):
+    for i, (r, lb) in enumerate(zip(rows, labels, strict=True)):
         ids[i, : len(r)] = torch.tensor(r)
-        lab[i, : len(l)] = torch.tensor(l)
+        lab[i, : len(lb)] = torch.tensor(lb)
         att[i, : len(r)] = 1
     return {"input_ids": ids, "attention_mask": att, "labels": lab}
 

@@ -29,7 +29,7 @@ class VectorLayout:
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
     @classmethod
-    def of(cls, model: PeftModel) -> "VectorLayout":
+    def of(cls, model: PeftModel) -> VectorLayout:
         params = sorted((n, tuple(p.shape)) for n, p in model.named_parameters() if p.requires_grad)
         if not params:
             raise ValueError("model has no trainable parameters: was the adapter attached?")
@@ -47,7 +47,7 @@ def load_vector(model: PeftModel, layout: VectorLayout, vector: np.ndarray) -> N
     named = dict(model.named_parameters())
     offset = 0
     with torch.no_grad():
-        for name, shape in zip(layout.names, layout.shapes):
+        for name, shape in zip(layout.names, layout.shapes, strict=True):
             n = int(np.prod(shape))
             chunk = torch.from_numpy(np.ascontiguousarray(vector[offset : offset + n], dtype=np.float32))
             named[name].copy_(chunk.reshape(shape))

@@ -68,7 +68,7 @@ class ClientNoise:
     weight_bound: float
 
     @classmethod
-    def for_round(cls, std: float, weight_max: float, delta_clip: float, dim: int) -> "ClientNoise":
+    def for_round(cls, std: float, weight_max: float, delta_clip: float, dim: int) -> ClientNoise:
         """``dim`` counts the data coordinates and the weight."""
         k = TAIL * std
         return cls(std=std, weight_max=weight_max, delta_clip=delta_clip, weight_offset=k,

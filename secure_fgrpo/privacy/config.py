@@ -11,9 +11,12 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from ..configio import ConfigError
+
+if TYPE_CHECKING:
+    from ..grpo.trainer import LocalSteps
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +94,13 @@ class ClientLevelConfig:
             raise ConfigError(f"{p}.accountant", f"must be 'rdp' or 'prv', got {self.accountant!r}")
 
 
+def target_epsilon(cfg: ExampleLevelConfig | ClientLevelConfig) -> float:
+    """The ε to calibrate noise for when ``noise_multiplier`` is unset (_budget requires one of them)."""
+    if cfg.epsilon is None:
+        raise ValueError("neither epsilon nor noise_multiplier is set")
+    return cfg.epsilon
+
+
 @dataclass(frozen=True)
 class PrivacyConfig:
     example_level: ExampleLevelConfig | None = None
@@ -120,6 +130,12 @@ class ExampleDPSettings:
             raise ValueError(f"max_grad_norm must be > 0, got {self.max_grad_norm}")
         if not 0 < self.sample_rate <= 1:
             raise ValueError(f"sample_rate must be in (0, 1], got {self.sample_rate}")
+
+    def make_private(self, steps: LocalSteps, pool_size: int) -> LocalSteps:
+        """What grpo/trainer.py's train_round calls with ``dp=``: the private steps (dpsgd.py)."""
+        from .dpsgd import make_private
+
+        return make_private(steps, self, pool_size)
 
 
 def check_records(key: str, delta: float, records: int, who: str) -> None:

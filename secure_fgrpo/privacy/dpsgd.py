@@ -10,12 +10,20 @@ normalisation of dapo would couple them). Prompts are Poisson-sampled with rate 
 with no informative group still adds its noise: whether a step happened must not depend on data.
 
 Noise and sampling use :class:`SecureRandom` (secret, not seeded).
+
+``make_private`` wraps the local loop's plain steps (grpo/trainer.py's LocalSteps) the way
+Opacus' ``make_private`` wraps an optimizer: the loop runs the private steps unchanged.
 """
 
 from __future__ import annotations
 
+import functools
+import logging
+import math
+import operator
 import warnings
-from typing import Sequence, TypeVar
+from collections.abc import Sequence
+from typing import TypeVar
 
 import torch
 from opacus import GradSampleModule
@@ -23,17 +31,20 @@ from opacus.optimizers import DPOptimizer
 from opacus.optimizers.optimizer import _check_processed_flag, _mark_as_processed
 
 from ..grpo.loss import LossConfig, LossOutput, policy_loss
+from ..grpo.trainer import LocalSteps, RoundResult, _private_result
+from ..tasks.base import Problem
 from .config import ExampleDPSettings
 from .noise import SecureRandom
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 class _SecureNoiseDPOptimizer(DPOptimizer):
     """Opacus' DPOptimizer with its Gaussian noise drawn from a cryptographic stream."""
 
     def __init__(self, optimizer: torch.optim.Optimizer, *, source: SecureRandom, **kwargs: object) -> None:
-        super().__init__(optimizer, **kwargs)  # type: ignore[arg-type]
+        super().__init__(optimizer, **kwargs)
         self._source = source
 
     def add_noise(self) -> None:
@@ -69,7 +80,7 @@ class GroupDPSGD:
     def sample(self, pool: Sequence[T]) -> list[T]:
         """Poisson sampling: each prompt independently with probability q (secret coins)."""
         keep = self.random.bernoulli(len(pool), self.settings.sample_rate)
-        return [p for p, k in zip(pool, keep) if k]
+        return [p for p, k in zip(pool, keep, strict=True) if k]
 
     def step(self, logps: torch.Tensor, old_logps: torch.Tensor | None, advantages: torch.Tensor,
              mask: torch.Tensor, cfg: LossConfig, ref_logps: torch.Tensor | None, group_size: int) -> LossOutput:
@@ -78,8 +89,8 @@ class GroupDPSGD:
         if n == 0 or n % group_size:
             raise ValueError(f"{n} rows is not a positive multiple of group_size={group_size}")
         old = logps.detach() if old_logps is None else old_logps
-        loss = sum(group_loss(logps, old, advantages, mask, cfg, ref_logps, k, group_size)
-                   for k in range(n // group_size))
+        loss = functools.reduce(operator.add, (group_loss(logps, old, advantages, mask, cfg, ref_logps, k, group_size)
+                                                for k in range(n // group_size)))
         with torch.no_grad():  # the usual whole-batch diagnostics; no gradient flows from them
             report = policy_loss(logps.detach(), old, advantages, mask, cfg, ref_logps)
         self.optimizer.zero_grad(set_to_none=True)
@@ -109,16 +120,16 @@ class GroupDPSGD:
         """A step with no record in it: pure noise, taken so the step count does not leak."""
         self.optimizer.zero_grad(set_to_none=True)
         for p in self.params:
-            p.grad_sample = p.new_zeros((0, *p.shape))
+            p.grad_sample = p.new_zeros((0, *p.shape))  # type: ignore[attr-defined]  # Opacus' attribute
         self.optimizer.step()
         self.noisy_steps += 1
 
     def _per_group(self, g: int) -> None:
         for p in self.params:
-            gs = p.grad_sample
+            gs = p.grad_sample  # type: ignore[attr-defined]  # Opacus' attribute
             if isinstance(gs, list):  # several forward passes before one backward: not our loop
                 raise RuntimeError("one forward pass per DP step expected")
-            p.grad_sample = gs.view(gs.shape[0] // g, g, *gs.shape[1:]).sum(dim=1)
+            p.grad_sample = gs.view(gs.shape[0] // g, g, *gs.shape[1:]).sum(dim=1)  # type: ignore[attr-defined]
 
     def close(self) -> None:
         self.module.cleanup()  # removes the hooks and Opacus' attributes
@@ -139,5 +150,56 @@ def group_loss(logps: torch.Tensor, old: torch.Tensor, advantages: torch.Tensor,
 def record_moments(rewards: torch.Tensor, g: int, bound: float) -> tuple[list[float], list[float]]:
     """Per record (group of g completions): the mean of its rewards clipped to [0, bound] and
     scaled to [0, 1], and the mean of their squares — each record's whole, bounded contribution."""
-    x = (rewards.view(-1, g).double() / bound).clamp(0.0, 1.0)
+    x = (rewards.reshape(rewards.numel() // g, g).double() / bound).clamp(0.0, 1.0)
     return x.mean(dim=1).tolist(), (x * x).mean(dim=1).tolist()
+
+
+class PrivateSteps(LocalSteps):
+    """The local loop's steps under example-level DP-SGD (one record = one prompt's group)."""
+
+    shares_prefix_in_loss = False  # Opacus records per-sample gradients from one row per completion
+
+    def __init__(self, steps: LocalSteps, settings: ExampleDPSettings, pool_size: int,
+                 source: SecureRandom | None = None) -> None:
+        super().__init__(steps.model, steps.optimizer, steps.cfg, steps.rng)
+        self.settings, self.pool_size = settings, pool_size
+        self.engine = GroupDPSGD(settings, steps.model, steps.optimizer, pool_size, source)
+
+    def sample(self, pool: list[Problem]) -> list[Problem]:
+        return self.engine.sample(pool)
+
+    def trim(self, keep: list[int]) -> list[int]:
+        return keep  # a cap would make one record's presence depend on the others
+
+    def observe(self, rewards: torch.Tensor, group_size: int) -> None:
+        if self.settings.reward_noise is not None:  # FGRPO's weights need the reward statistics
+            self.engine.release_moments(*record_moments(rewards, group_size, self.settings.reward_bound))
+
+    def skip(self) -> None:
+        self.engine.empty_step()  # whether a step happened must not depend on the data
+
+    def update(self, logps: torch.Tensor, old: torch.Tensor | None, adv: torch.Tensor, mask: torch.Tensor,
+               ref: torch.Tensor | None, group_size: int) -> LossOutput:
+        return self.engine.step(logps, old, adv, mask, self.cfg.loss, ref, group_size)
+
+    def finish(self, rewards: list[float], groups: int, steps: list[dict[str, float]]) -> RoundResult:
+        """n_i is the public expected batch, never the data-dependent count of trained groups."""
+        self.engine.close()
+        dp, expected = self.settings, self.cfg.steps * self.settings.sample_rate * self.pool_size
+        if dp.reward_noise is not None:
+            noise_sd = math.sqrt(self.cfg.steps) * dp.reward_noise / expected  # of the mean, in [0, 1] units
+            return _private_result(self.engine.released, expected, noise_sd, dp.reward_bound, steps)
+        # Weights that read no reward ('uniform', 'fedavg'): the local statistics stay in the client's own log.
+        t = torch.tensor(rewards)
+        return RoundResult(mean_reward=t.mean().item() if len(t) else 0.0,
+                           reward_std=t.std().item() if len(t) > 1 else 0.0, groups=round(expected), steps=steps)
+
+
+def make_private(steps: LocalSteps, settings: ExampleDPSettings, pool_size: int,
+                 source: SecureRandom | None = None) -> PrivateSteps:
+    """The private version of a round's plain steps (same model and optimizer, Opacus-wrapped)."""
+    if steps.cfg.shared_prefix:
+        log.info("grpo.shared_prefix: the loss pass runs the plain forward under DP-SGD (Opacus records "
+                 "per-sample gradients from one forward with one row per completion); the no-grad "
+                 "log-prob passes still share the prefix")
+    return PrivateSteps(steps, settings, pool_size, source)

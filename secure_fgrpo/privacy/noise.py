@@ -16,9 +16,8 @@ of the log-pmf that does not cancel, so means up to 2^50 stay exact to float rou
 
 from __future__ import annotations
 
-import os
-
 import math
+import os
 
 import numpy as np
 import torch

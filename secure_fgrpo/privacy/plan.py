@@ -30,11 +30,11 @@ from ..configio import ConfigError
 from ..gain import uses_rewards
 from ..rounds import participants_per_round, threshold_for
 from ..secure_sum.base import SumSpec
-from ..secure_sum.masked.fixedpoint import max_quantum
+from ..secure_sum.masked import max_quantum
 from . import skellam
 from .accountant import Budget, noise_for
 from .client_dp import ClientNoise, SkellamNoise, sensitivity, share_std
-from .config import ClientLevelConfig, ExampleDPSettings, ExampleLevelConfig, check_records
+from .config import ClientLevelConfig, ExampleDPSettings, ExampleLevelConfig, check_records, target_epsilon
 
 
 class ClientLevelPlan:
@@ -47,12 +47,12 @@ class ClientLevelPlan:
         self.sensitivity = sensitivity(self.weight_max, self.delta_clip)
         z = cfg.noise_multiplier
         if z is None:
-            z = noise_for(cfg.epsilon, cfg.delta, self.sample_rate, run.federation.rounds, cfg.accountant)
+            z = noise_for(target_epsilon(cfg), cfg.delta, self.sample_rate, run.federation.rounds, cfg.accountant)
         self.noise_multiplier = z
         self.budget = Budget(z, self.sample_rate, 1, cfg.delta, cfg.accountant, cfg.epsilon)
 
     @classmethod
-    def build(cls, run: Any, dim: int | None = None) -> "ClientLevelPlan | SkellamPlan | None":
+    def build(cls, run: Any, dim: int | None = None) -> ClientLevelPlan | SkellamPlan | None:
         """``dim``: the summed vector's length (adapter size + 1), which Skellam needs."""
         cfg = run.privacy.client_level
         if cfg is None:
@@ -76,7 +76,7 @@ class ClientLevelPlan:
         std = share_std(self.sigma, self.cfg.mechanism, spec.threshold)
         return ClientNoise.for_round(std, self.weight_max, self.delta_clip, spec.dim)
 
-    def finish_sum(self, noise: ClientNoise, total: np.ndarray, contributors: int) -> np.ndarray:
+    def finish_sum(self, noise: ClientNoise | SkellamNoise, total: np.ndarray, contributors: int) -> np.ndarray:
         """Remove the weight offsets and floor the noised sum of weights at σ: below one noise
         std the denominator carries no signal, and dividing by a value near 0 would blow the
         data noise up without bound (post-processing of public values: free of privacy cost)."""
@@ -108,7 +108,7 @@ class SkellamPlan:
         def mu_for(l2: float, l1: float) -> float:
             if z is not None:
                 return (z * l2) ** 2 / 2.0
-            return skellam.mu_for_epsilon(cfg.epsilon, cfg.delta, l2, l1, rounds)
+            return skellam.mu_for_epsilon(target_epsilon(cfg), cfg.delta, l2, l1, rounds)
 
         try:
             cal = skellam.calibrate(self.sensitivity, dim, self.t, max_quantum(self.k, bits), mu_for, scale)
@@ -136,7 +136,7 @@ class SkellamPlan:
                                f"plan was calibrated for {(self.k, self.t, self.dim)}")
         return self._noise
 
-    def finish_sum(self, noise: SkellamNoise, total: np.ndarray, contributors: int) -> np.ndarray:
+    def finish_sum(self, noise: ClientNoise | SkellamNoise, total: np.ndarray, contributors: int) -> np.ndarray:
         """Floor the noised sum of weights at σ, as ClientLevelPlan.finish_sum does."""
         out = noise.remove_offset(total, contributors)
         out[-1] = max(float(out[-1]), self.sigma)
@@ -165,7 +165,8 @@ class ExampleLevelPlan:
         if cfg.noise_multiplier is not None:
             z = cfg.noise_multiplier
         else:
-            z = noise_for(cfg.epsilon, cfg.delta, q, run.federation.rounds * grpo.steps, cfg.accountant) * factor
+            steps = run.federation.rounds * grpo.steps
+            z = noise_for(target_epsilon(cfg), cfg.delta, q, steps, cfg.accountant) * factor
         # Rewards lie in [0, scale] (tasks/base.py RewardSpec); the bound never changes ε, so a
         # plan built for the config alone (the audit's "(config)") takes 1.
         bound = next((c.reward.scale for c in run.clients if c.name == client), 1.0)
@@ -174,7 +175,7 @@ class ExampleLevelPlan:
         self.budget = Budget(z / factor, q, grpo.steps, cfg.delta, cfg.accountant, cfg.epsilon)
 
     @classmethod
-    def build(cls, run: Any, pool_size: int, client: str) -> "ExampleLevelPlan | None":
+    def build(cls, run: Any, pool_size: int, client: str) -> ExampleLevelPlan | None:
         cfg = run.privacy.example_level
         return None if cfg is None else cls(cfg, run, pool_size, client)
 

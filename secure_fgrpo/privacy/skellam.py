@@ -27,8 +27,8 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 
@@ -37,7 +37,7 @@ from .noise import POISSON_MAX, SecureRandom
 log = logging.getLogger(__name__)
 
 BETA = math.exp(-0.5)  # rounding failure bound per draw (the papers' experiments use this)
-ORDERS = tuple(range(2, 129)) + (160, 192, 256, 384, 512, 768, 1024)  # integer α only
+ORDERS = (*range(2, 129), 160, 192, 256, 384, 512, 768, 1024)  # integer α only
 TAIL_LOG2 = 100  # a client's noise exceeds its word headroom with probability < 2^-100 per coordinate
 MAX_TRIES = 1000  # re-draws of the rounding; each fails with probability ≤ β
 

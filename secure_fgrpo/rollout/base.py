@@ -6,9 +6,14 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
-from transformers import PreTrainedModel, PreTrainedTokenizerBase
+from transformers import PreTrainedTokenizerBase
+
+if TYPE_CHECKING:
+    from ..model.lora import CausalLM
+
 
 
 @dataclass
@@ -43,5 +48,5 @@ class SamplingSpec:
 
 class RolloutBackend(ABC):
     @abstractmethod
-    def generate(self, model: PreTrainedModel, tok: PreTrainedTokenizerBase, prompts: list[str],
+    def generate(self, model: CausalLM, tok: PreTrainedTokenizerBase, prompts: list[str],
                  group_size: int, sampling: SamplingSpec, seed: int) -> RolloutBatch: ...

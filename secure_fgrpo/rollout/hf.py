@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, cast
+
 import torch
-from transformers import PreTrainedModel, PreTrainedTokenizerBase
+from transformers import PreTrainedTokenizerBase
 
 from ..model.chat import encode_prompts
 from .base import RolloutBackend, RolloutBatch, SamplingSpec
 
+if TYPE_CHECKING:
+    from ..model.lora import CausalLM
+
 
 class HFRollout(RolloutBackend):
-    def generate(self, model: PreTrainedModel, tok: PreTrainedTokenizerBase, prompts: list[str],
+    def generate(self, model: CausalLM, tok: PreTrainedTokenizerBase, prompts: list[str],
                  group_size: int, sampling: SamplingSpec, seed: int) -> RolloutBatch:
         enc = encode_prompts(tok, [p for p in prompts for _ in range(group_size)])
         ids, att = enc["input_ids"].to(model.device), enc["attention_mask"].to(model.device)
@@ -21,7 +26,7 @@ class HFRollout(RolloutBackend):
         gpu = [model.device] if model.device.type == "cuda" else []
         with torch.random.fork_rng(devices=gpu), torch.no_grad():
             torch.manual_seed(seed)
-            seq = model.generate(
+            seq = model.generate(  # type: ignore[operator]  # PeftModel forwards generate to its base model
                 input_ids=ids, attention_mask=att,
                 do_sample=True, temperature=sampling.temperature, top_k=0, top_p=1.0,
                 max_new_tokens=sampling.max_new_tokens, suppress_tokens=never or None,
@@ -45,9 +50,9 @@ def _assemble(tok: PreTrainedTokenizerBase, seq: torch.Tensor, prompt_att: torch
     mask = (steps <= first_eos.unsqueeze(1)).long()
     mask = torch.where(finished.unsqueeze(1), mask, (steps < max_new).long())
     comp = torch.where(mask.bool(), comp, torch.full_like(comp, tok.pad_token_id))
-    texts = []
-    for row, end in zip(comp.tolist(), first_eos.tolist()):
-        texts.append(tok.decode(row[: min(end, max_new)], skip_special_tokens=True))
+    texts: list[str] = []
+    for row, end in zip(comp.tolist(), first_eos.tolist(), strict=True):
+        texts.append(cast(str, tok.decode(row[: min(end, max_new)], skip_special_tokens=True)))  # one row: a str
     return RolloutBatch(
         sequences=torch.cat([seq[:, :prompt_len], comp], 1),
         attention_mask=torch.cat([prompt_att, mask], 1),

@@ -16,16 +16,16 @@ def make_backend(name: str, options: dict[str, Any] | None = None) -> Backend:
     options = dict(options or {})
     if name == "plaintext":
         if options:
-            raise ValueError(f"secure_sum: unknown option(s) for plaintext: {', '.join(sorted(options))}")
+            raise ValueError(f"secure_sum.options: unknown option(s) for plaintext: {', '.join(sorted(options))}")
         from .plaintext import PlaintextBackend
 
         return PlaintextBackend()
     if name == "masked":
-        from .masked import MaskedBackend  # type: ignore[attr-defined]
+        from .masked import MaskedBackend
 
         return MaskedBackend(**options)
     if name == "ckks":
-        from .ckks import CKKSBackend  # type: ignore[attr-defined]
+        from .ckks import CKKSBackend
 
         return CKKSBackend(**options)
     raise ValueError(f"secure_sum.backend: unknown backend {name!r}; choose one of {', '.join(BACKENDS)}")

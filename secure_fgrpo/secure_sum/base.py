@@ -223,5 +223,5 @@ class Backend(ABC):
     @abstractmethod
     def client(self, name: str, spec: SumSpec, state_dir: Path) -> SumClient: ...
 
-    def setup(self, run_dir: Path, clients: list[str]) -> None:
+    def setup(self, run_dir: Path, clients: list[str]) -> None:  # noqa: B027 (optional hook, not abstract)
         """One-time federation set-up (e.g. key generation). Default: nothing to do."""

@@ -17,9 +17,9 @@ import logging
 import os
 import re
 import stat
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
@@ -142,7 +142,8 @@ def create_party(state_dir: Path, name: str) -> Party:
     check_name(name)
     for path in (identity_path(state_dir), sealing_path(state_dir), entry_path(state_dir)):
         if path.exists():
-            raise KeyFileError(f"{path} already exists: {state_dir} holds an identity; keep it or choose another folder")
+            raise KeyFileError(
+                f"{path} already exists: {state_dir} holds an identity; keep it or choose another folder")
     if not Path(state_dir).exists():
         Path(state_dir).mkdir(parents=True, mode=0o700)  # a folder we create is private from the start
     party = Party(name, Ed25519PrivateKey.generate(), X25519PrivateKey.generate())
@@ -268,14 +269,19 @@ def load_roster_entries(path: Path) -> dict[str, RosterEntry]:
     try:
         doc = _read_json(path)
     except KeyFileError as err:
-        raise KeyFileError(f"secure_sum.roster: {err}") from None
-    if (not isinstance(doc, dict) or doc.get("version") not in (1, ROSTER_VERSION)
-            or not isinstance(doc.get("clients"), dict)):
-        raise KeyFileError(f"secure_sum.roster: {path} must be {{'version': 2, 'clients': {{name: "
-                           "{'ed25519': hex, 'x25519': hex}}}}")
+        raise KeyFileError(f"secure_sum.options.roster: {err}") from None
+    if (
+        not isinstance(doc, dict)
+        or doc.get("version") not in (1, ROSTER_VERSION)
+        or not isinstance(doc.get("clients"), dict)
+    ):
+        raise KeyFileError(
+            f"secure_sum.options.roster: {path} must be {{'version': 2, 'clients': {{name: "
+            "{'ed25519': hex, 'x25519': hex}}}}"
+        )
     if not doc["clients"]:
-        raise KeyFileError(f"secure_sum.roster: {path} names no party")
-    where = f"secure_sum.roster: {path}"
+        raise KeyFileError(f"secure_sum.options.roster: {path} names no party")
+    where = f"secure_sum.options.roster: {path}"
     if doc["version"] == 1 and not all(isinstance(v, str) for v in doc["clients"].values()):
         raise KeyFileError(f"{where}: a version-1 roster maps each name to one hex key")
     entries = {n: RosterEntry.from_json(n, v, where) for n, v in doc["clients"].items()}

@@ -34,7 +34,9 @@ class PlaintextServer(SumServer):
         vectors = {}
         for sender, msg in sorted(inbound.items()):
             if len(msg.payload) != 8 * self.spec.dim:
-                raise ProtocolError(sender, stage, f"payload has {len(msg.payload)} bytes, expected {8 * self.spec.dim}")
+                raise ProtocolError(
+                    sender, stage, f"payload has {len(msg.payload)} bytes, expected {8 * self.spec.dim}"
+                )
             if sender in self._contributors:
                 raise ProtocolError(sender, stage, "second input in the same round (replay)")
             vec = np.frombuffer(msg.payload, dtype="<f8")

@@ -54,8 +54,8 @@ class MultipleChoice(TaskFamily):
         correct = rng.randint(*finding.abnormal)
         normal = rng.sample(range(finding.normal[0], finding.normal[1] + 1), len(self.letters) - 1)
         slot = rng.randrange(len(self.letters))
-        values = normal[:slot] + [correct] + normal[slot:]
-        options = " ".join(f"{letter}){finding.show(v)}" for letter, v in zip(self.letters, values))
+        values = [*normal[:slot], correct, *normal[slot:]]
+        options = " ".join(f"{letter}){finding.show(v)}" for letter, v in zip(self.letters, values, strict=True))
         prompt = f"{finding.name}? {options}="
         return Problem(prompt=prompt, answer=self.letters[slot], family=self.name)
 

@@ -6,7 +6,7 @@ exact answer always comes from the calculator itself (tasks/medcalc.py), never f
 from __future__ import annotations
 
 import random
-from typing import Callable
+from collections.abc import Callable
 
 Inputs = dict[str, object]
 Writer = Callable[[random.Random], tuple[Inputs, str]]
@@ -39,7 +39,8 @@ def _a(age: int) -> str:
 
 
 def _opening(r: random.Random, age: int, noun: str) -> str:
-    return f"{_a(age)} {age}-year-old {noun} presents with {r.choice(_COMPLAINTS)}. Current medications: {r.choice(_MEDS)}."
+    return (f"{_a(age)} {age}-year-old {noun} presents with {r.choice(_COMPLAINTS)}. "
+            f"Current medications: {r.choice(_MEDS)}.")
 
 
 def _noise(r: random.Random, k: int = 2) -> str:
@@ -120,7 +121,7 @@ def fib4(r: random.Random) -> tuple[Inputs, str]:
 
 
 def child_pugh(r: random.Random) -> tuple[Inputs, str]:
-    age, _, noun, pron = _person(r, 35, 80)
+    age, _, noun, _pron = _person(r, 35, 80)
     bili, alb, inr = r.randint(5, 45) / 10, r.randint(20, 42) / 10, r.randint(9, 28) / 10
     ascites = r.choice(("Absent", "Slight", "Moderate"))
     enceph = r.choice(("No Encephalopathy", "Grade 1-2", "Grade 3-4"))

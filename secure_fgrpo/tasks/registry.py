@@ -10,8 +10,8 @@ from secure_fgrpo.tasks.base import Problem, TaskFamily
 from secure_fgrpo.tasks.choice import MultipleChoice
 from secure_fgrpo.tasks.dose import DoseTotal
 from secure_fgrpo.tasks.generic import GenericNumeric, GenericYesNo
-from secure_fgrpo.tasks.medcalc import CALCULATOR_FAMILIES, SPECIALTY_FAMILIES
 from secure_fgrpo.tasks.heldout import Space, sample_in_space
+from secure_fgrpo.tasks.medcalc import CALCULATOR_FAMILIES, SPECIALTY_FAMILIES
 from secure_fgrpo.tasks.unit import UnitConversion
 from secure_fgrpo.tasks.vitals import VitalThreshold
 

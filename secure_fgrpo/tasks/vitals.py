@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import operator
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from secure_fgrpo.tasks.base import Problem, TaskFamily
 from secure_fgrpo.tasks.formats import NO, YES, extract_yesno, flip

@@ -10,6 +10,16 @@ from .params import PRESETS, ParamSet, weights_params
 from .server import CKKSServer
 
 __all__ = [
-    "CKKSBackend", "CKKSClient", "CKKSServer", "PRESETS", "ParamSet", "client_dir", "init_keys",
-    "open_for_institution", "seal_for_institution", "server_dir", "server_weight_input", "weights_params",
+    "PRESETS",
+    "CKKSBackend",
+    "CKKSClient",
+    "CKKSServer",
+    "ParamSet",
+    "client_dir",
+    "init_keys",
+    "open_for_institution",
+    "seal_for_institution",
+    "server_dir",
+    "server_weight_input",
+    "weights_params",
 ]

@@ -54,27 +54,27 @@ class CKKSBackend(Backend):
     def __init__(self, **options: Any) -> None:
         unknown = sorted(set(options) - set(OPTIONS))
         if unknown:
-            raise ValueError(f"secure_sum: unknown option(s) for ckks: {', '.join(unknown)} "
+            raise ValueError(f"secure_sum.options: unknown option(s) for ckks: {', '.join(unknown)} "
                              f"(known: {', '.join(OPTIONS)})")
         reveal = options.get("reveal", "server-learns-sum")
         weights = options.get("weights", "client")
         if reveal not in REVEALS:
-            raise ValueError(f"secure_sum.reveal: {reveal!r} is not one of {', '.join(REVEALS)}")
+            raise ValueError(f"secure_sum.options.reveal: {reveal!r} is not one of {', '.join(REVEALS)}")
         if weights not in WEIGHTS:
-            raise ValueError(f"secure_sum.weights: {weights!r} is not one of {', '.join(WEIGHTS)}")
+            raise ValueError(f"secure_sum.options.weights: {weights!r} is not one of {', '.join(WEIGHTS)}")
         decryptors = options.get("decryptors", 1)
         if isinstance(decryptors, bool) or not isinstance(decryptors, int) or decryptors < 1:
-            raise ValueError(f"secure_sum.decryptors must be an integer >= 1, got {decryptors!r}")
+            raise ValueError(f"secure_sum.options.decryptors must be an integer >= 1, got {decryptors!r}")
         degree = options.get("poly_degree", 15)
         if isinstance(degree, bool) or not isinstance(degree, int) or not 1 <= degree <= 31:
-            raise ValueError(f"secure_sum.poly_degree must be an integer in [1, 31], got {degree!r}")
+            raise ValueError(f"secure_sum.options.poly_degree must be an integer in [1, 31], got {degree!r}")
         self.approx: ExpApprox | None = None
         self.tau = self.gain_clip = 0.0
         if weights == "server":
             for key in ("tau", "gain_clip"):
                 v = options.get(key)
                 if isinstance(v, bool) or not isinstance(v, int | float) or not v > 0:
-                    raise ValueError(f"secure_sum.{key}: weights = 'server' needs a number > 0, got {v!r}")
+                    raise ValueError(f"secure_sum.options.{key}: weights = 'server' needs a number > 0, got {v!r}")
             self.tau, self.gain_clip = float(options["tau"]), float(options["gain_clip"])
             self.approx = ExpApprox.fit(self.gain_clip, self.tau, degree)
             log.info("exp(g/tau) approximation: degree %d, max relative error %.2e",
@@ -82,18 +82,18 @@ class CKKSBackend(Backend):
         else:
             stray = sorted(k for k in ("tau", "gain_clip", "poly_degree") if k in options)
             if stray:
-                raise ValueError(f"secure_sum: option(s) {', '.join(stray)} only apply to weights = 'server'")
+                raise ValueError(f"secure_sum.options: option(s) {', '.join(stray)} only apply to weights = 'server'")
         self.params: ParamSet = resolve(options.get("params"), options.get("scheme"), weights, degree)
         if self.params.scheme == "ckks" and reveal == "server-learns-sum":
-            raise ValueError("secure_sum.scheme: CKKS with reveal = 'server-learns-sum' is refused: the server would "
-                             "receive an approximate decryption, from which it solves for the secret key (Li and "
-                             "Micciancio 2021). Use reveal = 'server-blind' with CKKS (weights = 'server' needs it), "
-                             "or scheme = 'bfv' (exact decryption) to let the server learn the sum")
+            raise ValueError("secure_sum.options.scheme: CKKS with reveal = 'server-learns-sum' is refused: the "
+                             "server would receive an approximate decryption, from which it solves for the secret "
+                             "key (Li and Micciancio 2021). Use reveal = 'server-blind' with CKKS (weights = "
+                             "'server' needs it), or scheme = 'bfv' (exact decryption) to let the server learn the sum")
         self.degree = degree
         self.mode = Mode(reveal, weights, decryptors)
         roster = options.get("roster")
         if roster is not None and not isinstance(roster, str | Path):
-            raise ValueError(f"secure_sum.roster must be a path, got {roster!r}")
+            raise ValueError(f"secure_sum.options.roster must be a path, got {roster!r}")
         self.roster_path: Path | None = Path(roster) if roster is not None else None
         self._roster: dict[str, Ed25519PublicKey] | None = load_roster(self.roster_path) if self.roster_path else None
 
@@ -113,7 +113,7 @@ class CKKSBackend(Backend):
         if self._roster is not None:
             missing = sorted(set(clients) - set(self._roster))
             if missing:
-                raise ValueError(f"secure_sum.roster {self.roster_path} has no key for {', '.join(missing)}")
+                raise ValueError(f"secure_sum.options.roster {self.roster_path} has no key for {', '.join(missing)}")
             return
         keys = {n: ensure_party(client_dir(run_dir, n), n).entry() for n in clients}
         self.roster_path = server_dir(run_dir) / SUBDIR / ROSTER_FILE
@@ -123,10 +123,10 @@ class CKKSBackend(Backend):
     def _binding(self, spec: SumSpec, keys: KeyMaterial) -> Binding:
         if self._roster is None:
             raise ValueError("secure_sum: the ckks backend signs every input and needs a roster: set "
-                             "secure_sum.roster or call setup(run_dir, clients) first")
+                             "secure_sum.options.roster or call setup(run_dir, clients) first")
         missing = [p for p in spec.participants if p not in self._roster]
         if missing:
-            raise ValueError(f"secure_sum.roster has no key for participant(s) {', '.join(missing)}")
+            raise ValueError(f"secure_sum.options.roster has no key for participant(s) {', '.join(missing)}")
         mode = {"reveal": self.mode.reveal, "weights": self.mode.weights, "decryptors": self.mode.decryptors,
                 "tau": float(self.tau).hex(), "gain_clip": float(self.gain_clip).hex(),
                 "poly_degree": self.degree if self.approx else 0}

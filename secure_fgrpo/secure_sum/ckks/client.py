@@ -20,8 +20,7 @@ from ..base import SERVER, Message, ProtocolError, SumClient, SumSpec
 from .binding import Binding, body_digest
 from .codec import Codec
 from .server import DECRYPT, INPUT, KIND_CIPHERTEXTS, KIND_DECRYPT_REQ, KIND_ENC_SUM, KIND_PLAIN_SUM, Mode
-from .wire import (KIND_DECRYPT, KIND_INPUT, KIND_SUM, SIGNATURE_BYTES, Bundle, WireError, decode_bundle,
-                   encode_bundle)
+from .wire import KIND_DECRYPT, KIND_INPUT, KIND_SUM, SIGNATURE_BYTES, Bundle, WireError, decode_bundle, encode_bundle
 
 
 def server_weight_input(scaled_delta: np.ndarray, base_weight: float, gain: float) -> np.ndarray:
@@ -114,10 +113,10 @@ class CKKSClient(SumClient):
         if len(b.names) < self.spec.threshold:
             raise ProtocolError(SERVER, DECRYPT, f"sum over {len(b.names)} contributor(s), threshold is "
                                                  f"{self.spec.threshold}")
-        mine = dict(zip(b.names, b.attestations)).get(self.name)
+        mine = dict(zip(b.names, b.attestations, strict=True)).get(self.name)
         if mine is None or mine[:32] != self._sent:
             raise ProtocolError(SERVER, DECRYPT, "the sum does not list the input this client signed")
-        for name, att in zip(b.names, b.attestations):
+        for name, att in zip(b.names, b.attestations, strict=True):
             if not self.binding.verify(name, att[:32], att[32:]):
                 raise ProtocolError(SERVER, DECRYPT, f"contributor {name!r} has no valid signature on an input "
                                                      "of this round")

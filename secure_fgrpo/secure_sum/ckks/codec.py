@@ -219,7 +219,7 @@ class Codec:
         ct = seal.Ciphertext()
         try:
             self.io.load(ct, self.ctx, blob)
-        except Exception:  # SEAL raises several types for invalid data  # noqa: BLE001
+        except Exception:  # SEAL raises several types for invalid data
             raise ValueError(f"{what}: not a valid ciphertext for this context (other parameters or corrupt)") from None
         if tuple(ct.parms_id()) != level.parms_id:
             raise ValueError(f"{what}: ciphertext at the wrong level or from another context")

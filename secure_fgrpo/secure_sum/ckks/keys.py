@@ -23,9 +23,10 @@ import base64
 import json
 import logging
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import tenseal as ts
 import tenseal.sealapi as seal
@@ -256,7 +257,8 @@ def open_sealed(state_dir: Path, roster: Mapping[str, RosterEntry], envelope: Pa
         doc = json.loads(Path(envelope).read_text())
         sender, recipient, key_id = doc["from"], doc["to"], bytes.fromhex(doc["key_id"])
         params, relin = params or PRESETS[doc["params"]], doc["relin"]
-        sealed, signature = base64.b64decode(doc["sealed"], validate=True), base64.b64decode(doc["signature"], validate=True)
+        sealed = base64.b64decode(doc["sealed"], validate=True)
+        signature = base64.b64decode(doc["signature"], validate=True)
     except FileNotFoundError:
         raise KeyMaterialError(f"{where} does not exist") from None
     except (ValueError, KeyError, TypeError) as err:
@@ -278,7 +280,7 @@ def open_sealed(state_dir: Path, roster: Mapping[str, RosterEntry], envelope: Pa
         raise KeyMaterialError(f"{where}: {err}") from None
     try:
         private = ts.context_from(secret, n_threads=1).is_private()
-    except Exception:  # noqa: BLE001 - TenSEAL raises several types for a malformed context
+    except Exception:
         private = False
     if not private:
         raise KeyMaterialError(f"{where} holds no secret TenSEAL context")

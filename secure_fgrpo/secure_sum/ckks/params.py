@@ -135,19 +135,19 @@ def resolve(name: str | None, scheme: str | None, weights: str, degree: int) -> 
     """Pick the parameter set from the backend options; refuse inconsistent combinations."""
     if weights == "server":
         if scheme not in (None, "ckks"):
-            raise ParamsError("secure_sum.scheme: weights = 'server' needs CKKS (polynomial evaluation)")
+            raise ParamsError("secure_sum.options.scheme: weights = 'server' needs CKKS (polynomial evaluation)")
         wp = weights_params(degree)
         if name not in (None, wp.name):
-            raise ParamsError(f"secure_sum.params: weights = 'server' uses {wp.name!r} "
+            raise ParamsError(f"secure_sum.options.params: weights = 'server' uses {wp.name!r} "
                               f"(derived from poly_degree), got {name!r}")
         return wp
     if scheme is not None and scheme not in DEFAULT_FOR_SCHEME:
-        raise ParamsError(f"secure_sum.scheme: {scheme!r} is not one of 'bfv', 'ckks'")
+        raise ParamsError(f"secure_sum.options.scheme: {scheme!r} is not one of 'bfv', 'ckks'")
     if name is None:
         return PRESETS[DEFAULT_FOR_SCHEME[scheme or "bfv"]]
     if name not in PRESETS:
-        raise ParamsError(f"secure_sum.params: unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
+        raise ParamsError(f"secure_sum.options.params: unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
     chosen = PRESETS[name]
     if scheme is not None and chosen.scheme != scheme:
-        raise ParamsError(f"secure_sum.params: preset {name!r} is {chosen.scheme}, but scheme = {scheme!r}")
+        raise ParamsError(f"secure_sum.options.params: preset {name!r} is {chosen.scheme}, but scheme = {scheme!r}")
     return chosen

@@ -8,6 +8,7 @@ module-level state. Only ciphertexts and public objects pass through here, never
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import struct
@@ -54,10 +55,8 @@ class SealIO:
             shutil.rmtree(self._tmpdir, ignore_errors=True)
 
     def __del__(self) -> None:
-        try:
+        with contextlib.suppress(Exception):
             self.close()
-        except Exception:  # noqa: BLE001 - interpreter shutdown
-            pass
 
 
 def check_seal_header(data: bytes | memoryview, max_size: int, content_size: int | None = None) -> str | None:
@@ -128,5 +127,7 @@ def _check_zstd_frame(frame: bytes, content_size: int | None) -> str | None:
             break
     pos += 4 * checksum
     if pos != len(frame):
-        return f"{len(frame) - pos} bytes after the ciphertext's zstd frame" if pos < len(frame) else "truncated zstd frame"
+        if pos < len(frame):
+            return f"{len(frame) - pos} bytes after the ciphertext's zstd frame"
+        return "truncated zstd frame"
     return None

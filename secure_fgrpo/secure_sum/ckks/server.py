@@ -125,7 +125,7 @@ class CKKSServer(SumServer):
         digests = [hashlib.sha256(x).hexdigest() for x in blobs]
         if len(set(digests)) != len(digests) or seen.intersection(digests) or self._digests.intersection(digests):
             raise self._reject(sender, INPUT, "a ciphertext was already received (replay)")
-        return b, [digest] + digests, body + b.signature
+        return b, [digest, *digests], body + b.signature
 
     def _input(self, inbound: dict[str, Message]) -> dict[str, Message]:
         started = time.perf_counter()
@@ -167,7 +167,7 @@ class CKKSServer(SumServer):
         return self._replies(acc)
 
     def _add(self, acc: list[Any], cts: list[Any]) -> list[Any]:
-        for a, ct in zip(acc, cts):
+        for a, ct in zip(acc, cts, strict=True):
             self._ev.add_inplace(a, ct)
         return acc
 

@@ -57,12 +57,12 @@ def encode_bundle(b: Bundle) -> bytes:
         raise ValueError("one 96-byte attestation per name")
     if len(b.signature) not in (0, SIGNATURE_BYTES):
         raise ValueError("signature must be empty or 64 bytes")
-    parts = [_HEAD.pack(MAGIC, VERSION, b.kind, SCHEME_IDS[b.scheme], int(b.gain is not None),
+    parts: list[bytes | memoryview] = [_HEAD.pack(MAGIC, VERSION, b.kind, SCHEME_IDS[b.scheme], int(b.gain is not None),
                         int(bool(b.signature)), b.key_id, b.round, b.dim, len(b.chunks), len(b.names))]
-    for name, att in zip(b.names, b.attestations):
+    for name, att in zip(b.names, b.attestations, strict=True):
         raw = name.encode("utf-8")
         parts += [_U16.pack(len(raw)), raw, att]
-    blobs = ([b.gain] if b.gain is not None else []) + list(b.chunks)
+    blobs: list[bytes | memoryview] = [*([b.gain] if b.gain is not None else []), *b.chunks]
     for blob in blobs:
         parts += [_U32.pack(len(blob)), blob]
     parts.append(b.signature)

@@ -19,6 +19,6 @@ See backend.py for the options, params.py for the degree rule, fixedpoint.py for
 """
 
 from .backend import OPTIONS, MaskedBackend, client_state_dir, server_state_dir
-from .fixedpoint import quantisation_bound
+from .fixedpoint import max_quantum, quantisation_bound
 
-__all__ = ["OPTIONS", "MaskedBackend", "client_state_dir", "quantisation_bound", "server_state_dir"]
+__all__ = ["OPTIONS", "MaskedBackend", "client_state_dir", "max_quantum", "quantisation_bound", "server_state_dir"]

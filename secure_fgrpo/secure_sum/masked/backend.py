@@ -35,8 +35,8 @@ from ..base import Backend, SumClient, SumServer, SumSpec
 from .client import MaskedClient
 from .context import IntegerNoise, Params, RoundContext
 from .fixedpoint import BITS
-from .policy import PolicyRefusal, SecurityPolicy
 from .keys import SUBDIR, load_identity, load_or_create_identity, load_roster, public_bytes, write_roster
+from .policy import PolicyRefusal, SecurityPolicy
 from .server import MaskedServer
 
 log = logging.getLogger(__name__)
@@ -59,7 +59,7 @@ def _number(key: str, value: Any) -> float | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
-        raise ValueError(f"secure_sum.{key} must be a number > 0, got {value!r}")
+        raise ValueError(f"secure_sum.options.{key} must be a number > 0, got {value!r}")
     return float(value)
 
 
@@ -81,22 +81,22 @@ class MaskedBackend(Backend):
     def __init__(self, **options: Any) -> None:
         unknown = sorted(set(options) - set(OPTIONS))
         if unknown:
-            raise ValueError(f"secure_sum: unknown option(s) for masked: {', '.join(unknown)} "
+            raise ValueError(f"secure_sum.options: unknown option(s) for masked: {', '.join(unknown)} "
                              f"(known: {', '.join(OPTIONS)})")
         signed = options.get("signed", True)
         if not isinstance(signed, bool):
-            raise ValueError(f"secure_sum.signed must be true or false, got {signed!r}")
+            raise ValueError(f"secure_sum.options.signed must be true or false, got {signed!r}")
         roster = options.get("roster")
         if roster is not None and not isinstance(roster, str | Path):
-            raise ValueError(f"secure_sum.roster must be a path, got {roster!r}")
+            raise ValueError(f"secure_sum.options.roster must be a path, got {roster!r}")
         if roster is not None and not signed:
-            raise ValueError("secure_sum.roster is set but signed = false: drop one of them")
+            raise ValueError("secure_sum.options.roster is set but signed = false: drop one of them")
         bits = options.get("modulus_bits", 32)
         if bits not in BITS or isinstance(bits, bool):
-            raise ValueError(f"secure_sum.modulus_bits must be one of {BITS}, got {bits!r}")
+            raise ValueError(f"secure_sum.options.modulus_bits must be one of {BITS}, got {bits!r}")
         degree = options.get("degree")
         if degree is not None and (isinstance(degree, bool) or not isinstance(degree, int) or degree < 1):
-            raise ValueError(f"secure_sum.degree must be an integer >= 1, got {degree!r}")
+            raise ValueError(f"secure_sum.options.degree must be an integer >= 1, got {degree!r}")
         policy = _policy(options.get("policy"))
         self.client_policies = {n: _policy(p, policy) for n, p in dict(options.get("client_policies") or {}).items()}
         self.params = Params(modulus_bits=bits, prg=options.get("prg", "aes-ctr"), degree=degree,
@@ -112,13 +112,13 @@ class MaskedBackend(Backend):
         """Simulation set-up: an identity per client (kept if present) and the roster of their
         public keys. With a configured roster, only check that it covers every client."""
         if not self.signed:
-            log.warning("secure_sum.signed = false: advertisements are not authenticated; the "
+            log.warning("secure_sum.options.signed = false: advertisements are not authenticated; the "
                         "masked sum is then private only against an honest-but-curious server")
             return
         if self._roster is not None:
             missing = sorted(set(clients) - set(self._roster))
             if missing:
-                raise ValueError(f"secure_sum.roster {self.roster_path} has no key for {', '.join(missing)}")
+                raise ValueError(f"secure_sum.options.roster {self.roster_path} has no key for {', '.join(missing)}")
             return
         keys = {n: public_bytes(load_or_create_identity(client_state_dir(run_dir, n))) for n in clients}
         self.roster_path = server_state_dir(run_dir) / SUBDIR / ROSTER_FILE
@@ -127,7 +127,7 @@ class MaskedBackend(Backend):
 
     def _context(self, spec: SumSpec, noise: IntegerNoise | None) -> RoundContext:
         if self.signed and self._roster is None:
-            raise ValueError("secure_sum: signed = true needs a roster: set secure_sum.roster, call "
+            raise ValueError("secure_sum.options.signed = true needs a roster: set secure_sum.options.roster, call "
                              "setup(run_dir, clients) first, or set signed = false")
         return RoundContext.build(spec, self.params, self._roster if self.signed else None, noise)
 

@@ -23,10 +23,22 @@ from . import crypto, shamir
 from .blame import ShareInvalid, open_share, sealed_sign_parts, share_aad
 from .context import STAGES, RoundContext
 from .graph import Graph, graph_seed
-from .policy import SecurityPolicy
 from .keys import verify
-from .messages import (Advertise, ConsistencyAck, DecodeError, Forwarded, KeyBook, MaskedInput,
-                       SharePlain, ShareUpload, SurvivorList, UnmaskRequest, UnmaskShares, decode)
+from .messages import (
+    Advertise,
+    ConsistencyAck,
+    DecodeError,
+    Forwarded,
+    KeyBook,
+    MaskedInput,
+    SharePlain,
+    ShareUpload,
+    SurvivorList,
+    UnmaskRequest,
+    UnmaskShares,
+    decode,
+)
+from .policy import SecurityPolicy
 from .prg import KeystreamPRG
 
 log = logging.getLogger(__name__)
@@ -192,7 +204,7 @@ class MaskedClient(SumClient):
         b_shares = shamir.split(b, xs, t_k)
         k_shares = shamir.split(self._keys.s_secret_bytes(), xs, t_k)
         entries = []
-        for holder, bs, ks in zip(holders, b_shares, k_shares):
+        for holder, bs, ks in zip(holders, b_shares, k_shares, strict=True):
             plain = SharePlain(me, holder, bs.to_bytes(), ks.to_bytes())
             if holder == me:
                 self._held[me] = plain
@@ -283,7 +295,7 @@ class MaskedClient(SumClient):
                                           f"revealing {v!r}'s shares needs {t_k - 1}")
 
     def _stage_unmask(self, stage: str, req: UnmaskRequest) -> UnmaskShares:
-        ctx, me = self.ctx, self.name
+        ctx = self.ctx
         assert self._survivors is not None
         if tuple(sorted(req.names)) != self._survivors or len(req.names) != len(self._survivors):
             raise self._refuse(stage, "survivor set differs from the one acknowledged at consistency")

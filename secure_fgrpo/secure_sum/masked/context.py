@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
@@ -38,11 +38,11 @@ class Params:
     degree: int | None = None
     scale: float | None = None
     max_error: float | None = None
-    proposal: SecurityPolicy = SecurityPolicy()  # the γ, δ, σ, η the server sizes the graph for
+    proposal: SecurityPolicy = field(default_factory=SecurityPolicy)  # the γ, δ, σ, η the server sizes the graph for
 
     def __post_init__(self) -> None:
         if self.prg not in PRGS:
-            raise ValueError(f"secure_sum.prg: {self.prg!r} is not one of {', '.join(PRGS)}")
+            raise ValueError(f"secure_sum.options.prg: {self.prg!r} is not one of {', '.join(PRGS)}")
 
 
 class IntegerNoise(Protocol):
@@ -70,12 +70,12 @@ class RoundContext:
 
     @classmethod
     def build(cls, spec: SumSpec, params: Params, roster: dict[str, Ed25519PublicKey] | None,
-              noise: IntegerNoise | None = None) -> "RoundContext":
+              noise: IntegerNoise | None = None) -> RoundContext:
         n = len(spec.participants)
         scale = params.scale
         if noise is not None:
             if scale is not None and scale != noise.scale:
-                raise ValueError(f"secure_sum.scale = {scale:g} differs from the scale {noise.scale:g} the "
+                raise ValueError(f"secure_sum.options.scale = {scale:g} differs from the scale {noise.scale:g} the "
                                  "client-level Skellam noise was calibrated at")
             scale = noise.scale
         fixed = FixedPoint.derive(n, spec.data_bound, spec.weight_bound, params.modulus_bits,
@@ -85,7 +85,7 @@ class RoundContext:
         if roster is not None:
             missing = [p for p in spec.participants if p not in roster]
             if missing:
-                raise ValueError(f"secure_sum.roster has no key for participant(s) {', '.join(missing)}")
+                raise ValueError(f"secure_sum.options.roster has no key for participant(s) {', '.join(missing)}")
         doc = {
             "protocol": "secure_fgrpo/masked/v1", "round": spec.round, "dim": spec.dim,
             "data_bound": float(spec.data_bound).hex(), "weight_bound": float(spec.weight_bound).hex(),

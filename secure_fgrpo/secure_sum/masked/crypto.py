@@ -46,7 +46,7 @@ class RoundKeys:
     s_private: X25519PrivateKey
 
     @classmethod
-    def generate(cls) -> "RoundKeys":
+    def generate(cls) -> RoundKeys:
         return cls(X25519PrivateKey.generate(), X25519PrivateKey.generate())
 
     @property

@@ -33,7 +33,7 @@ def _word_dtypes(bits: int) -> tuple[np.dtype, np.dtype]:
         return np.dtype("<u4"), np.dtype("<i4")
     if bits == 64:
         return np.dtype("<u8"), np.dtype("<i8")
-    raise ValueError(f"secure_sum.modulus_bits must be one of {BITS}, got {bits!r}")
+    raise ValueError(f"secure_sum.options.modulus_bits must be one of {BITS}, got {bits!r}")
 
 
 def max_quantum(n: int, bits: int) -> int:
@@ -56,7 +56,7 @@ class FixedPoint:
 
     @classmethod
     def derive(cls, n: int, data_bound: float, weight_bound: float, bits: int = 32,
-               scale: float | None = None, max_error: float | None = None) -> "FixedPoint":
+               scale: float | None = None, max_error: float | None = None) -> FixedPoint:
         """Pick the finest scales that cannot wrap, or check an explicit ``scale``."""
         _word_dtypes(bits)
         if n < 1:
@@ -70,20 +70,20 @@ class FixedPoint:
         else:
             if not (isinstance(scale, int | float) and not isinstance(scale, bool) and scale > 0
                     and math.isfinite(scale)):
-                raise ValueError(f"secure_sum.scale must be a finite number > 0, got {scale!r}")
+                raise ValueError(f"secure_sum.options.scale must be a finite number > 0, got {scale!r}")
             ds = ws = float(scale)
             for what, bound in (("data_bound", data_bound), ("weight_bound", weight_bound)):
                 worst = math.ceil(bound * (1 + 1e-9) * ds)
                 if worst > cap:
                     raise ValueError(
-                        f"secure_sum.scale={scale:g}: a client can encode {what}={bound:g} as {worst} "
+                        f"secure_sum.options.scale={scale:g}: a client can encode {what}={bound:g} as {worst} "
                         f"quanta, and {n} such clients sum past the signed range of a {bits}-bit word "
                         f"(at most {cap} quanta each); the sum could wrap. Lower the scale, lower the "
                         f"bound, or use modulus_bits=64")
         fp = cls(n=n, bits=bits, data_scale=float(ds), weight_scale=float(ws))
         if max_error is not None and fp.error_bound(n) > max_error:
             raise ValueError(
-                f"secure_sum.max_error={max_error:g}: with {n} participants, data_bound="
+                f"secure_sum.options.max_error={max_error:g}: with {n} participants, data_bound="
                 f"{data_bound:g}, weight_bound={weight_bound:g} and {bits}-bit words the quantisation "
                 f"error of the sum can reach {fp.error_bound(n):.3g}; use modulus_bits=64 or looser bounds")
         return fp

@@ -22,8 +22,8 @@ import numpy as np
 
 from ..base import Message, SumClient, SumSpec
 from ..driver import run_secure_sum
-from .context import STAGES
 from .backend import MaskedBackend
+from .context import STAGES
 from .simulate import ListRecorder, make_round
 
 MUTATIONS = ("bitflip", "truncate", "extend", "random", "envelope", "swap")
@@ -98,17 +98,20 @@ def trial(folder: Path, spec: SumSpec, backend: MaskedBackend, how: Mutation) ->
     """("aborted" | "exact" | "escaped" | "wrong-sum", detail) for one mutated round."""
     sim = make_round(folder, spec, rng=np.random.default_rng(how.seed), backend=backend)
     seen: dict[str, list[Message]] = {}
-    clients = {n: _Tampering(c, how if n == how.target else None, seen) for n, c in sim.clients.items()}
+    clients: dict[str, SumClient] = {n: _Tampering(c, how if n == how.target else None, seen)
+                                     for n, c in sim.clients.items()}
     try:
         out = run_secure_sum(sim.server, clients, ListRecorder())
-    except Exception as err:  # noqa: BLE001 - the property under test: nothing escapes
+    except Exception as err:
         return "escaped", f"{type(err).__name__}: {err} | {traceback.format_exc(limit=3)[-600:]}"
     if out.aborted:
         return "aborted", out.reason
+    if out.total is None:
+        return "wrong-sum", "the round completed without a sum"
     exact = sum(sim.inputs[c] for c in out.contributors)
-    err = float(np.abs(out.total - exact).max())
-    if err > out.stats["quantisation_bound"]:
-        return "wrong-sum", f"|error| {err:.3g} > bound {out.stats['quantisation_bound']:.3g}"
+    gap = float(np.abs(out.total - exact).max())
+    if gap > out.stats["quantisation_bound"]:
+        return "wrong-sum", f"|error| {gap:.3g} > bound {out.stats['quantisation_bound']:.3g}"
     return "exact", ""
 
 

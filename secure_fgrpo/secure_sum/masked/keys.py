@@ -8,8 +8,18 @@ keeps its own files (the simulation's roster under ``server/keys/masked/``).
 from __future__ import annotations
 
 from ..identity import (
-    PUBLIC_BYTES, ROSTER_VERSION, SIGNATURE_BYTES, KeyFileError, RosterEntry, identity_path,
-    load_identity, load_or_create_identity, load_roster, load_roster_entries, public_bytes, verify,
+    PUBLIC_BYTES,
+    ROSTER_VERSION,
+    SIGNATURE_BYTES,
+    KeyFileError,
+    RosterEntry,
+    identity_path,
+    load_identity,
+    load_or_create_identity,
+    load_roster,
+    load_roster_entries,
+    public_bytes,
+    verify,
     write_roster,
 )
 

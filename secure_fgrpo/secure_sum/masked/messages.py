@@ -151,7 +151,7 @@ class ListOf:
         for item in v:
             if len(item) != width:
                 raise ValueError(f"{where}: list items need {width} values")
-            for t, x in zip(self.items, item):
+            for t, x in zip(self.items, item, strict=True):
                 t.enc(out, x, where)
 
     def dec(self, r: _Reader, where: str) -> tuple[tuple[Any, ...], ...]:
@@ -167,7 +167,7 @@ class Wire:
 
     def to_bytes(self) -> bytes:
         out = [MAGIC, bytes([VERSION, self.TAG])]
-        for f, ftype in zip(fields(self), self.SCHEMA):  # type: ignore[arg-type]
+        for f, ftype in zip(fields(self), self.SCHEMA, strict=True):  # type: ignore[arg-type]
             ftype.enc(out, getattr(self, f.name), f"{self.KIND}.{f.name}")
         return b"".join(out)
 
@@ -314,7 +314,7 @@ def decode(kind: str, payload: bytes | memoryview) -> Any:
         raise DecodeError(kind, "version", f"unsupported version {version}")
     if tag != cls.TAG:
         raise DecodeError(kind, "tag", f"tag {tag} is not a {kind} message")
-    values = [ftype.dec(r, f.name) for f, ftype in zip(fields(cls), cls.SCHEMA)]  # type: ignore[arg-type]
+    values = [ftype.dec(r, f.name) for f, ftype in zip(fields(cls), cls.SCHEMA, strict=True)]  # type: ignore[arg-type]
     if r.pos != len(r.mv):
         raise DecodeError(kind, "end", f"{len(r.mv) - r.pos} trailing byte(s)")
     return cls(*values)

@@ -110,20 +110,20 @@ def choose_graph(n: int, threshold: int, gamma: float, delta: float, sigma: int 
     c, d = counts(n, gamma, delta)
     if degree is not None:
         if isinstance(degree, bool) or not isinstance(degree, int) or degree < 1:
-            raise ValueError(f"secure_sum.degree must be an integer >= 1, got {degree!r}")
+            raise ValueError(f"secure_sum.options.degree must be an integer >= 1, got {degree!r}")
         if degree > n - 1:
-            raise ValueError(f"secure_sum.degree={degree} exceeds n - 1 = {n - 1} for {n} participants")
+            raise ValueError(f"secure_sum.options.degree={degree} exceeds n - 1 = {n - 1} for {n} participants")
         if degree < n - 1 and degree % 2:
-            raise ValueError(f"secure_sum.degree={degree}: a Harary graph needs an even degree (or n - 1)")
+            raise ValueError(f"secure_sum.options.degree={degree}: a Harary graph needs an even degree (or n - 1)")
         if degree == n - 1:
             return _complete(n, threshold, c, d)
         t_k = _largest_threshold(n, degree, d, eta) or 2
         return GraphParams(degree, t_k, privacy_failure(n, degree, t_k, c), recovery_failure(n, degree, t_k, d))
     if n > COMPLETE_UP_TO:
         for k in range(2, n - 1, 2):
-            t_k = _largest_threshold(n, k, d, eta)
-            if t_k is not None and privacy_failure(n, k, t_k, c) <= 2.0 ** -sigma:
-                return GraphParams(k, t_k, privacy_failure(n, k, t_k, c), recovery_failure(n, k, t_k, d))
+            t = _largest_threshold(n, k, d, eta)
+            if t is not None and privacy_failure(n, k, t, c) <= 2.0 ** -sigma:
+                return GraphParams(k, t, privacy_failure(n, k, t, c), recovery_failure(n, k, t, d))
     return _complete(n, threshold, c, d)
 
 

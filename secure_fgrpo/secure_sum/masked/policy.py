@@ -58,7 +58,7 @@ class SecurityPolicy:
             raise ValueError("security.roster must be a list of client names")
 
     @classmethod
-    def from_dict(cls, raw: dict[str, Any], base: "SecurityPolicy | None" = None) -> "SecurityPolicy":
+    def from_dict(cls, raw: dict[str, Any], base: SecurityPolicy | None = None) -> SecurityPolicy:
         """A policy from a config table (unknown keys refused by name), over ``base``."""
         unknown = sorted(set(raw) - set(KEYS))
         if unknown:

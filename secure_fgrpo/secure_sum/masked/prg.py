@@ -17,7 +17,7 @@ SEED_BYTES = 32
 _ZERO_IV = bytes(16)
 
 
-def _encryptor(name: str, seed: bytes):  # noqa: ANN202 - a cryptography CipherContext
+def _encryptor(name: str, seed: bytes):
     if len(seed) != SEED_BYTES:
         raise ValueError(f"PRG seed must have {SEED_BYTES} bytes, got {len(seed)}")
     if name == "aes-ctr":

@@ -16,25 +16,38 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from ..base import SERVER, Message, ProtocolError, RoundAborted, SumOutcome, SumServer
 from . import crypto, shamir
+from .blame import Verdicts, judge, sealed_sign_parts
 from .client import pair_info, self_mask_seed
 from .context import STAGES, RoundContext
-from .blame import Verdicts, judge, sealed_sign_parts
 from .graph import Graph, graph_seed
 from .keys import verify
-from .messages import (Advertise, ConsistencyAck, DecodeError, Forwarded, KeyBook, MaskedInput,
-                       ShareUpload, SurvivorList, UnmaskRequest, UnmaskShares, decode)
+from .messages import (
+    Advertise,
+    ConsistencyAck,
+    DecodeError,
+    Forwarded,
+    KeyBook,
+    MaskedInput,
+    ShareUpload,
+    SurvivorList,
+    UnmaskRequest,
+    UnmaskShares,
+    Wire,
+    decode,
+)
 from .prg import KeystreamPRG
 
 log = logging.getLogger(__name__)
 
-KINDS = {"advertise": Advertise, "share": ShareUpload, "masked_input": MaskedInput,
+KINDS: dict[str, type[Wire]] = {"advertise": Advertise, "share": ShareUpload, "masked_input": MaskedInput,
          "consistency": ConsistencyAck, "unmask": UnmaskShares}
 
 
@@ -300,8 +313,8 @@ class MaskedServer(SumServer):
             def valid(b: bytes) -> bool:
                 return crypto.commit(b, ctx.spec.round, ctx.digest, peer) == self._uploads[peer].commitment
         else:
-            def valid(sk: bytes) -> bool:
-                return crypto.public_of(sk) == self._adv[peer].s_public
+            def valid(b: bytes) -> bool:  # b: a mask key
+                return crypto.public_of(b) == self._adv[peer].s_public
         secret, bad = shamir.recover_checked(got, t_k, valid)
         if bad:
             holder = self.spec.participants[bad[0] - 1]

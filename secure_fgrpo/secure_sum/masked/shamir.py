@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import itertools
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 PRIME = (1 << 521) - 1
 SHARE_BYTES = 66  # ceil(521 / 8): a share's y value, big-endian
@@ -32,7 +32,7 @@ class Share:
         return self.y.to_bytes(SHARE_BYTES, "big")
 
     @classmethod
-    def from_bytes(cls, x: int, data: bytes) -> "Share":
+    def from_bytes(cls, x: int, data: bytes) -> Share:
         if len(data) != SHARE_BYTES:
             raise ShamirError(f"share has {len(data)} bytes, expected {SHARE_BYTES}")
         y = int.from_bytes(data, "big")
@@ -111,7 +111,9 @@ def combine(shares: list[Share], threshold: int) -> bytes:
 MAX_SUBSETS = 4096  # bound on the search for a consistent subset (wrong shares are rare)
 
 
-def recover_checked(shares: list[Share], threshold: int, valid: Callable[[bytes], bool]) -> tuple[bytes | None, list[int]]:
+def recover_checked(
+    shares: list[Share], threshold: int, valid: Callable[[bytes], bool]
+) -> tuple[bytes | None, list[int]]:
     """The secret that ``valid`` accepts (a public commitment / public key check) and the x of
     every share inconsistent with it; ``(None, [])`` when no subset of ``threshold`` shares
     within :data:`MAX_SUBSETS` tries gives one. A wrong share thus names its holder."""

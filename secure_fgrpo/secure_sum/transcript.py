@@ -17,12 +17,12 @@ import json
 import os
 import re
 import shutil
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Iterator
 
 from ..fileio import write_private
-from ..secure_sum.base import Message
+from .base import Message
 
 INBOX = "inbox"
 _SAFE = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
@@ -68,13 +68,13 @@ class TranscriptRecorder:
         entry = TranscriptEntry(msg.round, msg.stage, msg.sender, msg.recipient, msg.kind,
                                 len(msg.payload), msg.digest)
         if self.archive_dir is not None:
-            self._archive(msg, entry.digest)
+            self._archive(self.archive_dir, msg, entry.digest)
         with self.path.open("a") as fh:
             fh.write(json.dumps(asdict(entry)) + "\n")
 
-    def _archive(self, msg: Message, digest: str) -> None:
-        folder = self.archive_dir / f"round-{int(msg.round)}"
-        for d in (self.archive_dir, folder):
+    def _archive(self, root: Path, msg: Message, digest: str) -> None:
+        folder = root / f"round-{int(msg.round)}"
+        for d in (root, folder):
             d.mkdir(parents=True, exist_ok=True, mode=0o700)
             os.chmod(d, 0o700)
         path = folder / archive_name(msg.sender, msg.stage, digest)
