@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from ..audit.transcript import TranscriptRecorder
-from ..config import RunConfig
+from ..config import ClientConfig, RunConfig
 from ..grpo.evaluate import pass_at_1
 from ..model.export import save_adapter
 from ..model.load import EMBEDDED, load_base, resolve_model_path
@@ -32,6 +32,7 @@ from .datasets import build_data
 from .local import TrainJob, TrainOutcome, eval_seed_of, run_training
 from .global_model import GlobalModel
 from .release import release_round
+from .population import LazyMap, capacity
 from .server import Server
 from .store import FINAL_EVAL, JsonlLog, write_json_atomic
 from .workers import worker_pool
@@ -94,8 +95,8 @@ class Federation:
         self.eval_is_public = not any(c.data for c in cfg.clients)  # built-in held-out prompts only
         log.info("global held-out set: %s", self.data.describe_global_eval())
         names = [c.name for c in cfg.clients]
-        self.clients = {c.name: Client(c, self.data.clients[c.name], self.run_dir / "clients" / c.name, cfg)
-                        for c in cfg.clients}
+        by_name = {c.name: c for c in cfg.clients}
+        self.clients: LazyMap[Client] = LazyMap(names, lambda n: self._client(by_name[n]), capacity(cfg))
         self.client_dp = ClientLevelPlan.build(cfg, self.layout.size + 1)  # None: no client-level noise
         self.backend = make_backend(cfg.secure_sum.backend, cfg.backend_options)
         self.backend.setup(self.run_dir, names)
@@ -111,13 +112,20 @@ class Federation:
         self.eval_sampling = SamplingSpec(cfg.eval.max_new_tokens, cfg.eval.temperature)
         self._resume()
 
+    def _client(self, cfg: ClientConfig) -> Client:
+        """Built when first needed (population.py), with its state as of the last completed round."""
+        client = Client(cfg, self.data.clients[cfg.name], self.run_dir / "clients" / cfg.name, self.cfg)
+        client.resume(self.server.last_completed_round)
+        return client
+
     def _resume(self) -> None:
         last = self.server.last_completed_round
         self.recorder.truncate_after(last)
         self.server.metrics.truncate_after(last)
         self.global_metrics.truncate_after(last)
-        for c in self.clients.values():
-            c.resume(last)
+        if self.cfg.population is None:  # a population's clients resume when built
+            for c in self.clients.values():
+                c.resume(last)
         write_json_atomic(self.run_dir / "global_eval.json", {  # what "global accuracy" was measured on
             "about": self.data.describe_global_eval(), "prompts": len(self.data.global_eval),
             "parts": self.data.global_eval_parts})
@@ -208,7 +216,10 @@ class Federation:
             return
         load_vector(self.model, self.layout, self.global_model.state.vector)
         rollout = make_rollout(self.cfg.model.rollout)
-        for n, client in self.clients.items():
+        # A population: the last round's sample only (1,000 evaluations would dwarf the run).
+        names = self.server.participants(after_round) if self.cfg.population is not None else list(self.clients)
+        for n in names:
+            client = self.clients[n]
             seed = eval_seed_of(derive_seed(self.cfg.seed, "train", n, after_round + 1))
             acc = pass_at_1(self.model, self.tok, rollout, self.data.clients[n].eval, self.eval_sampling, seed=seed)
             write_json_atomic(client.root / FINAL_EVAL, {"after_round": after_round, "eval_accuracy_of_global": acc})
@@ -226,6 +237,10 @@ class Federation:
     def _round(self, r: int, executor: Executor | _InlineExecutor) -> None:
         names = self.server.participants(r)
         self.emit("round_start", {"round": r, "participants": names})
+        if len(names) < 2:  # Poisson sampling drew too few: nothing to sum (the round still counts for DP)
+            reason = f"{len(names)} client(s) sampled: nothing to sum"
+            return self._finish(r, {"round": r, "contributors": 0, "aborted": True, "reason": reason,
+                                    **self._dp_row(r)}, {})
         outcomes: dict[str, TrainOutcome] = {}
         for out in executor.map(run_training, self._jobs(r, names)):
             outcomes[out.client] = out
@@ -242,13 +257,21 @@ class Federation:
         row: dict = {"round": r, "contributors": len(outcome.contributors), "aborted": outcome.aborted}
         if outcome.blamed:
             row["blamed"] = sorted(outcome.blamed)
-        if self.client_dp is not None:
-            row.update(self.client_dp.row(r))
+        row.update(self._dp_row(r))
         known: dict = {}  # what the holder of the global model learns
         if outcome.aborted or total is None or not total[-1] > 0:
             row.update(aborted=True, reason=outcome.reason or "sum of weights is 0: nothing to apply")
         else:
             known = {"update_norm": self.global_model.apply(total), "sum_of_weights": float(total[-1])}
+        self._finish(r, row, known)
+
+    def _dp_row(self, r: int) -> dict:
+        if self.client_dp is None:
+            return {}
+        return self.client_dp.row(r, self.server.most_rounds_sampled(r))
+
+    def _finish(self, r: int, row: dict, known: dict) -> None:
+        """Save, evaluate and record round r (``known``: what the holder of the global model learned)."""
         self.global_model.save(r)
         self._record_global(r, known)
         if self.backend.server_learns_sum:
