@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from many_clients import scale_config  # noqa: E402  (a sibling script)
+from many_clients import scale_config
 
 log = logging.getLogger("client_level_scale")
 REPO = Path(__file__).resolve().parent.parent
@@ -97,14 +97,14 @@ def _eps(e: float) -> str:
 def write_markdown(path: Path, result: dict[str, Any]) -> None:
     s = result["settings"]
     lines = ["# Client-level DP at scale", "", "    " + result["command"], "",
-             f"Generated population, Poisson client sampling, uniform weights, distributed Gaussian noise through "
+             (f"Generated population, Poisson client sampling, uniform weights, distributed Gaussian noise through "
              f"the masked secure sum, {s['accountant'].upper()} accountant at the Poisson rate, δ = {DELTA:g}, "
              f"{s['rounds']} rounds, seeds {s['seeds']}, delta clip C = {s['clip']}, local lr {s['lr']}, "
              "1 GRPO step a round per client. Accuracy: sampled pass@1 on the global held-out set "
              f"({s['global_eval']}), %. ε (amplified): against whoever sees the sums and models; ε (roster known): "
-             "against the coordinating server, which sees who was sampled (no amplification; the most-sampled client).",
-             "", "| clients | sampled a round (q) | target ε | round 0 → final accuracy | gain (points) | ε spent "
-             "(amplified) | ε (roster known) | z | σ of the sum | median ‖Δ‖ | wall (s) |",
+             "against the coordinating server, which sees who was sampled (no amplification; the most-sampled client)."),
+             "", ("| clients | sampled a round (q) | target ε | round 0 → final accuracy | gain (points) | ε spent "
+             "(amplified) | ε (roster known) | z | σ of the sum | median ‖Δ‖ | wall (s) |"),
              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in result["runs"]:
         a = r["accuracy"]
@@ -114,15 +114,15 @@ def write_markdown(path: Path, result: dict[str, Any]) -> None:
                      f"{r['sigma']:.3g} | {r['median_delta_norm'] or 0:.3g} | {r['wall_s']:.0f} |")
     if result.get("audit"):
         au = result["audit"]
-        lines += ["", f"Canary audit (audit/dp_canary.py) of the same config at n = {au['size']}, ε = {_eps(au['epsilon'])}, "
+        lines += ["", (f"Canary audit (audit/dp_canary.py) of the same config at n = {au['size']}, ε = {_eps(au['epsilon'])}, "
                   f"{au['rounds']} rounds: with noise, ε lower bound {au['noise']['epsilon_lower']:.2f} (point "
                   f"{au['noise']['epsilon_point']:.2f}, accountant {au['noise']['accountant_epsilon']:.2f}); "
                   f"control without noise, lower bound {au['control_no_noise']['epsilon_lower']:.2f} (point "
-                  f"{au['control_no_noise']['epsilon_point']:.2f})."]
+                  f"{au['control_no_noise']['epsilon_point']:.2f}).")]
     m = result["machine"]
-    lines += ["", f"Machine: {m['platform']}, {m['cpu_count']} CPUs shared with other jobs; load average "
+    lines += ["", (f"Machine: {m['platform']}, {m['cpu_count']} CPUs shared with other jobs; load average "
               f"{m['loadavg_start'][0]:.1f} at start, {m['loadavg_end'][0]:.1f} at end; total "
-              f"{result['total_wall_s']:.0f} s. Raw numbers: {path.stem}.json.", ""]
+              f"{result['total_wall_s']:.0f} s. Raw numbers: {path.stem}.json."), ""]
     path.write_text("\n".join(lines))
 
 

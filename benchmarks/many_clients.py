@@ -27,9 +27,9 @@ import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
-import psutil
+import psutil  # type: ignore[import-untyped]
 
 from secure_fgrpo.config import RunConfig, config_from_dict
 from secure_fgrpo.configio import set_dotted
@@ -86,7 +86,7 @@ class TreeMemory:
             self.peak = max(self.peak, total)
             self._stop.wait(self.every)
 
-    def __enter__(self) -> TreeMemory:
+    def __enter__(self) -> Self:
         self._thread.start()
         return self
 
@@ -131,12 +131,12 @@ def run_population(size: int, per_round: int, rounds: int, sampling: str, quick:
 
 def write_markdown(path: Path, result: dict[str, Any]) -> None:
     lines = ["# Many-client simulation", "", "    " + result["command"], "",
-             "Generated population (`[population]`: Dirichlet α = 0.5 over task families, log-normal sizes), "
+             ("Generated population (`[population]`: Dirichlet α = 0.5 over task families, log-normal sizes), "
              f"`federation.sampling = {result['settings']['sampling']!r}`, masked secure sum, "
              "tiny local work (1 GRPO step, 2 prompts × 4 completions, LoRA r = 1), the project's process pool "
-             "(2 single-threaded workers). Peak memory: RSS of the driver and its workers, summed.", "",
-             "| clients | sampled a round | rounds | wall (s) | s / round | setup (s) | peak memory (GiB) "
-             "| client objects built | held at end |",
+             "(2 single-threaded workers). Peak memory: RSS of the driver and its workers, summed."), "",
+             ("| clients | sampled a round | rounds | wall (s) | s / round | setup (s) | peak memory (GiB) "
+             "| client objects built | held at end |"),
              "|---|---|---|---|---|---|---|---|---|"]
     for r in result["runs"]:
         per = sum(r["round_s"]) / max(1, len(r["round_s"]))
@@ -144,8 +144,8 @@ def write_markdown(path: Path, result: dict[str, Any]) -> None:
                      f"{per:.0f} | {r['setup_s']:.1f} | {r['peak_tree_rss_gib']:.2f} | {r['clients_built']} | "
                      f"{r['clients_held_at_end']} |")
     m = result["machine"]
-    lines += ["", f"Machine: {m['platform']}, {m['cpu_count']} CPUs shared with other jobs; load average "
-              f"{m['loadavg_start'][0]:.1f} at start. Raw numbers: {path.stem}.json.", ""]
+    lines += ["", (f"Machine: {m['platform']}, {m['cpu_count']} CPUs shared with other jobs; load average "
+              f"{m['loadavg_start'][0]:.1f} at start. Raw numbers: {path.stem}.json."), ""]
     path.write_text("\n".join(lines))
 
 

@@ -13,7 +13,12 @@ from conftest import small_run
 
 from secure_fgrpo.config import config_from_dict
 from secure_fgrpo.configio import ConfigError, to_dict
-from secure_fgrpo.data.population import PopulationConfig, client_data, client_mix, client_size
+from secure_fgrpo.data.population import (
+    PopulationConfig,
+    client_data,
+    client_mix,
+    client_size,
+)
 from secure_fgrpo.federation.population import LazyMap
 from secure_fgrpo.federation.runner import Federation
 from secure_fgrpo.federation.server import Server
@@ -128,7 +133,7 @@ def test_skellam_under_poisson_sampling_calibrates_each_count_and_claims_no_ampl
 
 
 def test_a_population_federation_builds_only_the_sampled_clients(quick_model_dir, tmp_path: Path) -> None:
-    raw = population_run(30, 0.1, **{"federation.rounds": 2, "grpo.steps": 1, "data.eval_size": 2,
+    raw = population_run(30, 0.1, "fixed", **{"federation.rounds": 2, "grpo.steps": 1, "data.eval_size": 2,
                                      "secure_sum.backend": "masked"})
     fed = Federation(config_from_dict(raw), tmp_path / "run")
     fed.run()
