@@ -143,3 +143,17 @@ def test_a_population_federation_builds_only_the_sampled_clients(quick_model_dir
     assert with_state == sampled
     rows = [json.loads(x) for x in (tmp_path / "run" / "server" / "metrics.jsonl").read_text().splitlines()]
     assert [r["contributors"] for r in rows] == [3, 3] and not any(r["aborted"] for r in rows)
+
+
+def test_a_poisson_round_that_draws_fewer_than_two_clients_is_skipped_but_still_accounted(quick_model_dir,
+                                                                                        tmp_path: Path) -> None:
+    raw = population_run(10, 0.02, "poisson", **{
+        "federation.rounds": 2, "secure_sum.backend": "masked", "federation.strategy": "uniform",
+        "privacy.client_level": {"noise_multiplier": 1.0, "epsilon": 100.0, "mechanism": "distributed"}})
+    fed = Federation(config_from_dict(raw), tmp_path / "run")
+    assert all(len(fed.server.participants(r)) < 2 for r in (1, 2))  # q = 0.02 of 10: this seed draws none
+    fed.run()
+    rows = [json.loads(x) for x in (tmp_path / "run" / "server" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["aborted"] for r in rows] == [True, True] and "nothing to sum" in rows[0]["reason"]
+    assert rows[0]["dp_client_epsilon"] < rows[1]["dp_client_epsilon"]  # the round counts all the same
+    assert fed.clients.built == 0
