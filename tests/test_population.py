@@ -157,3 +157,15 @@ def test_a_poisson_round_that_draws_fewer_than_two_clients_is_skipped_but_still_
     assert [r["aborted"] for r in rows] == [True, True] and "nothing to sum" in rows[0]["reason"]
     assert rows[0]["dp_client_epsilon"] < rows[1]["dp_client_epsilon"]  # the round counts all the same
     assert fed.clients.built == 0
+
+
+def test_the_prv_accountant_takes_the_same_poisson_rate() -> None:
+    over = {"federation.rounds": 3, "secure_sum.backend": "masked", "federation.strategy": "uniform",
+            "privacy.client_level": {"epsilon": 8.0, "mechanism": "distributed", "accountant": "prv"}}
+    plan = ClientLevelPlan.build(config_from_dict(population_run(1000, 0.03, "poisson", **over)), 11)
+    assert isinstance(plan, ClientLevelPlan) and plan.sample_rate == 0.03
+    assert plan.row(3)["dp_client_epsilon"] == pytest.approx(epsilon([(plan.noise_multiplier, 0.03, 3)], 1e-5, "prv"))
+    assert plan.row(3)["dp_client_epsilon"] <= 8.0 * (1 + 1e-6)
+    rdp = ClientLevelPlan.build(config_from_dict(population_run(1000, 0.03, "poisson", **{
+        **over, "privacy.client_level": {"epsilon": 8.0, "mechanism": "distributed"}})), 11)
+    assert isinstance(rdp, ClientLevelPlan) and plan.noise_multiplier < rdp.noise_multiplier  # PRV is tighter
