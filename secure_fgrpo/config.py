@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from .configio import ConfigError, build
+from .data.population import PopulationConfig
 from .gain import GainConfig, Strategy, count_kind, weight_bound
 from .grpo.trainer import GRPOConfig
 from .model.device import check_device_name
@@ -108,6 +109,9 @@ class SecureSumConfig:
 class FederationConfig:
     rounds: int = 6
     fraction: float = 1.0  # clients sampled per round
+    # fixed: exactly round(fraction·n) clients a round; poisson: each client independently with
+    # probability fraction (the sampling the client-level accountant's amplification assumes)
+    sampling: Literal["fixed", "poisson"] = "fixed"
     strategy: Strategy = "fgrpo"
     delta_clip: float = 4.0  # L2 bound C on each client's adapter delta
     workers: int = 2  # parallel single-threaded client trainers
@@ -118,6 +122,8 @@ class FederationConfig:
             raise ValueError(f"federation.rounds must be >= 1, got {self.rounds}")
         if not 0 < self.fraction <= 1:
             raise ValueError(f"federation.fraction must be in (0, 1], got {self.fraction}")
+        if self.sampling not in ("fixed", "poisson"):
+            raise ValueError(f"federation.sampling must be 'fixed' or 'poisson', got {self.sampling!r}")
         if not self.delta_clip > 0:
             raise ValueError(f"federation.delta_clip must be > 0, got {self.delta_clip}")
         if self.workers < 1:
@@ -147,14 +153,17 @@ class RunConfig:
     privacy: PrivacyConfig = field(default_factory=PrivacyConfig)  # privacy/config.py
     audit: AuditConfig = field(default_factory=AuditConfig)  # secure_sum/transcript.py
     security: dict[str, Any] = field(default_factory=dict)  # masked: secure_sum/masked/policy.py
+    population: PopulationConfig | None = None  # many generated clients instead of [[clients]]
 
     def __post_init__(self) -> None:
+        if self.population is not None:
+            self._expand_population(self.population)
         if len(self.clients) < 2:
             raise ValueError("clients: a federation needs at least 2 clients")
         names = [c.name for c in self.clients]
         if len(set(names)) != len(names):
             raise ValueError(f"clients: duplicate names in {names}")
-        if self.data.partition == "explicit":
+        if self.data.partition == "explicit" and self.population is None:  # a population draws its own mixes
             for c in self.clients:
                 if not c.families and not c.data:
                     raise ValueError(f"clients.{c.name}.families: empty, and data.partition is 'explicit'")
@@ -175,6 +184,14 @@ class RunConfig:
                                   "remove it here")
         check_privacy(self)
         self._check_security()
+
+    def _expand_population(self, pop: PopulationConfig) -> None:
+        """``[population]`` stands for ``size`` generated clients (data/population.py draws their
+        data when sampled). A saved run config lists them too; that list must be the same."""
+        generated = tuple(ClientConfig(name=n) for n in pop.names())
+        if self.clients and self.clients != generated:
+            raise ValueError("clients: list [[clients]] or set [population], not both")
+        object.__setattr__(self, "clients", generated)
 
     def _check_security(self) -> None:
         """Validate the masked backend's policies now, naming the table (masked/policy.py)."""

@@ -8,7 +8,7 @@ embedded model's warm start never saw either: evaluation measures generalisation
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping
+from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -37,7 +37,7 @@ class FederatedData:
     ``global_eval_parts`` says what the global set is made of (a description per part and its
     number of prompts), so every accuracy printed can say what it was measured on."""
 
-    clients: dict[str, ClientData]
+    clients: MutableMapping[str, ClientData]  # a population's builds each client when asked
     global_eval: list[Problem]
     global_eval_parts: dict[str, int] = field(default_factory=dict)
 
@@ -102,7 +102,7 @@ def _allocate(mix: Mapping[str, float], size: int) -> dict[str, int]:
     return counts
 
 
-def _draw(
+def draw_problems(
     mix: Mapping[str, float],
     size: int,
     rng: random.Random,
@@ -162,19 +162,19 @@ def make_federated_data(
         except ValueError as err:
             raise ValueError(f"mix of client {client!r}: {err}") from None
     rng = random.Random(seed)
-    train = {c: _draw(mix, train_size, rng, None, f"train of {c!r}", "train") for c, mix in normalised.items()}
+    train = {c: draw_problems(mix, train_size, rng, None, f"train of {c!r}", "train") for c, mix in normalised.items()}
     seen = {p.prompt for problems in train.values() for p in problems}
     clients = {
         c: ClientData(
             name=c,
             mix=mix,
             train=train[c],
-            eval=_draw(mix, eval_size, rng, seen, f"eval of {c!r}", "held_out"),
+            eval=draw_problems(mix, eval_size, rng, seen, f"eval of {c!r}", "held_out"),
         )
         for c, mix in normalised.items()
     }
     in_use = sorted({name for mix in normalised.values() for name, w in mix.items() if w > 0})
     uniform = {name: 1.0 / len(in_use) for name in in_use}
-    global_eval = _draw(uniform, global_eval_size, rng, seen, "global eval", "held_out")
+    global_eval = draw_problems(uniform, global_eval_size, rng, seen, "global eval", "held_out")
     about = f"built-in held-out prompts ({', '.join(in_use)}), never in any client's training"
     return FederatedData(clients=clients, global_eval=global_eval, global_eval_parts={about: len(global_eval)})

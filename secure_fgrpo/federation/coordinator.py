@@ -42,6 +42,13 @@ class Coordinator:
         private = ("roster", "policy", "client_policies", "keys_dir")
         return {k: v for k, v in self.cfg.backend_options.items() if k not in private}
 
+    def dp_row(self, round_: int) -> dict[str, Any]:
+        """The client-level plan's ε after ``round_`` (and the ε against this server, which knows
+        who was sampled: privacy/plan.py), for the metrics row; {} without client-level noise."""
+        if self.plan is None:
+            return {}
+        return self.plan.row(round_, self.server.most_rounds_sampled(round_))
+
     def close_round(self, round_: int, release: Release) -> tuple[dict[str, Any], dict[str, Any]]:
         """Apply the revealed sum (if any), checkpoint, exclude the blamed; returns the server's
         metrics row and what the holder of the global model learned."""
@@ -51,8 +58,7 @@ class Coordinator:
                                "aborted": outcome.aborted}
         if outcome.blamed:
             row["blamed"] = sorted(outcome.blamed)
-        if self.plan is not None:
-            row.update(self.plan.row(round_))
+        row.update(self.dp_row(round_))
         known: dict[str, Any] = {}
         if outcome.aborted or total is None or not total[-1] > 0:
             row.update(aborted=True, reason=outcome.reason or "sum of weights is 0: nothing to apply")

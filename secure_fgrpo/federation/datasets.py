@@ -12,20 +12,25 @@ import logging
 
 from ..config import ClientConfig, RunConfig
 from ..data.own import drop_trained_eval, remove_held_out, split_own, unique_prompts
-from ..data.partition import ClientData, FederatedData, family_mixes, make_federated_data
+from ..data.partition import (
+    ClientData,
+    FederatedData,
+    family_mixes,
+    make_federated_data,
+)
 from ..model.load import EMBEDDED
 from ..seeding import derive_seed
 from ..tasks import GENERATED_FAMILIES
+from .population import population_data
 
 log = logging.getLogger(__name__)
 
 
 def build_data(cfg: RunConfig) -> FederatedData:
+    if cfg.population is not None:  # many generated clients, each drawn when sampled (population.py)
+        return _say_embedded(cfg, population_data(cfg, cfg.population))
     generated = [c for c in cfg.clients if not c.data]
-    fed = _generated(cfg, generated)
-    if cfg.model.path == EMBEDDED:  # the held-out space lies outside the warm start (tasks/heldout.py)
-        fed.global_eval_parts = {f"{k} nor in the embedded model's warm start": n
-                                 for k, n in fed.global_eval_parts.items()}
+    fed = _say_embedded(cfg, _generated(cfg, generated))
     own = {c.name: split_own(c.data, c.eval_data, cfg.data.own_eval_fraction,
                              derive_seed(cfg.seed, "own-eval", c.name))
            for c in cfg.clients if c.data}
@@ -48,6 +53,13 @@ def build_data(cfg: RunConfig) -> FederatedData:
     about = f"rows held out from the clients' own data ({sources}), never in any client's training"
     fed.global_eval_parts[about] = len(rows)
     fed.clients = {c.name: fed.clients[c.name] for c in cfg.clients}  # config order
+    return fed
+
+
+def _say_embedded(cfg: RunConfig, fed: FederatedData) -> FederatedData:
+    if cfg.model.path == EMBEDDED:  # the held-out space lies outside the warm start (tasks/heldout.py)
+        fed.global_eval_parts = {f"{k} nor in the embedded model's warm start": n
+                                 for k, n in fed.global_eval_parts.items()}
     return fed
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +28,7 @@ from ..secure_sum.base import SumClient, client_state_dir
 from ..secure_sum.transcript import TranscriptRecorder
 from ..seeding import derive_seed
 from ..tasks.base import Problem
+from .client import Client
 from .coordinator import Coordinator
 from .datasets import build_data
 from .global_model import GlobalModel
@@ -40,6 +41,7 @@ from .local import (
     run_training,
 )
 from .party import Party, Refused
+from .population import LazyMap, capacity
 from .release import release_round
 from .server import Server
 from .store import FINAL_EVAL, JsonlLog, write_json_atomic
@@ -80,6 +82,22 @@ class _InlineExecutor:
         pass
 
 
+class _Clients(Mapping[str, Client]):
+    """The parties' own Client objects (gain state, metrics), by name, without building a copy."""
+
+    def __init__(self, parties: LazyMap[Party]) -> None:
+        self._parties = parties
+
+    def __getitem__(self, name: str) -> Client:
+        return self._parties[name].client
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._parties)
+
+    def __len__(self) -> int:
+        return len(self._parties)
+
+
 class Federation:
     def __init__(self, cfg: RunConfig, run_dir: Path, on_event: Event | None = None) -> None:
         self.cfg, self.run_dir = cfg, Path(run_dir)
@@ -100,9 +118,9 @@ class Federation:
         self.backend = make_backend(cfg.secure_sum.backend, cfg.backend_options)
         self.backend.setup(self.run_dir, names)
         # Every institution is a party (party.py); only protocol messages pass between them and the server.
-        self.parties = {n: Party(cfg, n, self.data.clients[n], self.run_dir / "clients" / n, self.backend,
-                                 client_state_dir(self.run_dir, n), self.client_dp, self.model_path) for n in names}
-        self.clients = {n: p.client for n, p in self.parties.items()}
+        # A party is built when first needed and a population keeps only a bounded number (population.py).
+        self.parties: LazyMap[Party] = LazyMap(names, self._party, capacity(cfg))
+        self.clients = _Clients(self.parties)
         self.server = Server(self.server_dir, cfg, names)
         # The global model lives wherever the sum is revealed (see global_model.py).
         self.keepers = ([self.server_dir] if self.backend.server_learns_sum
@@ -116,13 +134,21 @@ class Federation:
         self.eval_sampling = SamplingSpec(cfg.eval.max_new_tokens, cfg.eval.temperature)
         self._resume()
 
+    def _party(self, name: str) -> Party:
+        """Built when first needed (population.py), with its state as of the last completed round."""
+        party = Party(self.cfg, name, self.data.clients[name], self.run_dir / "clients" / name, self.backend,
+                      client_state_dir(self.run_dir, name), self.client_dp, self.model_path)
+        party.resume(self.server.last_completed_round)
+        return party
+
     def _resume(self) -> None:
         last = self.server.last_completed_round
         self.recorder.truncate_after(last)
         self.server.metrics.truncate_after(last)
         self.global_metrics.truncate_after(last)
-        for c in self.clients.values():
-            c.resume(last)
+        if self.cfg.population is None:  # a population's clients resume when built
+            for c in self.clients.values():
+                c.resume(last)
         write_json_atomic(self.run_dir / "global_eval.json", {  # what "global accuracy" was measured on
             "about": self.data.describe_global_eval(), "prompts": len(self.data.global_eval),
             "parts": self.data.global_eval_parts})
@@ -212,7 +238,10 @@ class Federation:
             return
         load_vector(self.model, self.layout, self.global_model.state.vector)
         rollout = make_rollout(self.cfg.model.rollout)
-        for n, client in self.clients.items():
+        # A population: the last round's sample only (1,000 evaluations would dwarf the run).
+        names = self.server.participants(after_round) if self.cfg.population is not None else list(self.clients)
+        for n in names:
+            client = self.clients[n]
             seed = eval_seed_of(derive_seed(self.cfg.seed, "train", n, after_round + 1))
             acc = pass_at_1(self.model, self.tok, rollout, self.data.clients[n].eval, self.eval_sampling, seed=seed)
             write_json_atomic(client.root / FINAL_EVAL, {"after_round": after_round, "eval_accuracy_of_global": acc})
@@ -230,6 +259,11 @@ class Federation:
     def _round(self, r: int, executor: Executor | _InlineExecutor) -> None:
         names = self.server.participants(r)
         self.emit("round_start", {"round": r, "participants": names})
+        if len(names) < 2:  # Poisson sampling drew too few: nothing to sum (the round still counts for DP)
+            reason = f"{len(names)} client(s) sampled: nothing to sum"
+            self.global_model.save(r)
+            return self._finish(r, {"round": r, "contributors": 0, "aborted": True, "reason": reason,
+                                    **self.coordinator.dp_row(r)}, {})
         outcomes: dict[str, TrainOutcome] = {}
         for out in executor.map(run_training, self._jobs(r, names)):
             outcomes[out.client] = out
@@ -242,6 +276,10 @@ class Federation:
         release = release_round(self.client_dp, self.backend, spec, None, self.run_dir, self.recorder,
                                 lambda stages: self._drops(r, names, stages), join=join)
         row, known = self.coordinator.close_round(r, release)
+        self._finish(r, row, known)
+
+    def _finish(self, r: int, row: dict, known: dict) -> None:
+        """Evaluate and record round r (``known``: what the holder of the global model learned)."""
         self._record_global(r, known)
         if self.backend.server_learns_sum:
             row.update(known)

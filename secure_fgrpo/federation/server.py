@@ -53,10 +53,33 @@ class Server:
             write_json_atomic(self.root / "excluded.json", {**self.excluded, **blamed})
 
     def participants(self, round_: int) -> list[str]:
-        pool = [c for c in self.clients if c not in self.excluded]
-        k = participants_per_round(self.run)
+        """This round's sample. ``fixed``: k = round(fraction·n) (at least 2) without replacement;
+        ``poisson``: every client independently with probability ``fraction``, the sampling the
+        client-level accountant's amplification assumes (the count varies; it may be < 2, and the
+        round then has nothing to sum). Seeded by (seed, round): a resumed run draws the same."""
+        return self._draw(round_, self.excluded)
+
+    def _draw(self, round_: int, excluded: dict[str, str]) -> list[str]:
+        fed = self.run.federation
         rng = random.Random(derive_seed(self.run.seed, "sample", round_))
+        if fed.sampling == "poisson":  # one draw per client, excluded or not: the others keep theirs
+            return [c for c in self.clients if rng.random() < fed.fraction and c not in excluded]
+        pool = [c for c in self.clients if c not in excluded]
+        k = participants_per_round(self.run)
         return sorted(rng.sample(pool, min(k, len(pool))))
+
+    def most_rounds_sampled(self, upto: int) -> int:
+        """The most rounds in 1..upto any one client was sampled in: what a party that sees the
+        roster (this server) can charge a client's privacy loss to (privacy/plan.py). Poisson
+        draws are recomputed without exclusions (a superset of each round's sample); a fixed-size
+        draw changes with its pool, so after an exclusion every round counts (an upper bound)."""
+        if self.run.federation.sampling == "fixed" and self.excluded:
+            return upto
+        counts: dict[str, int] = {}
+        for r in range(1, upto + 1):
+            for c in self._draw(r, {}):
+                counts[c] = counts.get(c, 0) + 1
+        return max(counts.values(), default=0)
 
     def sum_spec(self, round_: int, participants: list[str], dim: int) -> SumSpec:
         data_bound, weight_bound = sum_bounds(self.run)
