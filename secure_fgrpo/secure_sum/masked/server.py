@@ -16,25 +16,38 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from ..base import SERVER, Message, ProtocolError, RoundAborted, SumOutcome, SumServer
 from . import crypto, shamir
+from .blame import Verdicts, judge, sealed_sign_parts
 from .client import pair_info, self_mask_seed
 from .context import STAGES, RoundContext
-from .blame import Verdicts, judge, sealed_sign_parts
 from .graph import Graph, graph_seed
 from .keys import verify
-from .messages import (Advertise, ConsistencyAck, DecodeError, Forwarded, KeyBook, MaskedInput,
-                       ShareUpload, SurvivorList, UnmaskRequest, UnmaskShares, decode)
+from .messages import (
+    Advertise,
+    ConsistencyAck,
+    DecodeError,
+    Forwarded,
+    KeyBook,
+    MaskedInput,
+    ShareUpload,
+    SurvivorList,
+    UnmaskRequest,
+    UnmaskShares,
+    Wire,
+    decode,
+)
 from .prg import KeystreamPRG
 
 log = logging.getLogger(__name__)
 
-KINDS = {"advertise": Advertise, "share": ShareUpload, "masked_input": MaskedInput,
+KINDS: dict[str, type[Wire]] = {"advertise": Advertise, "share": ShareUpload, "masked_input": MaskedInput,
          "consistency": ConsistencyAck, "unmask": UnmaskShares}
 
 
@@ -78,7 +91,7 @@ class MaskedServer(SumServer):
     def process(self, stage: str, inbound: dict[str, Message]) -> dict[str, Message]:
         expected = STAGES[self._next] if self._next < len(STAGES) else None
         if stage != expected:
-            first = sorted(inbound)[0] if inbound else None
+            first = min(inbound) if inbound else None
             reason = (f"stage {stage!r} already completed (replayed message)" if stage in STAGES[:self._next]
                       else f"out of stage: the server expects {expected!r}")
             if first is None:
@@ -105,7 +118,7 @@ class MaskedServer(SumServer):
     def _check(self, stage: str, sender: str, msg: Message) -> Any:
         cls = KINDS[stage]
         checks = ((msg.sender == sender, f"message claims sender {msg.sender!r}"),
-                  (sender in self.spec.participants, "not a participant of this round"),
+                  (self.ctx.is_participant(sender), "not a participant of this round"),
                   (msg.recipient == SERVER, f"addressed to {msg.recipient!r}"),
                   (msg.round == self.spec.round, f"round {msg.round}, expected {self.spec.round} (replay?)"),
                   (msg.stage == stage, f"message is for stage {msg.stage!r} (out of stage)"),
@@ -176,17 +189,20 @@ class MaskedServer(SumServer):
                     self._blamed.setdefault(s, f"round {self.spec.round}: signed an advertisement where {reason}")
                 raise ProtocolError(s, stage, reason)
         self._no_replays(stage)
-        missing = [p for p in self.spec.participants if p not in bodies]
-        if missing and not self.ctx.graph_params.complete(len(self.spec.participants)):
-            raise RoundAborted(f"round {self.spec.round}: {', '.join(missing)} did not advertise; the "
-                               f"neighbour graph is drawn from every participant's advertisement")
+        missing = [a for a in self.ctx.anchors if a not in bodies]
+        if missing:
+            raise RoundAborted(f"round {self.spec.round}: anchor(s) {', '.join(missing)} did not advertise; the "
+                               f"neighbour graph is drawn from every anchor's advertisement")
         self._adv = dict(bodies)
-        book = tuple((v, self._adv[v].c_public, self._adv[v].s_public, self._adv[v].signature)
-                     for v in self.spec.participants if v in self._adv)
-        self.graph = self.ctx.build_graph(graph_seed(self.ctx.digest, list(book)))
+        entry = {v: (v, a.c_public, a.s_public, a.signature) for v, a in self._adv.items()}
+        self.graph = self.ctx.build_graph(graph_seed(self.ctx.digest, [entry[a] for a in self.ctx.anchors]))
         self._live = self._closure(set(bodies))
         self._need(self._live, "advertised keys")
-        return {u: KeyBook(book) for u in self._live}
+        # Each client gets the anchors' advertisements (to draw the graph) and its neighbours'.
+        order, anchor_set = self.ctx.index, set(self.ctx.anchors)
+        return {u: KeyBook(tuple(entry[v] for v in sorted((anchor_set | self.graph.holders(u)) & set(entry),
+                                                         key=order)))
+                for u in self._live}
 
     def _signed_ok(self, signer: str, signature: bytes, what: str, *parts: bytes) -> bool:
         if self.ctx.roster is None:
@@ -241,7 +257,7 @@ class MaskedServer(SumServer):
         return {u: SurvivorList(self._survivors) for u in self._survivors}
 
     def _stage_consistency(self, stage: str, bodies: dict[str, ConsistencyAck]) -> dict[str, UnmaskRequest]:
-        digest = self.ctx.survivors_digest(self._survivors)
+        digest = self.ctx.survivors_digest(self._survivors, self._g().seed)
         for s, ack in bodies.items():
             if ack.digest != digest:
                 raise ProtocolError(s, stage, "acknowledges a different survivor set")
@@ -297,11 +313,11 @@ class MaskedServer(SumServer):
             raise RoundAborted(f"round {self.spec.round}: {len(got)} share(s) of {peer!r}'s {what}, need {t_k}")
         ctx = self.ctx
         if kind == "self":
-            def valid(b: bytes) -> bool:
-                return crypto.commit(b, ctx.spec.round, ctx.digest, peer) == self._uploads[peer].commitment
+            def valid(secret: bytes) -> bool:
+                return crypto.commit(secret, ctx.spec.round, ctx.digest, peer) == self._uploads[peer].commitment
         else:
-            def valid(sk: bytes) -> bool:
-                return crypto.public_of(sk) == self._adv[peer].s_public
+            def valid(secret: bytes) -> bool:
+                return crypto.public_of(secret) == self._adv[peer].s_public
         secret, bad = shamir.recover_checked(got, t_k, valid)
         if bad:
             holder = self.spec.participants[bad[0] - 1]
