@@ -129,7 +129,8 @@ def test_a_colluding_anchors_second_advertisement_splits_the_graph_and_is_caught
     book = m.KeyBook(tuple(split[v] for v in ctx.spec.participants if v in wanted))
     msg = Message(ctx.spec.round, "share", "server", victim, m.KeyBook.KIND, book.to_bytes())
     assert sim.clients[victim].respond("share", msg) is not None  # accepted: every signature is valid
-    assert sim.clients[victim].graph is not None and sim.clients[victim].graph.seed == graph.seed
+    drawn = sim.clients[victim].graph
+    assert drawn is not None and drawn.seed == graph.seed
     names = ctx.spec.participants
     assert ctx.survivors_digest(names, graph.seed) != ctx.survivors_digest(names, real.seed)
 
