@@ -77,6 +77,7 @@ class MaskedClient(SumClient):
         self._prg = KeystreamPRG(ctx.params.prg, ctx.spec.dim, ctx.fixed.word)
         self._book: dict[str, tuple[bytes, bytes]] = {}
         self._enc_keys: dict[str, bytes] = {}
+        self._c_shared: dict[str, bytes] = {}  # raw X25519 with each neighbour's c key (secret)
         self._held: dict[str, SharePlain] = {}
         self._masked_with: tuple[str, ...] = ()
         self._self_seed: bytes | None = None
@@ -201,7 +202,8 @@ class MaskedClient(SumClient):
             if peer not in ctx.anchors:
                 self._check_advert(stage, peer, ads[peer])
             try:
-                self._enc_keys[peer] = crypto.agree(self._keys.c_private, c_pub, share_aad(ctx, me, peer))
+                self._c_shared[peer] = crypto.shared_secret(self._keys.c_private, c_pub)
+                self._enc_keys[peer] = crypto.hkdf(self._c_shared[peer], share_aad(ctx, me, peer))
             except crypto.CryptoError:
                 raise self._refuse(stage, f"advertised key of {peer!r} is invalid") from None
             self._book[peer] = (c_pub, s_pub)
@@ -240,7 +242,7 @@ class MaskedClient(SumClient):
                 raise self._refuse(stage, f"forwarded share from {owner!r}, which is not in the key book")
             if not self._signature_ok(owner, sig, "sealed", *sealed_sign_parts(owner, me, blob, confirm)):
                 raise self._refuse(stage, f"sealed share from {owner!r} is not signed by {owner!r}")
-            key = crypto.agree(self._keys.c_private, self._book[owner][0], share_aad(ctx, owner, me))
+            key = crypto.hkdf(self._c_shared[owner], share_aad(ctx, owner, me))  # the other direction
             try:
                 if crypto.confirm_tag(key, share_aad(ctx, owner, me)) != confirm:
                     raise ShareInvalid(f"sealed share from {owner!r} confirms another key")
