@@ -22,7 +22,7 @@ non-anchor advertisement does not enter the seed, so changing or withholding one
 would use it, params' recovery bound covers the rest); (6) a colluding anchor could sign two
 advertisements and the server show different clients different ones: the seed enters the
 survivor-set digest every client signs at consistency (context.survivors_digest), and a client
-reveals shares only with T ≥ (n + c)/2 signatures on its own digest, so every revealing honest
+reveals shares only with T signatures on its own digest (2T > n + c), so every revealing honest
 client used the same graph. Residual (as before this construction): a colluding anchor that
 advertises after the honest anchors can re-draw the seed by trying key pairs, one signature per
 try (threat_model/residual_risks.md).
