@@ -268,10 +268,18 @@ def _fit_lines(rows: list[dict[str, Any]]) -> list[str]:
                      key=lambda r: r["n"])
         if len(sel) < 3:
             continue
-        f = fit(sel)
-        out.append(f"- {label} (n = {', '.join(str(r['n']) for r in sel)}): {f['slope_per_log2n']:.1f} ms per "
-                   f"doubling of n (R² {f['r2_log2n']:.3f} against log2 n), {f['slope_per_n']:.3f} ms per added "
-                   f"client (R² {f['r2_n']:.3f} against n)")
+        parts = [("", sel)]
+        if sel[0].get("stage_ms:masked_input") is not None:  # per-parameter part vs the rest
+            per = [{**r, "client_ms_per_1M": (r["stage_ms:setup"] + r["stage_ms:masked_input"]) * 1e6 / r["dim"]}
+                   for r in sel]
+            rest = [{**r, "client_ms_per_1M": r["client_ms_per_1M"] - p["client_ms_per_1M"]} for r, p in zip(sel, per)]
+            parts += [(" — setup + masked_input (per parameter, × (k + 1))", per), (" — the rest", rest)]
+        for what, rs in parts:
+            f = fit(rs)
+            values = " / ".join(f"{r['client_ms_per_1M']:.1f}" for r in rs)
+            out.append(f"- {label}{what} (n = {', '.join(str(r['n']) for r in rs)}: {values} ms per 1M): "
+                       f"{f['slope_per_log2n']:.1f} ms per doubling of n (R² {f['r2_log2n']:.3f} against log2 n), "
+                       f"{f['slope_per_n']:.3f} ms per added client (R² {f['r2_n']:.3f} against n)")
     return out
 
 
@@ -291,7 +299,16 @@ def main() -> None:
     ap.add_argument("--ckks-columns", nargs="*", default=[], help="e.g. bfv-4096 ckks-4096 nvflare-default")
     ap.add_argument("--quick", action="store_true", help="small sizes, results to /tmp")
     ap.add_argument("--out-dir", default=str(RESULTS))
+    ap.add_argument("--render", type=Path, help="re-write the report from this run's JSON (no measuring)")
     args = ap.parse_args()
+    if args.render:
+        doc = json.loads(args.render.read_text())
+        meta = doc["meta"]
+        kept = meta["notes"][: meta["notes"].index("") if "" in meta["notes"] else len(meta["notes"])]
+        meta["notes"] = [x for x in kept if "(partial" not in x] + _fit_lines(doc["rows"]) + _notes()
+        args.render.write_text(json.dumps(doc, indent=1) + "\n")
+        args.render.with_suffix(".md").write_text(to_markdown(doc["rows"], meta))
+        return
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     logging.getLogger("secure_fgrpo").setLevel(logging.WARNING)
     if args.quick:
