@@ -15,7 +15,10 @@ from dataclasses import dataclass
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.x25519 import (
+    X25519PrivateKey,
+    X25519PublicKey,
+)
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
@@ -46,7 +49,7 @@ class RoundKeys:
     s_private: X25519PrivateKey
 
     @classmethod
-    def generate(cls) -> "RoundKeys":
+    def generate(cls) -> RoundKeys:
         return cls(X25519PrivateKey.generate(), X25519PrivateKey.generate())
 
     @property
