@@ -1,21 +1,22 @@
-"""Secure-sum benchmark: the masked backend (SecAgg+) beside the plaintext backend, Flower
-1.41's SecAgg+ (``SecAggPlusWorkflow`` in simulation) and, when benchmarks/ckks_columns.py is
-present, the homomorphic columns.
+"""Secure-sum benchmark: the masked backend (SecAgg+, logarithmic graph) beside the same backend
+with the old linear degree, the plaintext backend, Flower 1.41's SecAgg+ (``SecAggPlusWorkflow``
+in its simulation engine, benchmarks/secure_sum_flower.py) and, on request, the homomorphic columns.
 
-    .venv/bin/python benchmarks/secure_sum.py --flower-python /tmp/flwr-venv/bin/python
-    .venv/bin/python benchmarks/secure_sum.py --quick          # smoke run, writes to /tmp
+    nice -n 10 .venv/bin/python benchmarks/secure_sum.py          # issue 17's table, ~20 min on 2 cores
+    .venv/bin/python benchmarks/secure_sum.py --quick              # smoke run, writes to /tmp
 
 Per row: per-client compute (median and max over clients; everything a client does in the
-round: making its round state, checking its input, every stage), server compute (every
-``process`` call plus ``outcome``), bytes each client sends / receives per parameter (message
-payloads), the in-process round wall time (all parties on one thread) and the critical path
-(per stage: slowest client + server, i.e. the wall time with parallel clients and a free
-network). Flower: per-client time inside its ClientApp (``secaggplus_mod`` + a trivial fit),
-server time of the four workflow stages minus the time spent waiting in
+round: making its round state, checking and encoding its input, every stage) with the median
+client's split by stage, server compute (every ``process`` call plus ``outcome``), bytes each
+client sends / receives per parameter (message payloads), the in-process round wall time (all
+parties on one thread), the critical path (per stage: slowest client + server) and the number of
+dropouts (⌊δ·n⌋ before the masked input, in a second round at ``--drop-dim`` parameters) the
+round survived. Flower: per-client time inside its ClientApp (``secaggplus_mod`` + a trivial
+fit), server time of the four workflow stages minus the time spent waiting in
 ``grid.send_and_receive``, bytes of the config records (the global-model broadcast excluded).
-Flower must not be installed in the project venv: give another interpreter with
-``--flower-python`` (``python3 -m venv /tmp/flwr-venv && /tmp/flwr-venv/bin/pip install
-"flwr[simulation]==1.41.0" numpy``); without it the Flower rows are left out, with the reason.
+Flower runs under this interpreter when it imports flwr and ray (``pip install
+"flwr[simulation]==1.41.0"``), else under ``--flower-python``; without either its rows are left
+out, with the reason. The log-n fit of the masked client CPU per 1M parameters is in the report.
 """
 
 from __future__ import annotations
@@ -44,7 +45,6 @@ import numpy as np  # noqa: E402
 log = logging.getLogger("secure_sum_bench")
 RESULTS = Path(__file__).resolve().parent / "results"
 DATA_BOUND, WEIGHT_BOUND = 1.0, 10.0
-FLOWER_STAGE_TIMEOUT_S = 1800
 
 
 # --- our backends (project interpreter) ----------------------------------------------------
@@ -97,11 +97,16 @@ class _NullRecorder:
 
 
 def measure_ours(kind: str, n: int, dim: int, threshold: int, drop: int, repeats: int, folder: Path,
-                 options: dict[str, Any] | None = None) -> dict[str, Any]:
+                 options: dict[str, Any] | None = None, label: str | None = None) -> dict[str, Any]:
     """Median over ``repeats`` rounds of one backend at (n, dim); ``drop`` clients vanish
-    before the masked-input stage (their pairwise masks must be recovered)."""
+    before the masked-input stage (their pairwise masks must be recovered). Inputs are not
+    kept (n vectors of ``dim`` floats): the exact sum is accumulated as they are made."""
     from secure_fgrpo.secure_sum import DropSchedule, make_backend, run_secure_sum
-    from secure_fgrpo.secure_sum.masked import client_state_dir, quantisation_bound, server_state_dir
+    from secure_fgrpo.secure_sum.masked import (
+        client_state_dir,
+        quantisation_bound,
+        server_state_dir,
+    )
     from secure_fgrpo.secure_sum.masked.params import choose_graph
     from secure_fgrpo.secure_sum.masked.simulate import make_spec, random_input
 
@@ -112,14 +117,17 @@ def measure_ours(kind: str, n: int, dim: int, threshold: int, drop: int, repeats
     samples: list[dict[str, float]] = []
     for r in range(repeats):
         spec = make_spec(n, dim, threshold, round_=r + 1, data_bound=DATA_BOUND, weight_bound=WEIGHT_BOUND)
-        inputs = {c: random_input(spec, rng) for c in names}
         setup_s: dict[str, float] = {}
         setup_wall: dict[str, float] = {}
         clients = {}
-        for c in names:
+        exact = np.zeros(dim)
+        for i, c in enumerate(names):
+            vector = random_input(spec, rng)
+            if i >= drop:
+                exact += vector
             t, w = time.thread_time(), time.perf_counter()
             inner = backend.client(c, spec, client_state_dir(folder, c))
-            inner.set_input(inputs[c])
+            inner.set_input(vector)
             setup_s[c], setup_wall[c] = time.thread_time() - t, time.perf_counter() - w
             clients[c] = _TimedClient(inner)
         server = _TimedServer(backend.server(spec, server_state_dir(folder)))
@@ -129,13 +137,16 @@ def measure_ours(kind: str, n: int, dim: int, threshold: int, drop: int, repeats
         wall = time.perf_counter() - t + sum(setup_wall.values())
         if out.aborted:
             raise RuntimeError(f"{kind} n={n}: round aborted: {out.reason}")
-        exact = sum(inputs[c] for c in out.contributors)
+        if out.total is None or set(out.contributors) != set(names[drop:]):
+            raise RuntimeError(f"{kind} n={n}: contributors {len(out.contributors)}, expected {n - drop}")
         per_client = [setup_s[c] + sum(clients[c].stage_s.values()) for c in names[drop:]]
         per_client_wall = [setup_wall[c] + sum(clients[c].stage_wall.values()) for c in names[drop:]]
         stages = list(server.stages)
         critical = (max(setup_s.values()) + sum(max(cl.stage_s.get(s, 0.0) for cl in clients.values()) for s in stages)
                     + sum(server.stage_s.values()))
         live = [clients[c] for c in names[drop:]]
+        by_stage = {"setup": 1e3 * statistics.median(setup_s[c] for c in names[drop:])}
+        by_stage.update({st: 1e3 * statistics.median(cl.stage_s.get(st, 0.0) for cl in live) for st in stages})
         samples.append({
             "client_ms_median": 1e3 * statistics.median(per_client), "client_ms_max": 1e3 * max(per_client),
             "client_wall_ms_median": 1e3 * statistics.median(per_client_wall),
@@ -144,165 +155,23 @@ def measure_ours(kind: str, n: int, dim: int, threshold: int, drop: int, repeats
             "upload_B_per_param": statistics.median(c.sent for c in live) / dim,
             "download_B_per_param": statistics.median(c.received for c in live) / dim,
             "max_abs_error": float(np.abs(out.total - exact).max()),
+            **{f"stage_ms:{st}": v for st, v in by_stage.items()},
         })
-        del inputs, clients, server, out
+        del clients, server, out
     row: dict[str, Any] = {k: statistics.median(s[k] for s in samples) for k in samples[0]}
     row["max_abs_error"] = max(s["max_abs_error"] for s in samples)
-    row.update(backend=kind if not options else f"{kind} {json.dumps(options, sort_keys=True)}", n=n, dim=dim,
+    row.update(backend=label or (kind if not options else f"{kind} {json.dumps(options, sort_keys=True)}"),
+               n=n, dim=dim,
                threshold=threshold, dropped=drop, repeats=repeats, loadavg_1m=os.getloadavg()[0])
     if kind == "masked":
         spec = make_spec(n, dim, threshold, data_bound=DATA_BOUND, weight_bound=WEIGHT_BOUND)
         p = backend.params.proposal  # type: ignore[attr-defined]
         g = choose_graph(n, threshold, p.gamma, p.delta, p.sigma, p.eta, (options or {}).get("degree"))
-        row.update(degree=g.degree, share_threshold=g.share_threshold,
+        row.update(degree=g.degree, share_threshold=g.share_threshold, anchors=g.anchors,
                    quantisation_bound=quantisation_bound(spec, n - drop, (options or {}).get("modulus_bits", 32)))
     row["client_ms_per_1M"] = row["client_ms_median"] * 1e6 / dim  # CPU time of the client's thread
     row["server_ms_per_1M"] = row["server_ms"] * 1e6 / dim
     return row
-
-
-# --- Flower 1.41 SecAgg+ (runs under --flower-python) --------------------------------------
-
-
-def flower_worker(n: int, dim: int, num_shares: int, threshold: int, out_path: str) -> None:
-    """One SecAggPlusWorkflow round in Flower's simulation runtime; writes raw timings."""
-    from flwr.client import ClientApp, NumPyClient
-    from flwr.client.mod import secaggplus_mod
-    from flwr.common import ndarrays_to_parameters
-    from flwr.server import LegacyContext, ServerApp, ServerConfig
-    from flwr.server.strategy import FedAvg
-    from flwr.server.workflow import DefaultWorkflow, SecAggPlusWorkflow
-    from flwr.simulation import run_simulation
-
-    client_log = out_path + ".clients.jsonl"
-
-    def config_bytes(content: Any) -> int:
-        total = 0
-        for rec in content.config_records.values():
-            for v in rec.values():
-                if isinstance(v, bytes):
-                    total += len(v)
-                elif isinstance(v, list):
-                    total += sum(len(x) if isinstance(x, bytes) else 8 for x in v)
-                else:
-                    total += 8
-        return total
-
-    def timing_mod(msg: Any, ctx: Any, call_next: Any) -> Any:
-        stage = msg.content.config_records["secaggplus_configs"].get("stage", "?")
-        got = config_bytes(msg.content)
-        t, w = time.thread_time(), time.perf_counter()
-        out = call_next(msg, ctx)
-        dt, dw = time.thread_time() - t, time.perf_counter() - w
-        with open(client_log, "a") as fh:
-            fh.write(json.dumps({"node": msg.metadata.dst_node_id, "stage": stage, "seconds": dt, "wall": dw,
-                                 "bytes_in": got, "bytes_out": config_bytes(out.content)}) + "\n")
-        return out
-
-    vec: dict[str, np.ndarray] = {}
-
-    class Client(NumPyClient):
-        def fit(self, parameters: Any, config: Any) -> Any:
-            if "v" not in vec:  # a bounded update, made once per worker process
-                vec["v"] = np.full(dim - 1, 0.5 / math.sqrt(dim - 1), dtype=np.float32)
-            return [vec["v"]], 1, {}
-
-    client_app = ClientApp(client_fn=lambda context: Client().to_client(), mods=[timing_mod, secaggplus_mod])
-    server_t: dict[str, Any] = {"stages": {}, "stages_wall": {}, "waiting": 0.0, "waiting_cpu": 0.0}
-
-    class Timed(SecAggPlusWorkflow):
-        def _timed(self, name: str, fn: Any, grid: Any, context: Any, state: Any) -> bool:
-            w0, c0 = server_t["waiting"], server_t["waiting_cpu"]
-            w, t = time.perf_counter(), time.thread_time()
-            ok = fn(grid, context, state)
-            server_t["stages"][name] = time.thread_time() - t - (server_t["waiting_cpu"] - c0)
-            server_t["stages_wall"][name] = time.perf_counter() - w - (server_t["waiting"] - w0)
-            return ok
-
-        def setup_stage(self, g: Any, c: Any, s: Any) -> bool:
-            return self._timed("setup", super().setup_stage, g, c, s)
-
-        def share_keys_stage(self, g: Any, c: Any, s: Any) -> bool:
-            return self._timed("share_keys", super().share_keys_stage, g, c, s)
-
-        def collect_masked_vectors_stage(self, g: Any, c: Any, s: Any) -> bool:
-            return self._timed("collect_masked_vectors", super().collect_masked_vectors_stage, g, c, s)
-
-        def unmask_stage(self, g: Any, c: Any, s: Any) -> bool:
-            return self._timed("unmask", super().unmask_stage, g, c, s)
-
-    server_app = ServerApp()
-
-    @server_app.main()
-    def main(grid: Any, context: Any) -> None:
-        send = grid.send_and_receive
-
-        def timed_send(*a: Any, **k: Any) -> Any:
-            t, c = time.perf_counter(), time.thread_time()
-            try:
-                return send(*a, **k)
-            finally:
-                server_t["waiting"] += time.perf_counter() - t
-                server_t["waiting_cpu"] += time.thread_time() - c
-
-        grid.send_and_receive = timed_send
-        strategy = FedAvg(fraction_fit=1.0, fraction_evaluate=0.0, min_available_clients=n, min_fit_clients=n,
-                          initial_parameters=ndarrays_to_parameters([np.zeros(dim - 1, np.float32)]))
-        legacy = LegacyContext(context=context, config=ServerConfig(num_rounds=1), strategy=strategy)
-        t = time.perf_counter()
-        DefaultWorkflow(fit_workflow=Timed(num_shares=num_shares, reconstruction_threshold=threshold))(grid, legacy)
-        server_t["round_wall_s"] = time.perf_counter() - t
-        Path(out_path).write_text(json.dumps(server_t))
-
-    run_simulation(server_app, client_app, num_supernodes=n,
-                   backend_config={"client_resources": {"num_cpus": 1, "num_gpus": 0.0},
-                                   "init_args": {"num_cpus": 1, "include_dashboard": False}})
-
-
-def measure_flower(python: str, n: int, dim: int, threshold: int) -> dict[str, Any]:
-    """Same n, vector and threshold; Flower's num_shares / reconstruction threshold set to our
-    neighbourhood (k + 1 holders) and share threshold t_k, so both run the same graph."""
-    from secure_fgrpo.secure_sum.masked.params import choose_graph
-
-    g = choose_graph(n, threshold, 0.2, 0.1)
-    k, t_k = g.degree, g.share_threshold
-    with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "flower.json"
-        cmd = [python, str(Path(__file__).resolve()), "--flower-worker", str(n), str(dim), str(k + 1), str(t_k),
-               str(out)]
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=FLOWER_STAGE_TIMEOUT_S, check=False,
-                              cwd=tmp)
-        if proc.returncode != 0 or not out.exists():
-            raise RuntimeError(f"Flower n={n} failed (rc {proc.returncode}): {proc.stderr[-3000:]}")
-        server = json.loads(out.read_text())
-        rows = [json.loads(line) for line in (Path(str(out) + ".clients.jsonl")).read_text().splitlines()]
-    per_node: dict[int, dict[str, float]] = {}
-    for r in rows:
-        d = per_node.setdefault(r["node"], {"s": 0.0, "out": 0, "in": 0})
-        d["s"] += r["seconds"]
-        d["out"] += r["bytes_out"]
-        d["in"] += r["bytes_in"]
-    secs = [d["s"] for d in per_node.values()]
-    walls: dict[int, float] = {}
-    for r in rows:
-        walls[r["node"]] = walls.get(r["node"], 0.0) + r["wall"]
-    by_stage: dict[str, float] = {}
-    for r in rows:
-        by_stage[r["stage"]] = max(by_stage.get(r["stage"], 0.0), r["seconds"])
-    server_s = sum(server["stages"].values())
-    return {
-        "backend": "flower-1.41 SecAgg+", "n": n, "dim": dim, "threshold": threshold, "dropped": 0, "repeats": 1,
-        "degree": k, "share_threshold": t_k,
-        "client_ms_median": 1e3 * statistics.median(secs), "client_ms_max": 1e3 * max(secs),
-        "client_wall_ms_median": 1e3 * statistics.median(walls.values()),
-        "server_ms": 1e3 * server_s, "server_wall_ms": 1e3 * sum(server["stages_wall"].values()),
-        "round_wall_s": server["round_wall_s"],
-        "critical_path_s": sum(by_stage.values()) + server_s,
-        "upload_B_per_param": statistics.median(d["out"] for d in per_node.values()) / dim,
-        "download_B_per_param": statistics.median(d["in"] for d in per_node.values()) / dim,
-        "client_ms_per_1M": 1e3 * statistics.median(secs) * 1e6 / dim, "server_ms_per_1M": 1e3 * server_s * 1e6 / dim,
-        "max_abs_error": None, "loadavg_1m": os.getloadavg()[0],
-    }
 
 
 # --- homomorphic columns (benchmarks/ckks_columns.py, another helper's) ---------------------
@@ -336,146 +205,214 @@ def _f(v: Any, fmt: str) -> str:
     return "" if v is None else format(v, fmt)
 
 
+STAGE_KINDS = {  # what each of a masked client's costs grows with
+    "setup": "per parameter (input check, fixed-point encoding) + round state",
+    "advertise": "per client (two X25519 key pairs, one signature)",
+    "share": "per anchor and neighbour (A + k signature checks, k key agreements, Shamir over k + 1)",
+    "masked_input": "per neighbour × per parameter (k + 1 keystreams of dim words) + k signature checks",
+    "consistency": "per survivor (the survivor list: n names, no signatures)",
+    "unmask": "per survivor (T acknowledgement signatures: the quorum every revealing client needs)",
+}
+
+
+def fit(rows: list[dict[str, Any]]) -> dict[str, float]:
+    """Least squares of client CPU per 1M against log2 n and against n, with R² of each."""
+    x = np.array([r["n"] for r in rows], dtype=float)
+    y = np.array([r["client_ms_per_1M"] for r in rows])
+    out: dict[str, float] = {}
+    for name, xs in (("log2n", np.log2(x)), ("n", x)):
+        slope, icept = np.polyfit(xs, y, 1)
+        resid = y - (slope * xs + icept)
+        out[f"slope_per_{name}"] = float(slope)
+        out[f"r2_{name}"] = float(1 - resid @ resid / max(float(((y - y.mean()) ** 2).sum()), 1e-300))
+    return out
+
+
 def to_markdown(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
-    lines = [f"# Secure sum: masked (SecAgg+) vs plaintext vs Flower 1.41 SecAgg+{meta['ckks_title']}", "",
-             f"Command: `{meta['command']}`", "",
-             f"Machine: {meta['machine']}; load average before/after: {meta['load_before']} / {meta['load_after']}.",
-             "", "| backend | n | dim | t | k / t_k | drop | client CPU ms median / max | client CPU ms per 1M | "
-             "client wall ms | server CPU ms | server CPU ms per 1M | server wall ms | up B/param | down B/param | "
-             "round wall s | critical path s (CPU) | max abs err (bound) |", "|" + "---|" * 17]
+    lines = ["# Secure sum: masked SecAgg+ (logarithmic graph) vs linear degree vs Flower 1.41 SecAgg+ vs plaintext",
+             "", f"Command: `{meta['command']}`", "",
+             (f"Machine: {meta['machine']}; load average before/after: {meta['load_before']} / {meta['load_after']} "
+             "(shared machine: other sessions' jobs ran throughout)."), "",
+             ("| backend | n | dim | T | k / t_k / A | client CPU ms median / max | **client CPU ms per 1M** | "
+             "server CPU ms per 1M | up B/param | down B/param | critical path s (CPU) | round wall s | "
+             "δ·n dropouts survived | max abs err (bound) |"), "|" + "---|" * 14]
     for r in rows:
-        kt = f"{r['degree']} / {r['share_threshold']}" if r.get("degree") is not None else ""
+        kt = ""
+        if r.get("degree") is not None:
+            kt = f"{r['degree']} / {r['share_threshold']}"
+            kt += f" / {r['anchors']}" if r.get("anchors") is not None else ""
         err = ""
         if r.get("max_abs_error") is not None:
-            bound = f" ({r['quantisation_bound']:.1e})" if r.get("quantisation_bound") else ""
-            err = f"{r['max_abs_error']:.1e}{bound}"
+            err = f"{r['max_abs_error']:.1e}"
+            err += f" ({r['quantisation_bound']:.1e})" if r.get("quantisation_bound") else ""
         lines.append(
-            f"| {r['backend']} | {r['n']} | {r['dim']} | {_f(r.get('threshold'), 'd')} | {kt} | {r['dropped']} | "
+            f"| {r['backend']} | {r['n']} | {r['dim']} | {_f(r.get('threshold'), 'd')} | {kt} | "
             f"{_f(r['client_ms_median'], '.1f')} / {_f(r['client_ms_max'], '.1f')} | "
             f"{_f(r['client_ms_per_1M'], '.1f')} | "
-            f"{_f(r['client_wall_ms_median'], '.1f')} | {_f(r['server_ms'], '.1f')} | "
-            f"{_f(r['server_ms_per_1M'], '.1f')} | "
-            f"{_f(r['server_wall_ms'], '.1f')} | {_f(r['upload_B_per_param'], '.3f')} | "
-            f"{_f(r['download_B_per_param'], '.3f')} | {_f(r['round_wall_s'], '.3f')} | "
-            f"{_f(r['critical_path_s'], '.3f')} | "
-            f"{err} |")
+            f"{_f(r['server_ms_per_1M'], '.1f')} | {_f(r['upload_B_per_param'], '.3f')} | "
+            f"{_f(r['download_B_per_param'], '.3f')} | {_f(r['critical_path_s'], '.3f')} | "
+            f"{_f(r['round_wall_s'], '.1f')} | "
+            f"{r.get('survived', '')} | {err} |")
+    staged = [r for r in rows if r.get("stage_ms:setup") is not None and r["backend"].startswith("masked")]
+    if staged:
+        st = list(STAGE_KINDS)
+        lines += ["", "Median masked client's CPU ms by stage (what each grows with: below the table):", "",
+                  "| backend | n | k | " + " | ".join(st) + " |", "|" + "---|" * (3 + len(st))]
+        for r in staged:
+            lines.append(f"| {r['backend']} | {r['n']} | {r['degree']} | "
+                         + " | ".join(f"{r.get('stage_ms:' + s, 0.0):.1f}" for s in st) + " |")
+        lines += [""] + [f"- {s}: {k}" for s, k in STAGE_KINDS.items()]
     lines += ["", *meta["notes"]]
     return "\n".join(lines) + "\n"
 
 
-def _target_lines(rows: list[dict[str, Any]]) -> list[str]:
-    """The issue's targets, computed from this run's rows (masked rows without dropouts)."""
-    out = ["Targets (issue 3), from the rows above:", ""]
-    for r in rows:
-        if r["backend"] != "masked" or r["dropped"]:
+def _fit_lines(rows: list[dict[str, Any]]) -> list[str]:
+    out = ["", "Growth of the client CPU per 1M parameters with n (least squares over the rows above):", ""]
+    for label in sorted({r["backend"] for r in rows if r.get("client_ms_per_1M") is not None}):
+        sel = sorted((r for r in rows if r["backend"] == label and r["client_ms_per_1M"] is not None),
+                     key=lambda r: r["n"])
+        if len(sel) < 3:
             continue
-        same = {x["backend"]: x for x in rows if x["n"] == r["n"] and x["dim"] == r["dim"] and not x["dropped"]}
-        plain, flower = same.get("plaintext"), same.get("flower-1.41 SecAgg+")
-        parts = [f"up {r['upload_B_per_param']:.3f} B/param (target <= 4.2)",
-                 f"client {r['client_ms_per_1M']:.1f} CPU ms per 1M (target <= 30 at n = 10)"]
-        if flower:
-            ratio = r["client_ms_median"] / flower["client_ms_median"]
-            parts.append(f"client CPU / Flower's = {ratio:.2f} (target <= 0.5)")
-        if plain:
-            parts.append(f"critical path / plaintext's = {r['critical_path_s'] / plain['critical_path_s']:.2f}, "
-                         f"one-thread round wall / plaintext's = {r['round_wall_s'] / plain['round_wall_s']:.2f} "
-                         f"(target <= 1.10)")
-        out.append(f"- n = {r['n']}, dim = {r['dim']}: " + "; ".join(parts))
+        parts = [("", sel)]
+        if sel[0].get("stage_ms:masked_input") is not None:  # per-parameter part vs the rest
+            per = [{**r, "client_ms_per_1M": (r["stage_ms:setup"] + r["stage_ms:masked_input"]) * 1e6 / r["dim"]}
+                   for r in sel]
+            rest = [{**r, "client_ms_per_1M": r["client_ms_per_1M"] - p["client_ms_per_1M"]}
+                    for r, p in zip(sel, per, strict=False)]
+            parts += [(" — setup + masked_input (per parameter, × (k + 1))", per), (" — the rest", rest)]
+        for what, rs in parts:
+            f = fit(rs)
+            values = " / ".join(f"{r['client_ms_per_1M']:.1f}" for r in rs)
+            out.append(f"- {label}{what} (n = {', '.join(str(r['n']) for r in rs)}: {values} ms per 1M): "
+                       f"{f['slope_per_log2n']:.1f} ms per doubling of n (R² {f['r2_log2n']:.3f} against log2 n), "
+                       f"{f['slope_per_n']:.3f} ms per added client (R² {f['r2_n']:.3f} against n)")
     return out
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--n", type=int, nargs="+", default=[5, 10, 20, 50])
+    ap.add_argument("--n", type=int, nargs="+", default=[10, 50, 100, 200, 500])
     ap.add_argument("--dim", type=int, default=1_000_000)
-    ap.add_argument("--big-n", type=int, default=100, help="extra row with a smaller vector (0: none)")
-    ap.add_argument("--big-dim", type=int, default=100_000)
+    ap.add_argument("--linear-n", type=int, nargs="*", default=[50, 100, 200],
+                    help="n for the old linear-degree rows, k = 2(n - T) (n = 500 would take ~10 min alone)")
+    ap.add_argument("--drop-dim", type=int, default=2_000, help="vector size of the dropout rounds")
     ap.add_argument("--threshold", type=float, default=0.66, help="fraction of n (the project default)")
-    ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--flower-python", default="", help="interpreter with flwr[simulation]==1.41.0")
-    ap.add_argument("--ckks-columns", nargs="*", default=["bfv-4096", "ckks-4096", "nvflare-default"])
-    ap.add_argument("--ckks-n", type=int, nargs="*", default=None, help="n values for the CKKS rows (default: --n)")
+    ap.add_argument("--repeats", type=int, default=1)
+    ap.add_argument("--flower-python", default=sys.executable, help="interpreter with flwr[simulation]==1.41.0")
+    ap.add_argument("--flower-n", type=int, nargs="*", default=None, help="n for Flower's rows (default: --n)")
+    ap.add_argument("--flower-dim", type=int, default=None, help="Flower's vector size (default: --dim)")
+    ap.add_argument("--flower-timeout", type=int, default=1800, help="seconds for one Flower round")
+    ap.add_argument("--ckks-columns", nargs="*", default=[], help="e.g. bfv-4096 ckks-4096 nvflare-default")
     ap.add_argument("--quick", action="store_true", help="small sizes, results to /tmp")
     ap.add_argument("--out-dir", default=str(RESULTS))
-    ap.add_argument("--flower-worker", nargs=5, help=argparse.SUPPRESS)
+    ap.add_argument("--render", type=Path, help="re-write the report from this run's JSON (no measuring)")
     args = ap.parse_args()
-    if args.flower_worker:
-        n, dim, shares, thr, out = args.flower_worker
-        flower_worker(int(n), int(dim), int(shares), int(thr), out)
+    if args.render:
+        doc = json.loads(args.render.read_text())
+        meta = doc["meta"]
+        kept = meta["notes"][: meta["notes"].index("") if "" in meta["notes"] else len(meta["notes"])]
+        meta["notes"] = [x for x in kept if "(partial" not in x] + _fit_lines(doc["rows"]) + _notes()
+        args.render.write_text(json.dumps(doc, indent=1) + "\n")
+        args.render.with_suffix(".md").write_text(to_markdown(doc["rows"], meta))
         return
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     logging.getLogger("secure_fgrpo").setLevel(logging.WARNING)
     if args.quick:
-        args.n, args.dim, args.big_n, args.big_dim, args.repeats = [5, 10], 20_000, 20, 5_000, 1
+        args.n, args.dim, args.linear_n, args.repeats = [10, 20, 30], 20_000, [20], 1
+        args.flower_n = [10]
         args.out_dir = tempfile.mkdtemp(prefix="secure_sum_bench_")
-        args.ckks_columns = args.ckks_columns[:1]
     load_before = os.getloadavg()
-    sizes = [(n, args.dim) for n in args.n] + ([(args.big_n, args.big_dim)] if args.big_n else [])
     notes: list[str] = []
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory() as tmp:
         for kind in ("plaintext", "masked"):  # warm-up: imports, first allocations
             measure_ours(kind, 4, 10_000, 3, 0, 1, Path(tmp) / f"warmup-{kind}")
-        for n, dim in sizes:
-            t = max(1, math.ceil(args.threshold * n))
-            for kind, drop in (("plaintext", 0), ("masked", 0)) + ((("masked", n - t),) if n == 10 else ()):
-                reps = args.repeats if n * dim <= 20_000_000 else 1
-                rows.append(measure_ours(kind, n, dim, t, drop, reps, Path(tmp) / f"{kind}-{n}-{dim}"))
-                log.info("%s n=%d drop=%d: client %.1f ms, server %.1f ms, %.3f B/param", kind, n, drop,
-                         rows[-1]["client_ms_median"], rows[-1]["server_ms"], rows[-1]["upload_B_per_param"])
-    # Flower after ours: its Ray cluster (processes, shared-memory object store) must not be
-    # shutting down while our rows are measured.
-    for n, dim in sizes if args.flower_python else []:
-        t = max(1, math.ceil(args.threshold * n))
-        try:
-            rows.append(measure_flower(args.flower_python, n, dim, t))
-            log.info("flower n=%d: client %.1f ms, server %.1f ms", n, rows[-1]["client_ms_median"],
-                     rows[-1]["server_ms"])
-        except (RuntimeError, subprocess.TimeoutExpired) as err:
-            notes.append(f"- Flower n={n}: no result ({str(err)[:300]})")
-    if not args.flower_python:
-        notes.append("- Flower rows left out: no `--flower-python` interpreter given (Flower is kept out of the "
-                     "project venv; see the module docstring for the venv).")
-    ckks_title = ""
+        for n in args.n:
+            t, d = max(1, math.ceil(args.threshold * n)), math.floor(0.1 * n + 1e-9)
+            linear = {"degree": min(n - 1, 2 * (n - t))}  # the policy still checks it (γ = 0.2, δ = 0.1)
+            runs: list[tuple[str, str, dict[str, Any]]] = [("plaintext", "plaintext", {}), ("masked", "masked", {})]
+            runs += [("masked", "masked, linear k = 2(n − T)", linear)] if n in args.linear_n else []
+            for kind, label, opts in runs:
+                folder = Path(tmp) / f"{label}-{n}".replace(" ", "_")
+                row = measure_ours(kind, n, args.dim, t, 0, args.repeats, folder, opts, label)
+                if kind == "masked" and d:
+                    measure_ours(kind, n, args.drop_dim, t, d, 1, folder.with_name(folder.name + "-d"), opts, label)
+                    row["survived"] = f"{d} of {n}"  # the round completed, exact within the bound
+                rows.append(row)
+                log.info("%s n=%d: client %.1f ms (%.1f per 1M), server %.1f ms, %.3f B/param", label, n,
+                         row["client_ms_median"], row["client_ms_per_1M"], row["server_ms"], row["upload_B_per_param"])
+    _write(args, rows, notes, load_before, final=False)  # ours are kept if Flower never finishes
+    rows += flower_rows(args, notes)
     if args.ckks_columns:
-        ckks, why = ckks_rows_mapped(args.ckks_n or args.n, args.dim, args.ckks_columns)
+        ckks, why = ckks_rows_mapped(args.n, args.dim, args.ckks_columns)
         rows += ckks
-        ckks_title = " vs CKKS/BFV" if ckks else ""
-        if why:
-            notes.append(f"- {why}")
-    rows.sort(key=lambda r: (r["n"], r["dim"], r["backend"]))
-    notes += _target_lines(rows)
-    notes += [
-        "", "Notes:", "",
-        "- client CPU ms: CPU time of the client's thread (`time.thread_time`, robust to other jobs on the "
-        "shared cores) for everything one client computes in the round (round state, input check and encoding, "
-        "all stages); client wall ms: the same in wall-clock time. Masked/plaintext in process, Flower inside its "
-        "ClientApp (`secaggplus_mod` + a trivial fit). ckks rows (wall only): one client's encrypt + serialise.",
-        "- server CPU / wall ms: all `process` calls + `outcome` (ours); Flower: its four workflow stages minus "
-        "the time in `grid.send_and_receive`; ckks (wall only): parse + validate + add of all n inputs.",
-        "- up/down B/param: message payload bytes per client per parameter (Flower: config records only; the "
-        "global-model broadcast is not part of the secure sum).",
-        "- critical path (CPU): per stage the slowest client plus the server, i.e. the round's secure-sum time "
-        "with clients in parallel on a free network. Round wall: all parties in one thread (ours); Flower: its "
-        "simulation runtime's wall time (dominated by polling, not compute).",
-        "- Masked k / t_k: neighbour degree and share threshold from (n, γ = 0.2, δ = 0.1, σ = 40, η = 30) "
-        "(masked/params.py; until this change: from n and t by k = 2(n − t), graph.py); Flower was given "
-        "num_shares = k + 1 and reconstruction_threshold = t_k, i.e. the same ring.",
-        "- drop > 0: that many clients vanish before the masked-input stage; the server reconstructs their mask "
-        "keys and removes their pairwise masks.",
-        "- Shared 2-core machine with other users' jobs: times are noisy (load averages in the JSON). BLAS is "
-        "limited to one thread (OPENBLAS/OMP/MKL_NUM_THREADS=1 unless set): a multi-threaded `dot` in "
-        "`SumSpec.check_input` otherwise spins on the shared cores.",
-    ]
+        notes += [f"- {why}"] if why else []
+    _write(args, rows, notes, load_before, final=True)
+
+
+def _write(args: argparse.Namespace, rows: list[dict[str, Any]], notes: list[str], load_before: tuple[float, ...],
+           final: bool) -> None:
+    rows = sorted(rows, key=lambda r: (r["n"], r["dim"], r["backend"]))
+    extra = [] if final else ["- (partial: written before the Flower rows)"]
     meta = {"command": " ".join([Path(sys.executable).name, *sys.argv]), "machine": f"{platform.machine()}, "
             f"{os.cpu_count()} cores, Python {platform.python_version()}", "load_before":
             " ".join(f"{x:.1f}" for x in load_before), "load_after": " ".join(f"{x:.1f}" for x in os.getloadavg()),
-            "notes": notes, "ckks_title": ckks_title}
+            "notes": notes + extra + _fit_lines(rows) + _notes()}
     out = Path(args.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     (out / "secure_sum.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1) + "\n")
     (out / "secure_sum.md").write_text(to_markdown(rows, meta))
     log.info("wrote %s", out / "secure_sum.md")
+
+
+def flower_rows(args: argparse.Namespace, notes: list[str]) -> list[dict[str, Any]]:
+    """Flower after ours: its Ray cluster (processes, shared-memory object store) must not be
+    shutting down while our rows are measured. Largest n first is not tried: smallest first."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from secure_sum_flower import flower_available, measure_flower  # type: ignore[import-not-found]
+
+    why = flower_available(args.flower_python) if args.flower_python else "no --flower-python given"
+    if why:
+        notes.append(f"- Flower rows left out: {why} (needs `flwr[simulation]==1.41.0`, i.e. flwr and ray).")
+        return []
+    rows = []
+    dim = args.flower_dim or args.dim
+    for n in args.flower_n if args.flower_n is not None else args.n:
+        t = max(1, math.ceil(args.threshold * n))
+        start = time.perf_counter()
+        try:
+            rows.append(measure_flower(args.flower_python, n, dim, t, args.flower_timeout))
+            log.info("flower n=%d: client %.1f ms, server %.1f ms", n, rows[-1]["client_ms_median"],
+                     rows[-1]["server_ms"])
+        except (RuntimeError, subprocess.TimeoutExpired) as err:
+            notes.append(f"- Flower n={n}: no result after {time.perf_counter() - start:.0f} s ({str(err)[:300]})")
+            break
+    return rows
+
+
+def _notes() -> list[str]:
+    return [
+        "", "Notes:", "",
+        ("- client CPU ms: CPU time of the client's thread (`time.thread_time`, robust to other jobs on the "
+        "shared cores) for everything one client computes in the round (round state, input check and encoding, "
+        "all stages). Masked/plaintext in process, Flower inside its ClientApp (`secaggplus_mod` + a trivial fit)."),
+        ("- server CPU ms: all `process` calls + `outcome` (ours); Flower: its four workflow stages minus the time in "
+        "`grid.send_and_receive`."),
+        ("- up/down B/param: message payload bytes per client per parameter (Flower: config records only; the "
+        "global-model broadcast is not part of the secure sum)."),
+        ("- critical path (CPU): per stage the slowest client plus the server, i.e. the round's secure-sum time with "
+        "clients in parallel on a free network. Round wall: all parties in one thread (ours); Flower: its "
+        "simulation runtime's wall time (dominated by its polling, not compute)."),
+        ("- k / t_k / A: neighbour degree, share threshold and graph anchors from (n, γ = 0.2, δ = 0.1, σ = 40, "
+        "η = 30) (masked/params.py); the linear rows force k = 2(n − T) (the rule before issue 17; t_k from the same "
+        "recovery bound). Flower was given num_shares = k + 1 and reconstruction_threshold = t_k, i.e. the same ring."),
+        ("- δ·n dropouts survived: a second round of the same configuration at --drop-dim parameters in which ⌊0.1·n⌋ "
+        "clients vanish before the masked input; it completed with the exact sum of the others within the "
+        "quantisation bound (the server reconstructed the dropped clients' mask keys). Flower's dropout path is "
+        "not exercised here."),
+        ("- BLAS is limited to one thread (OPENBLAS/OMP/MKL_NUM_THREADS=1 unless set): a multi-threaded `dot` in "
+        "`SumSpec.check_input` otherwise spins on the shared cores."),
+    ]
 
 
 if __name__ == "__main__":

@@ -47,7 +47,7 @@ def _stranger(sim: SimRound) -> str:
 
 
 def _neighbour(sim: SimRound) -> str:
-    return sorted(_graph(sim).neighbours[VICTIM])[0]
+    return min(_graph(sim).neighbours[VICTIM])
 
 
 def _edit(msg: Message, **changes: object) -> Message:
@@ -87,27 +87,37 @@ def test_envelope_rejections(tmp_path: Path, stage: str, case: str) -> None:
 
 def _keybook_cases(sim: SimRound, replies: dict[str, Message]) -> dict[str, tuple[Message, str]]:
     book = m.decode("keybook", replies[VICTIM].payload)
-    e0 = book.entries[0]
+    e0 = next(e for e in book.entries if e[0] != VICTIM)
+    rest = tuple(e for e in book.entries if e != e0)
     mine = next(e for e in book.entries if e[0] == VICTIM)
-    other = next(e for e in book.entries if e[0] != VICTIM)
+    anchor = next(a for a in sim.server.ctx.anchors if a != VICTIM)
+    g, anchors = _graph(sim), sim.server.ctx.anchors
+    outside = next(p for p in g.order if p != VICTIM and p not in g.neighbours[VICTIM] and p not in anchors)
+    stranger = next(e for e in m.decode("keybook", replies[outside].payload).entries if e[0] == outside)
     return {
         "outsider": (_edit(replies[VICTIM], entries=(*book.entries, ("mallory", *e0[1:]))), "not a participant"),
         "own advertisement replaced": (_edit(replies[VICTIM], entries=tuple(
-            (VICTIM, other[1], other[2], mine[3]) if e[0] == VICTIM else e for e in book.entries)), "not signed"),
+            (VICTIM, e0[1], e0[2], mine[3]) if e[0] == VICTIM else e for e in book.entries)),
+            "different advertisement"),
+        "own signature flipped": (_edit(replies[VICTIM], entries=tuple(
+            (VICTIM, *mine[1:3], _flip(mine[3])) if e[0] == VICTIM else e for e in book.entries)),
+            "different advertisement"),
         "listed twice": (_edit(replies[VICTIM], entries=(*book.entries, e0)), "twice"),
-        "signature flipped": (_edit(replies[VICTIM], entries=((e0[0], e0[1], e0[2], _flip(e0[3])), *book.entries[1:])),
+        "signature flipped": (_edit(replies[VICTIM], entries=((e0[0], e0[1], e0[2], _flip(e0[3])), *rest)),
                               "not signed"),
-        "unsigned": (_edit(replies[VICTIM], entries=((e0[0], e0[1], e0[2], b""), *book.entries[1:])), "not signed"),
-        "key swapped": (_edit(replies[VICTIM], entries=((e0[0], e0[2], e0[1], e0[3]), *book.entries[1:])),
-                        "not signed"),
-        "same key twice": (_edit(replies[VICTIM], entries=((e0[0], e0[1], e0[1], e0[3]), *book.entries[1:])),
-                           "same key"),
-        "one advertisement hidden": (_edit(replies[VICTIM], entries=book.entries[1:]), "lacks"),
+        "unsigned": (_edit(replies[VICTIM], entries=((e0[0], e0[1], e0[2], b""), *rest)), "not signed"),
+        "key swapped": (_edit(replies[VICTIM], entries=((e0[0], e0[2], e0[1], e0[3]), *rest)), "not signed"),
+        "same key twice": (_edit(replies[VICTIM], entries=((e0[0], e0[1], e0[1], e0[3]), *rest)), "same key"),
+        "an anchor hidden": (_edit(replies[VICTIM], entries=tuple(e for e in book.entries if e[0] != anchor)),
+                             "lacks the advertisement of anchor"),
+        "a stranger added": (_edit(replies[VICTIM], entries=(*book.entries, stranger)),
+                             "neither an anchor nor a neighbour"),
     }
 
 
-@pytest.mark.parametrize("case", ["outsider", "own advertisement replaced", "listed twice", "signature flipped",
-                                  "unsigned", "key swapped", "same key twice", "one advertisement hidden"])
+@pytest.mark.parametrize("case", ["outsider", "own advertisement replaced", "own signature flipped", "listed twice",
+                                  "signature flipped", "unsigned", "key swapped", "same key twice",
+                                  "an anchor hidden", "a stranger added"])
 def test_keybook_rejections(tmp_path: Path, case: str) -> None:
     sim = _sim(tmp_path)
     replies = _advance(sim, "share")
@@ -119,14 +129,17 @@ def test_keybook_low_order_key_unsigned(tmp_path: Path) -> None:
     sim = _sim(tmp_path, signed=False)
     replies = _advance(sim, "share")
     book = m.decode("keybook", replies[VICTIM].payload)
-    # Any changed key re-draws the graph: give every other participant the low-order key.
-    low = tuple((e[0], bytes(32), e[2], b"") if e[0] != VICTIM else e for e in book.entries)
+    # Only the anchors' keys draw the graph: give every other neighbour the low-order key.
+    keep = {VICTIM, *sim.server.ctx.anchors}
+    low = tuple((e[0], bytes(32), e[2], b"") if e[0] not in keep else e for e in book.entries)
+    assert low != book.entries
     _expect_refusal(sim, "share", _edit(replies[VICTIM], entries=low), "invalid")
     sim2 = _sim(tmp_path / "b", signed=False)
     replies = _advance(sim2, "share")
     book = m.decode("keybook", replies[VICTIM].payload)
-    e0 = book.entries[0]
-    forged = _edit(replies[VICTIM], entries=((e0[0], e0[1], e0[2], b"s" * 64), *book.entries[1:]))
+    e0 = next(e for e in book.entries if e[0] != VICTIM)
+    others = tuple(e for e in book.entries if e != e0)
+    forged = _edit(replies[VICTIM], entries=((e0[0], e0[1], e0[2], b"s" * 64), *others))
     with pytest.raises(ProtocolError, match="not signed"):
         sim2.clients[VICTIM].respond("share", forged)
 
@@ -151,8 +164,8 @@ def test_forwarded_share_rejections(tmp_path: Path, case: str) -> None:
 @pytest.mark.parametrize("case", ["omits me", "duplicates", "outsider", "below threshold", "never shared"])
 def test_survivor_list_rejections(tmp_path: Path, case: str) -> None:
     sim = _sim(tmp_path)
-    replies = _advance(sim, "consistency",
-                       drop={"share": lambda: {_neighbour(sim)}} if case == "never shared" else None)
+    drop = {"share": lambda: {_neighbour(sim)}} if case == "never shared" else None
+    replies = _advance(sim, "consistency", drop=drop)
     nb = _neighbour(sim)
     names = m.decode("survivors", replies[VICTIM].payload).names
     others = tuple(n for n in names if n != VICTIM)
@@ -167,7 +180,8 @@ def test_survivor_list_rejections(tmp_path: Path, case: str) -> None:
     _expect_refusal(sim, "consistency", _edit(replies[VICTIM], names=new), match)
 
 
-def _unmask_setup(tmp_path: Path, drop: dict[str, set[str]] | None = None, **options: object):
+def _unmask_setup(tmp_path: Path, drop: dict[str, set[str] | Callable[[], set[str]]] | None = None,
+                  **options: object):
     sim = _sim(tmp_path, **options)
     replies = _advance(sim, "unmask", drop)
     return sim, replies[VICTIM], m.decode("unmask-request", replies[VICTIM].payload)

@@ -70,12 +70,14 @@ class MaskedClient(SumClient):
         self.graph: Graph | None = None  # drawn from every advertisement at the share stage
         self._identity = identity
         self._keys = crypto.RoundKeys.generate()
+        self._advert: tuple[bytes, bytes, bytes] = (b"", b"", b"")  # what it advertised (public)
         self._next = 0
         self._out = False
         self._words: np.ndarray | None = None  # the encoded input (secret until masked)
         self._prg = KeystreamPRG(ctx.params.prg, ctx.spec.dim, ctx.fixed.word)
         self._book: dict[str, tuple[bytes, bytes]] = {}
         self._enc_keys: dict[str, bytes] = {}
+        self._c_shared: dict[str, bytes] = {}  # raw X25519 with each neighbour's c key (secret)
         self._held: dict[str, SharePlain] = {}
         self._masked_with: tuple[str, ...] = ()
         self._self_seed: bytes | None = None
@@ -158,12 +160,18 @@ class MaskedClient(SumClient):
             return signature == b""
         return verify(self.ctx.roster[signer], signature, self.ctx.sign_bytes(what, *parts))
 
+    def _check_advert(self, stage: str, peer: str, advert: tuple[bytes, bytes, bytes]) -> None:
+        c_pub, s_pub, sig = advert
+        if not self._signature_ok(peer, sig, "advertise", peer.encode(), c_pub, s_pub):
+            raise self._refuse(stage, f"advertisement of {peer!r} is not signed by its roster key")
+
     # --- stages ----------------------------------------------------------------------------
 
     def _stage_advertise(self, stage: str, _: None) -> Advertise:
         self.policy.admit(self.spec, self.ctx.graph_params, stage)  # before anything leaves
         c, s = self._keys.c_public, self._keys.s_public
-        return Advertise(c, s, self._sign("advertise", self.name.encode(), c, s))
+        self._advert = (c, s, self._sign("advertise", self.name.encode(), c, s))
+        return Advertise(*self._advert)
 
     def _stage_share(self, stage: str, book: KeyBook) -> ShareUpload:
         ctx, me = self.ctx, self.name
@@ -171,25 +179,31 @@ class MaskedClient(SumClient):
         for peer, c_pub, s_pub, sig in book.entries:
             if peer in ads:
                 raise self._refuse(stage, f"key book lists {peer!r} twice")
-            if peer not in ctx.spec.participants:
+            if not ctx.is_participant(peer):
                 raise self._refuse(stage, f"key book lists {peer!r}, which is not a participant")
             if c_pub == s_pub:
                 raise self._refuse(stage, f"{peer!r} advertised the same key twice")
-            if not self._signature_ok(peer, sig, "advertise", peer.encode(), c_pub, s_pub):
-                raise self._refuse(stage, f"advertisement of {peer!r} is not signed by its roster key")
             ads[peer] = (c_pub, s_pub, sig)
-        missing = [p for p in ctx.spec.participants if p not in ads]
-        if missing and not ctx.graph_params.complete(len(ctx.spec.participants)):
-            raise self._refuse(stage, f"key book lacks {', '.join(missing)}: the graph needs every "
-                                      f"participant's advertisement")
-        if me not in ads or ads[me][:2] != (self._keys.c_public, self._keys.s_public):
+        if me not in ads or ads[me] != self._advert:
             raise self._refuse(stage, f"key book carries a different advertisement for {me!r}")
-        self.graph = ctx.build_graph(graph_seed(ctx.digest, [(p, *ads[p]) for p in ctx.spec.participants
-                                                               if p in ads]))
-        for peer in sorted(self.graph.neighbours[me] & set(ads)):
-            c_pub, s_pub, _ = ads[peer]
+        missing = [a for a in ctx.anchors if a not in ads]
+        if missing:
+            raise self._refuse(stage, f"key book lacks the advertisement of anchor(s) {', '.join(missing)}: "
+                                      f"the graph is drawn from every anchor's")
+        for peer in ctx.anchors:
+            self._check_advert(stage, peer, ads[peer])
+        self.graph = ctx.build_graph(graph_seed(ctx.digest, [(a, *ads[a]) for a in ctx.anchors]))
+        mine = self.graph.neighbours[me]
+        stray = sorted(set(ads) - mine - set(ctx.anchors) - {me})
+        if stray:
+            raise self._refuse(stage, f"key book lists {stray[0]!r}, neither an anchor nor a neighbour of {me!r}")
+        for peer in sorted(mine & set(ads)):
+            c_pub, s_pub, sig = ads[peer]
+            if peer not in ctx.anchors:
+                self._check_advert(stage, peer, ads[peer])
             try:
-                self._enc_keys[peer] = crypto.agree(self._keys.c_private, c_pub, share_aad(ctx, me, peer))
+                self._c_shared[peer] = crypto.shared_secret(self._keys.c_private, c_pub)
+                self._enc_keys[peer] = crypto.hkdf(self._c_shared[peer], share_aad(ctx, me, peer))
             except crypto.CryptoError:
                 raise self._refuse(stage, f"advertised key of {peer!r} is invalid") from None
             self._book[peer] = (c_pub, s_pub)
@@ -228,7 +242,7 @@ class MaskedClient(SumClient):
                 raise self._refuse(stage, f"forwarded share from {owner!r}, which is not in the key book")
             if not self._signature_ok(owner, sig, "sealed", *sealed_sign_parts(owner, me, blob, confirm)):
                 raise self._refuse(stage, f"sealed share from {owner!r} is not signed by {owner!r}")
-            key = crypto.agree(self._keys.c_private, self._book[owner][0], share_aad(ctx, owner, me))
+            key = crypto.hkdf(self._c_shared[owner], share_aad(ctx, owner, me))  # the other direction
             try:
                 if crypto.confirm_tag(key, share_aad(ctx, owner, me)) != confirm:
                     raise ShareInvalid(f"sealed share from {owner!r} confirms another key")
@@ -262,7 +276,7 @@ class MaskedClient(SumClient):
         names = list(lst.names)
         if len(set(names)) != len(names):
             raise self._refuse(stage, "survivor list has duplicates")
-        stray = [n for n in names if n not in ctx.spec.participants]
+        stray = [n for n in names if not ctx.is_participant(n)]
         if stray:
             raise self._refuse(stage, f"survivor list names non-participant(s) {stray}")
         if me not in names:
@@ -271,13 +285,13 @@ class MaskedClient(SumClient):
             raise self._refuse(stage, f"survivor list has {len(names)} names, below the threshold "
                                       f"{ctx.spec.threshold}")
         assert self.graph is not None
-        mine = self.graph.neighbours[me]
+        mine, masked_with = self.graph.neighbours[me], set(self._masked_with)
         for n in names:
-            if n in mine and n not in self._masked_with:
+            if n in mine and n not in masked_with:
                 raise self._refuse(stage, f"survivor list names {n!r}, which never shared keys with {me!r}")
         self._check_neighbourhoods(stage, set(names))
         self._survivors = tuple(sorted(names))
-        digest = ctx.survivors_digest(self._survivors)
+        digest = ctx.survivors_digest(self._survivors, self.graph.seed)
         return ConsistencyAck(digest, self._sign("ack", digest))
 
     def _check_neighbourhoods(self, stage: str, agreed: set[str]) -> None:
@@ -299,10 +313,12 @@ class MaskedClient(SumClient):
         assert self._survivors is not None
         if tuple(sorted(req.names)) != self._survivors or len(req.names) != len(self._survivors):
             raise self._refuse(stage, "survivor set differs from the one acknowledged at consistency")
-        digest = ctx.survivors_digest(self._survivors)
+        assert self.graph is not None
+        digest = ctx.survivors_digest(self._survivors, self.graph.seed)
         signers: set[str] = set()
+        survivors = set(self._survivors)
         for signer, d, sig in req.acks:
-            if signer in signers or signer not in self._survivors:
+            if signer in signers or signer not in survivors:
                 raise self._refuse(stage, f"acknowledgement from {signer!r} is duplicated or not a survivor's")
             if d != digest or not self._signature_ok(signer, sig, "ack", d):
                 raise self._refuse(stage, f"acknowledgement of {signer!r} does not sign this survivor set")
@@ -329,11 +345,12 @@ class MaskedClient(SumClient):
             if peer not in self._held:
                 raise self._refuse(stage, f"unmask request asks for a share of {peer!r}, which {self.name!r} "
                                           f"does not hold")
+        survivors = set(self._survivors)
         for peer in want_self:
-            if peer not in self._survivors:
+            if peer not in survivors:
                 raise self._refuse(stage, f"self-mask share of {peer!r} requested, but it is not a survivor")
         for peer in want_key:
-            if peer in self._survivors or peer == self.name:
+            if peer in survivors or peer == self.name:
                 raise self._refuse(stage, f"mask-key share of {peer!r} requested, but its input is in the sum")
         for peer in want_self:
             self._revealed[peer] = "self"

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Protocol
 
 import numpy as np
@@ -22,6 +23,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from ..base import SumSpec
 from .fixedpoint import FixedPoint
 from .graph import Graph, build_graph
+from .graph import anchors as pick_anchors
 from .params import GraphParams, choose_graph
 from .policy import SecurityPolicy
 from .prg import PRGS
@@ -91,7 +93,7 @@ class RoundContext:
             "data_bound": float(spec.data_bound).hex(), "weight_bound": float(spec.weight_bound).hex(),
             "participants": list(spec.participants), "threshold": spec.threshold,
             "bits": params.modulus_bits, "prg": params.prg, "degree": graph.degree,
-            "share_threshold": graph.share_threshold,
+            "share_threshold": graph.share_threshold, "anchors": graph.anchors,
             "data_scale": fixed.data_scale.hex(), "weight_scale": fixed.weight_scale.hex(),
             "signed": roster is not None,
         }
@@ -101,8 +103,17 @@ class RoundContext:
         return cls(spec, params, fixed, graph, digest, roster, noise)
 
     def build_graph(self, seed: bytes) -> Graph:
-        """The round's graph once every advertisement is in (graph.graph_seed)."""
+        """The round's graph once the anchors' advertisements are in (graph.graph_seed)."""
         return build_graph(self.spec.participants, self.graph_params, seed)
+
+    @cached_property
+    def anchors(self) -> tuple[str, ...]:
+        """The participants whose advertisements seed the graph (graph.anchors)."""
+        return pick_anchors(self.spec.participants, self.digest, self.graph_params.anchors)
+
+    @cached_property
+    def _positions(self) -> dict[str, int]:
+        return {name: i + 1 for i, name in enumerate(self.spec.participants)}
 
     @property
     def signed(self) -> bool:
@@ -110,7 +121,10 @@ class RoundContext:
 
     def index(self, name: str) -> int:
         """Public Shamir x-coordinate of a participant (1-based)."""
-        return self.spec.participants.index(name) + 1
+        return self._positions[name]
+
+    def is_participant(self, name: str) -> bool:
+        return name in self._positions
 
     def sign_bytes(self, what: str, *parts: bytes) -> bytes:
         """The exact bytes an identity key signs for ``what``."""
@@ -123,6 +137,8 @@ class RoundContext:
         body = b"".join(len(o.encode()).to_bytes(1, "big") + o.encode() + k for o, k in complaints)
         return sender.encode(), hashlib.sha256(words).digest(), body
 
-    def survivors_digest(self, names: list[str] | tuple[str, ...]) -> bytes:
+    def survivors_digest(self, names: list[str] | tuple[str, ...], graph_seed: bytes) -> bytes:
+        """What clients acknowledge: the survivor set and the graph's seed (one graph for every
+        client that reveals, even if a colluding anchor signed two advertisements: graph.py)."""
         body = b"\0".join(n.encode() for n in sorted(names))
-        return hashlib.sha256(self.sign_bytes("survivors", body)).digest()
+        return hashlib.sha256(self.sign_bytes("survivors", graph_seed, body)).digest()

@@ -15,7 +15,10 @@ from dataclasses import dataclass
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.x25519 import (
+    X25519PrivateKey,
+    X25519PublicKey,
+)
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
@@ -94,13 +97,17 @@ def context(purpose: str, round_: int, spec_digest: bytes, *names: str) -> bytes
     return b"|".join(parts)
 
 
-def agree(private: X25519PrivateKey, peer_public: bytes, info: bytes) -> bytes:
-    """X25519 then HKDF-SHA256. Refuses low-order peer keys (all-zero shared secret)."""
+def shared_secret(private: X25519PrivateKey, peer_public: bytes) -> bytes:
+    """Raw X25519. Refuses low-order peer keys (all-zero shared secret). Never log it."""
     try:
-        shared = private.exchange(public_key(peer_public, "peer key"))
+        return private.exchange(public_key(peer_public, "peer key"))
     except ValueError as err:
         raise CryptoError(f"key agreement failed: {err}") from None
-    return hkdf(shared, info)
+
+
+def agree(private: X25519PrivateKey, peer_public: bytes, info: bytes) -> bytes:
+    """X25519 then HKDF-SHA256 (see :func:`shared_secret`)."""
+    return hkdf(shared_secret(private, peer_public), info)
 
 
 def seal(key: bytes, plaintext: bytes, aad: bytes) -> bytes:

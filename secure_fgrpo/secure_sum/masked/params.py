@@ -36,6 +36,7 @@ from functools import lru_cache
 COMPLETE_UP_TO = 10  # below this many participants the complete graph costs little
 SIGMA = 40  # statistical security (privacy), bits
 ETA = 30  # correctness (recovery), bits
+ANCHOR_BITS = 128  # grinding the round digest until every anchor colludes: ≥ 2^128 tries
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,7 @@ class GraphParams:
     share_threshold: int
     privacy_failure: float  # bound on P[some client's input is exposed] at the γ it was chosen for
     recovery_failure: float  # bound on P[some input cannot be unmasked] at the δ it was chosen for
+    anchors: int = 0  # participants whose advertisements seed the graph (graph.py); 0: complete graph
 
     def complete(self, n: int) -> bool:
         return self.degree == n - 1
@@ -65,6 +67,26 @@ def hypergeom_tail(pop: int, good: int, draws: int, at_least: int) -> float:
         return 0.0
     num = sum(math.comb(good, x) * math.comb(pop - good, draws - x) for x in range(lo, hi + 1))
     return float(Fraction(num, math.comb(pop, draws)))
+
+
+@lru_cache(maxsize=4096)
+def all_anchors_collude(n: int, anchors: int, corrupt: int) -> float:
+    """P[a uniformly random ``anchors``-subset of n lies inside the c colluders] = C(c, A) / C(n, A):
+    the chance that one candidate round digest hands the server every anchor (graph.py)."""
+    c = min(corrupt, n)
+    if anchors > c:
+        return 0.0
+    return float(Fraction(math.comb(c, anchors), math.comb(n, anchors)))
+
+
+@lru_cache(maxsize=4096)
+def anchor_count(n: int, corrupt: int, bits: int = ANCHOR_BITS) -> int:
+    """Smallest A with C(c, A)/C(n, A) ≤ 2^-bits; at most c + 1 (then it is 0), so it stops
+    growing with n for a fixed γ (about bits / log2(1/γ): 56 at γ = 0.2)."""
+    a = 1
+    while all_anchors_collude(n, a, corrupt) > 2.0 ** -bits:
+        a += 1
+    return min(a, n)
 
 
 @lru_cache(maxsize=4096)
@@ -117,18 +139,20 @@ def choose_graph(n: int, threshold: int, gamma: float, delta: float, sigma: int 
             raise ValueError(f"secure_sum.options.degree={degree}: a Harary graph needs an even degree (or n - 1)")
         if degree == n - 1:
             return _complete(n, threshold, c, d)
-        t_k = _largest_threshold(n, degree, d, eta) or 2
-        return GraphParams(degree, t_k, privacy_failure(n, degree, t_k, c), recovery_failure(n, degree, t_k, d))
+        forced = _largest_threshold(n, degree, d, eta) or 2
+        return GraphParams(degree, forced, privacy_failure(n, degree, forced, c),
+                           recovery_failure(n, degree, forced, d), anchor_count(n, c))
     if n > COMPLETE_UP_TO:
         for k in range(2, n - 1, 2):
-            t = _largest_threshold(n, k, d, eta)
-            if t is not None and privacy_failure(n, k, t, c) <= 2.0 ** -sigma:
-                return GraphParams(k, t, privacy_failure(n, k, t, c), recovery_failure(n, k, t, d))
+            t_k = _largest_threshold(n, k, d, eta)
+            if t_k is not None and privacy_failure(n, k, t_k, c) <= 2.0 ** -sigma:
+                return GraphParams(k, t_k, privacy_failure(n, k, t_k, c), recovery_failure(n, k, t_k, d),
+                                   anchor_count(n, c))
     return _complete(n, threshold, c, d)
 
 
 def _complete(n: int, threshold: int, c: int, d: int) -> GraphParams:
     """Complete graph: every client holds a share of everyone's secrets, t_k = T (the tails are
-    then exact 0/1: a client's neighbourhood is everyone)."""
+    then exact 0/1: a client's neighbourhood is everyone, whatever the seed: no anchors)."""
     return GraphParams(n - 1, threshold, privacy_failure(n, n - 1, threshold, c),
                        recovery_failure(n, n - 1, threshold, d))

@@ -91,7 +91,7 @@ class MaskedServer(SumServer):
     def process(self, stage: str, inbound: dict[str, Message]) -> dict[str, Message]:
         expected = STAGES[self._next] if self._next < len(STAGES) else None
         if stage != expected:
-            first = sorted(inbound)[0] if inbound else None
+            first = min(inbound) if inbound else None
             reason = (f"stage {stage!r} already completed (replayed message)" if stage in STAGES[:self._next]
                       else f"out of stage: the server expects {expected!r}")
             if first is None:
@@ -118,7 +118,7 @@ class MaskedServer(SumServer):
     def _check(self, stage: str, sender: str, msg: Message) -> Any:
         cls = KINDS[stage]
         checks = ((msg.sender == sender, f"message claims sender {msg.sender!r}"),
-                  (sender in self.spec.participants, "not a participant of this round"),
+                  (self.ctx.is_participant(sender), "not a participant of this round"),
                   (msg.recipient == SERVER, f"addressed to {msg.recipient!r}"),
                   (msg.round == self.spec.round, f"round {msg.round}, expected {self.spec.round} (replay?)"),
                   (msg.stage == stage, f"message is for stage {msg.stage!r} (out of stage)"),
@@ -189,17 +189,20 @@ class MaskedServer(SumServer):
                     self._blamed.setdefault(s, f"round {self.spec.round}: signed an advertisement where {reason}")
                 raise ProtocolError(s, stage, reason)
         self._no_replays(stage)
-        missing = [p for p in self.spec.participants if p not in bodies]
-        if missing and not self.ctx.graph_params.complete(len(self.spec.participants)):
-            raise RoundAborted(f"round {self.spec.round}: {', '.join(missing)} did not advertise; the "
-                               f"neighbour graph is drawn from every participant's advertisement")
+        missing = [a for a in self.ctx.anchors if a not in bodies]
+        if missing:
+            raise RoundAborted(f"round {self.spec.round}: anchor(s) {', '.join(missing)} did not advertise; the "
+                               f"neighbour graph is drawn from every anchor's advertisement")
         self._adv = dict(bodies)
-        book = tuple((v, self._adv[v].c_public, self._adv[v].s_public, self._adv[v].signature)
-                     for v in self.spec.participants if v in self._adv)
-        self.graph = self.ctx.build_graph(graph_seed(self.ctx.digest, list(book)))
+        entry = {v: (v, a.c_public, a.s_public, a.signature) for v, a in self._adv.items()}
+        self.graph = self.ctx.build_graph(graph_seed(self.ctx.digest, [entry[a] for a in self.ctx.anchors]))
         self._live = self._closure(set(bodies))
         self._need(self._live, "advertised keys")
-        return {u: KeyBook(book) for u in self._live}
+        # Each client gets the anchors' advertisements (to draw the graph) and its neighbours'.
+        order, anchor_set = self.ctx.index, set(self.ctx.anchors)
+        return {u: KeyBook(tuple(entry[v] for v in sorted((anchor_set | self.graph.holders(u)) & set(entry),
+                                                         key=order)))
+                for u in self._live}
 
     def _signed_ok(self, signer: str, signature: bytes, what: str, *parts: bytes) -> bool:
         if self.ctx.roster is None:
@@ -254,7 +257,7 @@ class MaskedServer(SumServer):
         return {u: SurvivorList(self._survivors) for u in self._survivors}
 
     def _stage_consistency(self, stage: str, bodies: dict[str, ConsistencyAck]) -> dict[str, UnmaskRequest]:
-        digest = self.ctx.survivors_digest(self._survivors)
+        digest = self.ctx.survivors_digest(self._survivors, self._g().seed)
         for s, ack in bodies.items():
             if ack.digest != digest:
                 raise ProtocolError(s, stage, "acknowledges a different survivor set")
@@ -264,7 +267,8 @@ class MaskedServer(SumServer):
         self._acks = dict(bodies)
         self._live = set(bodies)
         self._need(self._live, "acknowledged the survivor set")
-        acks = tuple((s, a.digest, a.signature) for s, a in sorted(self._acks.items()))
+        # T acknowledgements are what a client needs (quorum intersection); more cost it checks.
+        acks = tuple((s, a.digest, a.signature) for s, a in sorted(self._acks.items()))[: self.spec.threshold]
         out = {}
         for u in sorted(self._live):
             self._asked[u] = self._requests_for(u)
@@ -310,11 +314,11 @@ class MaskedServer(SumServer):
             raise RoundAborted(f"round {self.spec.round}: {len(got)} share(s) of {peer!r}'s {what}, need {t_k}")
         ctx = self.ctx
         if kind == "self":
-            def valid(b: bytes) -> bool:
-                return crypto.commit(b, ctx.spec.round, ctx.digest, peer) == self._uploads[peer].commitment
+            def valid(secret: bytes) -> bool:
+                return crypto.commit(secret, ctx.spec.round, ctx.digest, peer) == self._uploads[peer].commitment
         else:
-            def valid(b: bytes) -> bool:  # b: a mask key
-                return crypto.public_of(b) == self._adv[peer].s_public
+            def valid(secret: bytes) -> bool:
+                return crypto.public_of(secret) == self._adv[peer].s_public
         secret, bad = shamir.recover_checked(got, t_k, valid)
         if bad:
             holder = self.spec.participants[bad[0] - 1]
