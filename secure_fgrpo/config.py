@@ -8,17 +8,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from .audit.transcript import AuditConfig
 from .configio import ConfigError, build
+from .federation.update import ServerOptConfig
 from .gain import GainConfig, Strategy, count_kind, weight_bound
 from .grpo.trainer import GRPOConfig
 from .model.device import check_device_name
 from .model.lora import LoraSpec
 from .model.tiny import TinyModelSpec
+from .privacy.config import PrivacyConfig, check_privacy
+from .rollout.vllm_support import refusal, vllm_missing
 from .tasks import SAMPLED_FAMILIES
 from .tasks.base import RewardSpec
-from .federation.update import ServerOptConfig
-from .privacy.config import PrivacyConfig, check_privacy
-from .audit.transcript import AuditConfig
 
 
 @dataclass(frozen=True)
@@ -31,8 +32,8 @@ class ModelConfig:
 
     def __post_init__(self) -> None:
         check_device_name(self.device)
-        if self.rollout == "vllm":  # refused here, not accepted and failed later: it does nothing yet
-            raise ValueError("model.rollout = 'vllm' is not built yet (GPU only, planned); use 'transformers'")
+        if self.rollout == "vllm" and (missing := vllm_missing()):  # refused here, not mid-run
+            raise ConfigError("model.rollout", refusal(missing))
 
 
 @dataclass(frozen=True)

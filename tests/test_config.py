@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from conftest import small_run
 
 from secure_fgrpo.cli import main
 from secure_fgrpo.config import config_from_dict, load_config
 from secure_fgrpo.configio import ConfigError
-
-from conftest import small_run
 
 GOOD = """
 seed = 1
@@ -85,7 +84,3 @@ def test_security_policy_is_validated_per_institution_and_reaches_the_backend() 
     with pytest.raises(Exception, match="masked' only"):
         config_from_dict({"clients": clients, "secure_sum": {"backend": "plaintext"}})
 
-
-def test_an_option_that_does_nothing_yet_is_refused_naming_the_key() -> None:
-    with pytest.raises((ConfigError, ValueError), match="model.rollout = 'vllm' is not built yet"):
-        config_from_dict(small_run(**{"model.rollout": "vllm"}))
