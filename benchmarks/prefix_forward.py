@@ -105,17 +105,24 @@ def measure(model: Any, batch: RolloutBatch, loss_cfg: LossConfig, reps: int,
             warmup: int, nograd: bool = False) -> dict[str, Any]:
     model.train()
     times: dict[str, list[float]] = {v: [] for v in VARIANTS}
+    cpu: dict[str, list[float]] = {v: [] for v in VARIANTS}  # process CPU s: robust to other jobs' load
     for i in range(warmup + reps):
         order = VARIANTS[i % 3:] + VARIANTS[: i % 3]
         for v in order:
+            c0 = time.process_time()
             s = _time(partial(_pass, model, batch, v, loss_cfg))
             if i >= warmup:
                 times[v].append(s)
+                cpu[v].append(time.process_time() - c0)
     lp_p, g_p = _pass(model, batch, "plain", loss_cfg)
     lp_s, g_s = _pass(model, batch, "shared", loss_cfg)
     att = batch.attention_mask[:, : batch.prompt_len].sum(1).float()
     med = {v: statistics.median(ts) for v, ts in times.items()}
+    med_cpu = {v: statistics.median(ts) for v, ts in cpu.items()}
     return {
+        "cpu_s": cpu, "median_cpu_s": med_cpu,
+        "cpu_speedup_shared_vs_plain": med_cpu["plain"] / med_cpu["shared"],
+        "cpu_speedup_shared_vs_plain_full": med_cpu["plain_full"] / med_cpu["shared"],
         "rows": batch.sequences.shape[0], "groups": len(prompt_groups(batch)[0]),
         "prompt_len_padded": batch.prompt_len, "prompt_tokens_mean": float(att.mean()),
         "prompt_tokens_min": int(att.min()), "prompt_tokens_max": int(att.max()),
@@ -266,6 +273,12 @@ def write_markdown(path: Path, result: dict[str, Any]) -> None:
             f"{m['shared']:.3f} | **{c['speedup_shared_vs_plain_full']:.2f}x** | {c['speedup_shared_vs_plain']:.2f}x | "
             f"{c['speedup_plain_vs_plain_full']:.2f}x | {c['max_abs_diff_logps']:.1e} / {c['max_abs_diff_grads']:.1e} |")
     for name, c in result["cases"].items():
+        if "median_cpu_s" in c:
+            mc = c["median_cpu_s"]
+            lines += ["", (f"{name}: by this process's CPU time (less sensitive to other jobs): plain_full "
+                           f"{mc['plain_full']:.2f} s, plain {mc['plain']:.2f} s, shared {mc['shared']:.2f} s: shared vs "
+                           f"plain_full **{c['cpu_speedup_shared_vs_plain_full']:.2f}x**, shared vs plain "
+                           f"{c['cpu_speedup_shared_vs_plain']:.2f}x.")]
         if "nograd_median_s" in c:
             ng = c["nograd_median_s"]
             lines += ["", (f"{name}: the no-grad log-prob pass (old / reference log-probs): plain {ng['plain']:.3f} s, "
