@@ -19,7 +19,13 @@ from secure_fgrpo.model.load import load_base, load_tokenizer
 from secure_fgrpo.model.lora import LoraSpec, attach_lora
 from secure_fgrpo.rollout import SamplingSpec, make_rollout
 from secure_fgrpo.rollout import vllm_support as vs
-from secure_fgrpo.rollout.base import TOP_K, TOP_P, assemble_batch, suppressed_tokens
+from secure_fgrpo.rollout.base import (
+    TOP_K,
+    TOP_P,
+    RolloutBatch,
+    assemble_batch,
+    suppressed_tokens,
+)
 
 MISSING = vs.vllm_missing()
 needs_vllm = pytest.mark.skipif(bool(MISSING), reason=f"needs {' and '.join(MISSING)}" if MISSING else "")
@@ -75,6 +81,8 @@ def test_sampling_parameters_map_one_to_one_from_the_spec() -> None:
     assert kw["logprobs"] is None and kw["prompt_logprobs"] is None
     with pytest.raises(ValueError, match="below 0.01"):
         vs.sampling_kwargs(SamplingSpec(temperature=0.005), 2, 0, 2, [2])
+    # and a rollout batch has no field that could carry a backend's log-probs to the loss
+    assert not [f.name for f in dataclasses.fields(RolloutBatch) if "logp" in f.name or "logprob" in f.name]
 
 
 def test_allowed_tokens_are_the_vocabulary_without_what_the_transformers_backend_suppresses(

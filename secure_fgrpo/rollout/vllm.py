@@ -7,8 +7,9 @@ with a fresh ``LoRARequest`` id (vllm_support.AdapterIds), unchanged weights reu
 
 Prompts are rendered and tokenized by the same code as the transformers backend, sampled with
 the same parameters (vllm_support.sampling_kwargs), and the completions go through the same
-assembly and decoding (base.assemble_batch), so grading is identical. vLLM returns no log-probs:
-the GRPO ratio's come from the training model (grpo/logprobs.py), asserted below.
+assembly and decoding (base.assemble_batch), so grading is identical. vLLM returns no log-probs
+(none are requested, and any returned is an error) and RolloutBatch has no field for them: the
+GRPO ratio's come from the training model (grpo/logprobs.py).
 
 vLLM's LoRA kernels take bfloat16/float16 activations only, so the sampling copy of the policy
 runs in bfloat16 while the training model (and every log-prob the loss reads) stays float32.
@@ -159,7 +160,8 @@ class VLLMRollout(RolloutBackend):
         comps = []
         for out in outs:
             for c in sorted(out.outputs, key=lambda c: c.index):
-                assert c.logprobs is None, "vLLM log-probs must never reach the GRPO loss"
+                if c.logprobs is not None:  # none were requested; none may travel on towards the loss
+                    raise RuntimeError("vllm returned log-probs: the GRPO ratio's must come from the training model")
                 comps.append(completion_tokens(list(c.token_ids), c.finish_reason == "stop", tok.eos_token_id,
                                                tok.pad_token_id, sampling.max_new_tokens))
         prompt_ids = enc["input_ids"].repeat_interleave(group_size, 0)
