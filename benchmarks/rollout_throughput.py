@@ -182,6 +182,7 @@ def main(argv: list[str] | None = None) -> int:
     result = {
         "command": "nice -n 10 .venv/bin/python benchmarks/rollout_throughput.py"
                    + (f" --reps {args.reps}" if args.reps != 2 else "")
+                   + (f" --warmup {args.warmup}" if args.warmup != 1 else "")
                    + (f" --threads {args.threads}" if args.threads != 1 else "")
                    + (f" --prompts {args.prompts}" if args.prompts != 4 else "")
                    + (f" --shapes {args.shapes}" if args.shapes != "4x48,8x64" else ""),
