@@ -54,7 +54,7 @@ from secure_fgrpo.grpo.logprobs import completion_logprobs
 from secure_fgrpo.grpo.loss import LossConfig, policy_loss
 from secure_fgrpo.grpo.prefix import prompt_groups
 from secure_fgrpo.grpo.trainer import GRPOConfig
-from secure_fgrpo.model.lora import LoraSpec, attach_lora
+from secure_fgrpo.model.lora import LoraSpec, attach_lora, randomize_b
 from secure_fgrpo.rollout.base import RolloutBatch
 
 REPO = Path(__file__).resolve().parent.parent
@@ -195,10 +195,7 @@ def real_case(prompts: int = 2, g: int = 8, t: int = 64) -> tuple[Any, RolloutBa
     base, tok = load_base("smollm2-135m-instruct")
     model = attach_lora(base, LoraSpec())
     gen = torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        for n, prm in model.named_parameters():
-            if "lora_B" in n:
-                prm.copy_(0.02 * torch.randn(prm.shape, generator=gen))
+    randomize_b(model, 0.02, gen)
     problems = sample_problems({s: 1.0 for s in SPECIALTIES}, prompts, seed=0)
     enc = encode_prompts(tok, [p.prompt for p in problems])
     ids, att = enc["input_ids"].repeat_interleave(g, 0), enc["attention_mask"].repeat_interleave(g, 0)

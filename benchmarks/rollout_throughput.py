@@ -35,7 +35,7 @@ from typing import Any
 import torch
 
 from secure_fgrpo.model.load import load_base
-from secure_fgrpo.model.lora import LoraSpec, attach_lora
+from secure_fgrpo.model.lora import LoraSpec, attach_lora, randomize_b
 from secure_fgrpo.rollout import SamplingSpec, make_rollout
 from secure_fgrpo.rollout.base import RolloutBackend, RolloutBatch
 from secure_fgrpo.rollout.vllm_support import vllm_missing
@@ -51,11 +51,7 @@ def policy(device: str, lora: LoraSpec, seed: int = 0) -> tuple[Any, Any]:
     """SmolLM2 with an adapter whose B is drawn at random (seeded), on ``device``."""
     base, tok = load_base(MODEL, device=device)
     model = attach_lora(base, lora)
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for n, p in model.named_parameters():
-            if "lora_B" in n:
-                p.copy_(0.02 * torch.randn(p.shape, generator=gen))
+    randomize_b(model, 0.02, torch.Generator().manual_seed(seed))
     return model, tok
 
 

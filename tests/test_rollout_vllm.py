@@ -16,7 +16,7 @@ from conftest import small_run
 from secure_fgrpo.config import ModelConfig, config_from_dict
 from secure_fgrpo.configio import ConfigError
 from secure_fgrpo.model.load import load_base, load_tokenizer
-from secure_fgrpo.model.lora import LoraSpec, attach_lora
+from secure_fgrpo.model.lora import LoraSpec, attach_lora, randomize_b
 from secure_fgrpo.rollout import SamplingSpec, make_rollout
 from secure_fgrpo.rollout import vllm_support as vs
 from secure_fgrpo.rollout.base import (
@@ -176,11 +176,7 @@ def _real_policy(r: int = 8, seed: int = 0):  # type: ignore[no-untyped-def]
     """SmolLM2 on the GPU with a LoRA adapter whose B is non-zero (so the adapter changes outputs)."""
     base, tok = load_base(REAL, device="cuda")
     model = attach_lora(base, LoraSpec(r=r, mode="standard", target_modules=("q_proj", "k_proj", "v_proj", "o_proj")))
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for n, p in model.named_parameters():
-            if "lora_B" in n:
-                p.copy_(0.05 * torch.randn(p.shape, generator=gen))
+    randomize_b(model, 0.05, torch.Generator().manual_seed(seed))
     return model, tok
 
 
