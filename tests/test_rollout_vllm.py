@@ -257,8 +257,10 @@ def test_one_grpo_round_with_vllm_rollouts() -> None:
     pool = sample_problems({"cardiology": 1.0}, 16, seed=3)
     cfg = dataclasses.replace(GRPOConfig(), steps=2, group_size=4, prompts_per_step=4, oversample=4,
                               filter_informative=False, sampling=SamplingSpec(max_new_tokens=48))
+    ids_before = vllm_backend._ENGINE.ids.counter if vllm_backend._ENGINE is not None else 0
     res = train_round(model, tok, make_rollout("vllm"), pool, lambda p, c, f: score(p, c, f, RewardSpec(partial=True)),
                       cfg, seed=1)
     assert len(res.steps) == 2 and all(torch.isfinite(torch.tensor(s.get("loss", 0.0))) for s in res.steps)
     assert (to_vector(model, layout) != before).any()
-    assert vllm_backend._ENGINE is not None and vllm_backend._ENGINE.ids.counter >= 2  # step 2 saw new weights
+    # step 1 attached this adapter, step 2 the one step 1 trained: two fresh ids
+    assert vllm_backend._ENGINE is not None and vllm_backend._ENGINE.ids.counter == ids_before + 2
