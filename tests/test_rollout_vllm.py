@@ -251,7 +251,7 @@ def test_one_grpo_round_with_vllm_rollouts() -> None:
     from secure_fgrpo.rollout import vllm as vllm_backend
     from secure_fgrpo.tasks import RewardSpec, sample_problems, score
 
-    model, tok = _real_policy()
+    model, tok = _real_policy(seed=1)  # weights no earlier test attached: both ids below are fresh
     layout = VectorLayout.of(model)
     before = to_vector(model, layout)
     pool = sample_problems({"cardiology": 1.0}, 16, seed=3)
