@@ -249,7 +249,7 @@ def test_one_grpo_round_with_vllm_rollouts() -> None:
     from secure_fgrpo.grpo.trainer import GRPOConfig, train_round
     from secure_fgrpo.model.vector import VectorLayout, to_vector
     from secure_fgrpo.rollout import vllm as vllm_backend
-    from secure_fgrpo.tasks import RewardSpec, sample_problems, score
+    from secure_fgrpo.tasks import Problem, sample_problems
 
     model, tok = _real_policy(seed=1)  # weights no earlier test attached: both ids below are fresh
     layout = VectorLayout.of(model)
@@ -258,8 +258,12 @@ def test_one_grpo_round_with_vllm_rollouts() -> None:
     cfg = dataclasses.replace(GRPOConfig(), steps=2, group_size=4, prompts_per_step=4, oversample=4,
                               filter_informative=False, sampling=SamplingSpec(max_new_tokens=48))
     ids_before = vllm_backend._ENGINE.ids.counter if vllm_backend._ENGINE is not None else 0
-    res = train_round(model, tok, make_rollout("vllm"), pool, lambda p, c, f: score(p, c, f, RewardSpec(partial=True)),
-                      cfg, seed=1)
+    # Zero-shot SmolLM2 almost never scores on these vignettes (medcalc_baseline: 0 of 48), and an
+    # all-zero batch trains nothing: the share of digits in a completion always varies.
+    def digits(p: Problem, c: str, f: bool) -> float:
+        return sum(ch.isdigit() for ch in c) / max(1, len(c))
+
+    res = train_round(model, tok, make_rollout("vllm"), pool, digits, cfg, seed=1)
     assert len(res.steps) == 2 and all(torch.isfinite(torch.tensor(s.get("loss", 0.0))) for s in res.steps)
     assert (to_vector(model, layout) != before).any()
     # step 1 attached this adapter, step 2 the one step 1 trained: two fresh ids
