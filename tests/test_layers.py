@@ -23,7 +23,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "secure_fgrpo"
 # federation runs a config; the audit re-runs federation pieces on what the server saw; the
 # deployments and the CLI drive everything below them; the root API re-exports (lazily) the top.
 LAYERS: list[tuple[str, ...]] = [
-    ("errors", "seeding", "fileio", "configio"),
+    ("errors", "seeding", "fileio", "configio", "rounds"),
     ("tasks",),
     ("model",),
     ("rollout",),

@@ -54,3 +54,12 @@ def attach_lora(base: PreTrainedModel, spec: LoraSpec) -> PeftModel:
 
 def trainable_names(model: PeftModel) -> list[str]:
     return [n for n, p in model.named_parameters() if p.requires_grad]
+
+
+def randomize_b(model: PeftModel, std: float, gen: torch.Generator) -> None:
+    """Draw every ``lora_B`` from N(0, std²) with ``gen``. B starts at zero, so a fresh adapter
+    changes nothing: benchmarks and tests that need one with an effect (and its full cost) use this."""
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "lora_B" in name:
+                p.copy_(std * torch.randn(p.shape, generator=gen))

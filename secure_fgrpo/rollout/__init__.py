@@ -8,10 +8,11 @@ def make_rollout(name: str) -> RolloutBackend:
         from .hf import HFRollout
 
         return HFRollout()
-    if name == "vllm":
-        raise RuntimeError("rollout.backend = 'vllm' needs a GPU and the 'vllm' extra "
-                           "(pip install 'secure_fgrpo[vllm]'); it is not available in this install")
-    raise ValueError(f"rollout.backend: unknown backend {name!r} (transformers | vllm)")
+    if name == "vllm":  # refuses in one line on a machine without CUDA or without vllm
+        from .vllm import VLLMRollout
+
+        return VLLMRollout()
+    raise ValueError(f"model.rollout: unknown backend {name!r} (transformers | vllm)")
 
 
 __all__ = ["RolloutBackend", "RolloutBatch", "SamplingSpec", "make_rollout"]
