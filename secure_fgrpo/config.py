@@ -8,17 +8,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from .audit.transcript import AuditConfig
 from .configio import ConfigError, build
+from .federation.update import ServerOptConfig
 from .gain import GainConfig, Strategy, count_kind, weight_bound
 from .grpo.trainer import GRPOConfig
 from .model.device import check_device_name
 from .model.lora import LoraSpec
 from .model.tiny import TinyModelSpec
+from .privacy.config import PrivacyConfig, check_privacy
 from .tasks import SAMPLED_FAMILIES
 from .tasks.base import RewardSpec
-from .federation.update import ServerOptConfig
-from .privacy.config import PrivacyConfig, check_privacy
-from .audit.transcript import AuditConfig
 
 
 @dataclass(frozen=True)
@@ -146,6 +146,9 @@ class RunConfig:
         if self.privacy.example_level is not None and self.gain.count == "informative_groups":
             raise ValueError("gain.count = 'informative_groups' depends on the data; under "
                              "privacy.example_level n_i is the public expected batch: use 'auto' or 'dataset'")
+        if self.privacy.example_level is not None and self.gain.source == "global":
+            raise ValueError("gain.source = 'global' weighs by the accuracy on the client's held-out rows, "
+                             "which example-level DP does not cover: use gain.source = 'train'")
         check_privacy(self)
         self._check_security()
 

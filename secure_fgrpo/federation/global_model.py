@@ -61,7 +61,9 @@ class GlobalModel:
         self.state.round = round_
         arrays = {"vector": self.state.vector}
         if self.state.opt.m is not None:
-            arrays.update(m=self.state.opt.m, v=self.state.opt.v)
+            arrays["m"] = self.state.opt.m
+        if self.state.opt.v is not None:
+            arrays["v"] = self.state.opt.v
         for d in self.dirs:
             save_npz_atomic(d / f"round-{round_}.npz", **arrays)
             prune(d, ".npz")

@@ -1,4 +1,5 @@
-"""The server update from the two secure sums: Σe_iΔ_i / Σe_i, applied plainly or via FedAdam.
+"""The server update from the two secure sums: Σe_iΔ_i / Σe_i, applied plainly, with server
+momentum (FedAvgM, Hsu et al. 2019) or via FedAdam (Reddi et al. 2021).
 
 Pure functions of (global, sum, optimizer state) so the same code runs at the server or, when
 the backend keeps the aggregate from the server, identically at every client."""
@@ -10,22 +11,26 @@ from typing import Literal
 
 import numpy as np
 
-ServerOpt = Literal["sgd", "fedadam"]
+ServerOpt = Literal["sgd", "fedavgm", "fedadam"]
+SERVER_OPTS = ("sgd", "fedavgm", "fedadam")
 
 
 @dataclass(frozen=True)
 class ServerOptConfig:
     kind: ServerOpt = "sgd"
     lr: float = 1.0
-    beta1: float = 0.9
+    beta1: float = 0.9  # FedAdam's first moment, and FedAvgM's momentum
     beta2: float = 0.99
     tau: float = 1e-3  # FedAdam's adaptivity (Reddi et al. 2021)
 
     def __post_init__(self) -> None:
-        if self.kind not in ("sgd", "fedadam"):
-            raise ValueError(f"server.optimizer must be 'sgd' or 'fedadam', got {self.kind!r}")
+        if self.kind not in SERVER_OPTS:
+            raise ValueError(f"server.kind must be one of {', '.join(SERVER_OPTS)}, got {self.kind!r}")
         if not self.lr > 0:
             raise ValueError(f"server.lr must be > 0, got {self.lr}")
+        for key in ("beta1", "beta2"):
+            if not 0.0 <= getattr(self, key) < 1.0:
+                raise ValueError(f"server.{key} must be in [0, 1), got {getattr(self, key)}")
 
 
 @dataclass
@@ -46,6 +51,9 @@ def apply_update(global_vec: np.ndarray, update: np.ndarray, cfg: ServerOptConfi
                  state: ServerOptState) -> tuple[np.ndarray, ServerOptState]:
     if cfg.kind == "sgd":
         return (global_vec + cfg.lr * update).astype(np.float32), state
+    if cfg.kind == "fedavgm":  # m = β·m + update; global += lr·m
+        m = update if state.m is None else cfg.beta1 * state.m + update
+        return (global_vec + cfg.lr * m).astype(np.float32), ServerOptState(m=m.astype(np.float32))
     m = np.zeros_like(update) if state.m is None else state.m
     v = np.full_like(update, cfg.tau**2) if state.v is None else state.v
     m = cfg.beta1 * m + (1 - cfg.beta1) * update
