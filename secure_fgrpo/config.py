@@ -220,18 +220,19 @@ def load_config(path: str | Path) -> RunConfig:
 
 
 def _resolve_data_paths(raw: dict[str, Any], base: Path) -> None:
-    """A relative ``clients.data`` is read relative to the config file's folder, so a copied
+    """A relative ``clients.data`` or ``clients.eval_data`` is read relative to the config file's folder, so a copied
     example folder keeps working from anywhere; a missing file is refused naming the key."""
     clients = raw.get("clients")
     for i, c in enumerate(clients if isinstance(clients, list) else []):
-        data = c.get("data") if isinstance(c, dict) else None
-        if not isinstance(data, str) or not data:
-            continue
-        path = Path(data).expanduser()
-        path = path if path.is_absolute() else base / path
-        if not path.is_file():
-            raise ConfigError(f"clients.{c.get('name', i)}.data", f"{path}: no such file")
-        c["data"] = str(path)
+        for key in ("data", "eval_data"):
+            data = c.get(key) if isinstance(c, dict) else None
+            if not isinstance(data, str) or not data:
+                continue
+            path = Path(data).expanduser()
+            path = path if path.is_absolute() else base / path
+            if not path.is_file():
+                raise ConfigError(f"clients.{c.get('name', i)}.{key}", f"{path}: no such file")
+            c[key] = str(path)
 
 
 def config_from_dict(raw: dict[str, Any]) -> RunConfig:

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from conftest import small_run
 
 from secure_fgrpo.cli import main
 from secure_fgrpo.config import config_from_dict, load_config
 from secure_fgrpo.configio import ConfigError
-
-from conftest import small_run
 
 GOOD = """
 seed = 1
@@ -89,3 +88,20 @@ def test_security_policy_is_validated_per_institution_and_reaches_the_backend() 
 def test_an_option_that_does_nothing_yet_is_refused_naming_the_key() -> None:
     with pytest.raises((ConfigError, ValueError), match="model.rollout = 'vllm' is not built yet"):
         config_from_dict(small_run(**{"model.rollout": "vllm"}))
+
+
+def test_relative_data_and_eval_data_are_read_from_the_config_folder(tmp_path, monkeypatch) -> None:
+    """Both file keys resolve against the config file's folder (a copied folder keeps working);
+    a missing one is refused naming its key."""
+    (tmp_path / "d").mkdir()
+    for name in ("train.jsonl", "held.jsonl"):
+        (tmp_path / "d" / name).write_text('{"prompt": "1 g to mg=", "answer": "1000", "kind": "unit"}\n')
+    body = ('[[clients]]\nname = "a"\ndata = "d/train.jsonl"\neval_data = "d/held.jsonl"\n'
+            '[[clients]]\nname = "b"\nfamilies = { vitals = 1.0 }\n')
+    (tmp_path / "run.toml").write_text(body)
+    monkeypatch.chdir("/")
+    cfg = load_config(tmp_path / "run.toml")
+    assert cfg.clients[0].eval_data == str(tmp_path / "d" / "held.jsonl")
+    (tmp_path / "run.toml").write_text(body.replace("d/held.jsonl", "d/missing.jsonl"))
+    with pytest.raises(ConfigError, match=r"clients\.a\.eval_data"):
+        load_config(tmp_path / "run.toml")
