@@ -191,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
                 "configs": {**before.get("configs", {}), **{s: f"benchmarks/configs/hetero_{s}.toml" for s in settings}},
                 "global_eval": {**before.get("global_eval", {}),
                                 **{s: build_data(setting_config(s, "uniform", 0)).describe_global_eval()
-                                   for s in settings}},
+                                   .replace(f"{REPO}/", "") for s in settings}},
                 "machine": {"platform": platform.platform(), "python": platform.python_version(),
                             "torch": torch.__version__, "cpu_count": os.cpu_count(),
                             "loadavg_start": list(os.getloadavg())},
@@ -211,6 +211,7 @@ def main(argv: list[str] | None = None) -> int:
         meta["this_invocation_wall_s"] = time.perf_counter() - t0
         meta_path.write_text(json.dumps(meta, indent=1))
     meta = json.loads(meta_path.read_text())
+    meta["global_eval"] = {k: v.replace(f"{REPO}/", "") for k, v in meta.get("global_eval", {}).items()}
     write_outputs(args.out, read_units(units_path), meta)
     return 0
 

@@ -72,7 +72,8 @@ def compare(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
     spread = max(fa["std"], fb["std"])
     paired = [a["gain_by_seed"][s] - b["gain_by_seed"][s] for s in a["gain_by_seed"] if s in b["gain_by_seed"]]
     diff = fa["mean"] - fb["mean"]
-    return {"diff": diff, "spread": spread, "beats": diff > spread and fa["n"] > 1, "loses": -diff > spread,
+    return {"diff": diff, "spread": spread, "beats": diff > spread and fa["n"] > 1,
+            "loses": -diff > spread and fa["n"] > 1,
             "paired": _spread(paired) if paired else None}
 
 
@@ -119,6 +120,13 @@ def write_markdown(path: Path, summary: dict[str, Any], meta: dict[str, Any]) ->
             label = labels.get(name, name) + (f" (= {d['same_as']}: equal data sizes)" if d["same_as"] else "")
             lines.append(f"| {label} | {len(d['seeds'])} | {_pm(d['final_gain'])} | {_pm(d['mean_gain'])} | "
                          f"{100 * d['final']['mean']:.1f} | {shares} | {d['wall_s']:.0f} |")
+        lines += ["", ("Each client's gain g_i by round (mean over seeds; the train source unless the strategy "
+                  "says global) and its mean training reward, in its own units:"), ""]
+        for name in sorted(s for s in rows if s.startswith(FGRPO_PREFIX) or s == "naive"):
+            d = rows[name]
+            per = "; ".join(f"{n} g " + " ".join(f"{g:+.2f}" for g in d["gain_mean"][n]) + " / r "
+                            + " ".join(f"{r:.2f}" for r in d["reward_mean"][n]) for n in d["gain_mean"])
+            lines.append(f"- {name}: {per}")
         lines += ["", "Verdict (automatic, from the rule above):", ""]
         lines += [f"- {v}" for v in verdict(rows)]
         lines += ["", f"![weights]({path.stem}_{setting}_weights.png)", ""]
@@ -167,6 +175,7 @@ def write_plots(out: Path, summary: dict[str, Any], meta: dict[str, Any]) -> lis
             ax.set_ylim(0, 1)
             ax.grid(alpha=0.3)
             ax.set_xlabel("round", fontsize=8)
+            ax.xaxis.get_major_locator().set_params(integer=True)
         for ax in axes.flat[len(names):]:
             ax.axis("off")
         axes[0][0].set_ylabel("weight share e_i/Σe")
