@@ -107,7 +107,11 @@ def write_markdown(path: Path, summary: dict[str, Any], meta: dict[str, Any]) ->
              "over seeds; **paired** = the same difference taken seed by seed. A strategy *beats* another when "
              "the difference of mean gains exceeds the larger seed std. Weight share: e_i / Σe_j per round, "
              "from each client's own metrics.jsonl, mean over seeds (round 1: every gain is 0)."), ""]
-    for setting, rows in summary.items():
+    notes = path.with_name(f"{path.stem}_verdict.md")  # the verdict read by hand, kept beside the table
+    if notes.exists():
+        lines += [notes.read_text().strip(), ""]
+    for setting in [s for s in SETTING_TITLES if s in summary]:
+        rows = summary[setting]
         lines += [f"## {SETTING_TITLES.get(setting, setting)}", "",
                   (f"Config: `{meta['configs'].get(setting, '')}`. Global held-out set: "
                   f"{meta['global_eval'].get(setting, '?')}."), "",
