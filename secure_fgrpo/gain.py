@@ -20,6 +20,8 @@ accuracy on the client's held-out split (``eval_accuracy_of_global``, which each
 before it trains): how much the federation's last update helped *this* client. The global source
 is in [0, 1] whatever the client's reward scale; its first-round spread is sqrt(p(1-p)), the
 per-prompt spread of an accuracy p, the analogue of the train source's per-completion spread.
+The default stays "train": on benchmarks/results/heterogeneity.md "global" was never better
+(paired −1.1…0.0 points) and rewards the client the federation helped, not the one that helped.
 
 n is the client's *count* (``gain.count``): its local data set size ("dataset", FedAvg as users
 know it), or the number of informative groups (prompts whose rewards differ) it trained on this
