@@ -21,7 +21,8 @@ from .secure_sum.transcript import AuditConfig
 from .tasks import SAMPLED_FAMILIES
 from .tasks.base import RewardSpec
 
-ServerOpt = Literal["sgd", "fedadam"]
+ServerOpt = Literal["sgd", "fedavgm", "fedadam"]
+SERVER_OPTS = ("sgd", "fedavgm", "fedadam")
 
 
 @dataclass(frozen=True)
@@ -30,15 +31,18 @@ class ServerOptConfig:
 
     kind: ServerOpt = "sgd"
     lr: float = 1.0
-    beta1: float = 0.9
+    beta1: float = 0.9  # FedAdam's first moment, and FedAvgM's momentum
     beta2: float = 0.99
     tau: float = 1e-3  # FedAdam's adaptivity (Reddi et al. 2021)
 
     def __post_init__(self) -> None:
-        if self.kind not in ("sgd", "fedadam"):
-            raise ValueError(f"server.kind must be 'sgd' or 'fedadam', got {self.kind!r}")
+        if self.kind not in SERVER_OPTS:
+            raise ValueError(f"server.kind must be one of {', '.join(SERVER_OPTS)}, got {self.kind!r}")
         if not self.lr > 0:
             raise ValueError(f"server.lr must be > 0, got {self.lr}")
+        for key in ("beta1", "beta2"):
+            if not 0.0 <= getattr(self, key) < 1.0:
+                raise ValueError(f"server.{key} must be in [0, 1), got {getattr(self, key)}")
 
 
 # Backend options that backend_options fills in from another table: the user sets them there.
@@ -179,10 +183,9 @@ class RunConfig:
         if self.privacy.example_level is not None and self.gain.count == "informative_groups":
             raise ValueError("gain.count = 'informative_groups' depends on the data; under "
                              "privacy.example_level n_i is the public expected batch: use 'auto' or 'dataset'")
-        for key, home in DERIVED_OPTIONS.items():
-            if key in self.secure_sum.options:  # accepted before, then silently ignored or conflicting
-                raise ConfigError(f"secure_sum.options.{key}", f"is set from {home} (one home per setting): "
-                                  "remove it here")
+        if self.privacy.example_level is not None and self.gain.source == "global":
+            raise ValueError("gain.source = 'global' weighs by the accuracy on the client's held-out rows, "
+                             "which example-level DP does not cover: use gain.source = 'train'")
         check_privacy(self)
         self._check_security()
 
@@ -262,18 +265,19 @@ def load_config(path: str | Path) -> RunConfig:
 
 
 def _resolve_data_paths(raw: dict[str, Any], base: Path) -> None:
-    """A relative ``clients.data`` is read relative to the config file's folder, so a copied
+    """A relative ``clients.data`` or ``clients.eval_data`` is read relative to the config file's folder, so a copied
     example folder keeps working from anywhere; a missing file is refused naming the key."""
     clients = raw.get("clients")
     for i, c in enumerate(clients if isinstance(clients, list) else []):
-        data = c.get("data") if isinstance(c, dict) else None
-        if not isinstance(data, str) or not data:
-            continue
-        path = Path(data).expanduser()
-        path = path if path.is_absolute() else base / path
-        if not path.is_file():
-            raise ConfigError(f"clients.{c.get('name', i)}.data", f"{path}: no such file")
-        c["data"] = str(path)
+        for key in ("data", "eval_data"):
+            data = c.get(key) if isinstance(c, dict) else None
+            if not isinstance(data, str) or not data:
+                continue
+            path = Path(data).expanduser()
+            path = path if path.is_absolute() else base / path
+            if not path.is_file():
+                raise ConfigError(f"clients.{c.get('name', i)}.{key}", f"{path}: no such file")
+            c[key] = str(path)
 
 
 def config_from_dict(raw: dict[str, Any]) -> RunConfig:

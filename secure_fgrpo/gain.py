@@ -8,6 +8,20 @@ Every strategy is only "how a client computes e_i"; the server always computes
     g^t = clip((r^t - b^{t-1}) / (s^{t-1} + ε), -G, G),   g^1 = 0       ("zscore")
     g^t = clip((r^t - b^{t-1}) / (|b^{t-1}| + ε), -G, G)                  ("ratio")
     e   = n^α · exp(g/τ)   (FGRPO);  e = n (FedAvg);  e = 1 (uniform)
+    e   = n^α · exp(clip(r^t - b^{t-1}, -G, G)/τ)                         ("naive_gain")
+
+"naive_gain" is the baseline FGRPO's normalisation exists to beat: the raw improvement in the
+client's own reward units, so a 0/100 client's gains saturate the clip while a 0/1 client's
+stay near 0. It is a benchmark baseline (benchmarks/heterogeneity.py), not a recommendation.
+
+Where r^t is measured (``gain.source``): "train", the mean reward of the client's own rollouts
+this round (the local model while it trains); or "global", the incoming global adapter's
+accuracy on the client's held-out split (``eval_accuracy_of_global``, which each client measures
+before it trains): how much the federation's last update helped *this* client. The global source
+is in [0, 1] whatever the client's reward scale; its first-round spread is sqrt(p(1-p)), the
+per-prompt spread of an accuracy p, the analogue of the train source's per-completion spread.
+The default stays "train": on benchmarks/results/heterogeneity.md "global" was never better
+(paired −1.1…0.0 points) and rewards the client the federation helped, not the one that helped.
 
 n is the client's *count* (``gain.count``): its local data set size ("dataset", FedAvg as users
 know it), or the number of informative groups (prompts whose rewards differ) it trained on this
@@ -28,8 +42,10 @@ from dataclasses import dataclass
 from typing import Literal
 
 GainKind = Literal["zscore", "ratio"]
-Strategy = Literal["fgrpo", "fedavg", "uniform"]
-STRATEGIES = ("fgrpo", "fedavg", "uniform")
+Strategy = Literal["fgrpo", "fedavg", "uniform", "naive_gain"]
+STRATEGIES = ("fgrpo", "fedavg", "uniform", "naive_gain")
+GainSource = Literal["train", "global"]
+SOURCES = ("train", "global")
 Count = Literal["auto", "dataset", "informative_groups"]
 COUNTS = ("auto", "dataset", "informative_groups")
 
@@ -44,8 +60,11 @@ class GainConfig:
     eps: float = 1e-6
     count: Count = "auto"  # what n_i is (module docstring)
     max_count: int | None = None  # public cap on a data-set count; None: data.train_size
+    source: GainSource = "train"  # where r^t is measured (module docstring)
 
     def __post_init__(self) -> None:
+        if self.source not in SOURCES:
+            raise ValueError(f"gain.source must be one of {', '.join(SOURCES)}, got {self.source!r}")
         if self.count not in COUNTS:
             raise ValueError(f"gain.count must be one of {', '.join(COUNTS)}, got {self.count!r}")
         if self.max_count is not None and not (isinstance(self.max_count, int) and self.max_count >= 1):
@@ -69,19 +88,40 @@ class GainState:
     rounds: int = 0
 
 
-def relative_gain(state: GainState, reward: float, reward_spread: float, cfg: GainConfig) -> tuple[float, GainState]:
-    """Gain of this round's mean reward against the client's own history, and the new state."""
+def gain_signal(cfg: GainConfig, mean_reward: float, reward_std: float, global_accuracy: float) -> tuple[float, float]:
+    """(r^t, its spread) from the source ``gain.source`` names (module docstring)."""
+    if cfg.source == "global":
+        p = min(1.0, max(0.0, global_accuracy))
+        return p, math.sqrt(p * (1.0 - p))
+    return mean_reward, reward_std
+
+
+def relative_gain(state: GainState, reward: float, reward_spread: float, cfg: GainConfig,
+                  normalise: bool = True) -> tuple[float, GainState]:
+    """Gain of this round's mean reward against the client's own history, and the new state.
+    ``normalise=False`` is the naive raw improvement r - b (strategy "naive_gain")."""
     if state.baseline is None:
         return 0.0, GainState(baseline=reward, deviation=max(reward_spread, 0.0), rounds=1)
     diff = reward - state.baseline
-    scale = state.deviation if cfg.kind == "zscore" else abs(state.baseline)
-    gain = max(-cfg.clip, min(cfg.clip, diff / (scale + cfg.eps)))
+    if not normalise:
+        scale, eps = 1.0, 0.0
+    else:
+        scale, eps = (state.deviation if cfg.kind == "zscore" else abs(state.baseline)), cfg.eps
+    gain = max(-cfg.clip, min(cfg.clip, diff / (scale + eps)))
     new = GainState(
         baseline=cfg.beta * state.baseline + (1 - cfg.beta) * reward,
         deviation=cfg.beta * state.deviation + (1 - cfg.beta) * abs(diff),
         rounds=state.rounds + 1,
     )
     return gain, new
+
+
+def round_gain(strategy: Strategy, state: GainState, mean_reward: float, reward_std: float,
+               global_accuracy: float, cfg: GainConfig) -> tuple[float, GainState]:
+    """A client's gain g_i this round from its source (``gain.source``) and the new state;
+    raw (unnormalised) for "naive_gain"."""
+    reward, spread = gain_signal(cfg, mean_reward, reward_std, global_accuracy)
+    return relative_gain(state, reward, spread, cfg, normalise=strategy != "naive_gain")
 
 
 def count_kind(strategy: Strategy, cfg: GainConfig) -> Literal["dataset", "informative_groups"]:
@@ -93,7 +133,7 @@ def count_kind(strategy: Strategy, cfg: GainConfig) -> Literal["dataset", "infor
 
 def weight(strategy: Strategy, count: int, gain: float, cfg: GainConfig) -> float:
     """e_i for a strategy, from the client's count n_i and gain g_i."""
-    if strategy == "fgrpo":
+    if strategy in ("fgrpo", "naive_gain"):
         return float(count) ** cfg.alpha * math.exp(gain / cfg.tau)
     if strategy == "fedavg":
         return float(count)
@@ -104,8 +144,8 @@ def weight(strategy: Strategy, count: int, gain: float, cfg: GainConfig) -> floa
 
 def uses_rewards(strategy: Strategy) -> bool:
     """Whether e_i depends on the round's rewards (through the gain). FedAvg needs only n_i, and
-    uniform nothing: under example-level DP only FGRPO pays for a release of reward statistics."""
-    return strategy == "fgrpo"
+    uniform nothing: under example-level DP only the gain strategies pay for a release of reward statistics."""
+    return strategy in ("fgrpo", "naive_gain")
 
 
 def weight_bound(strategy: Strategy, max_count: int, cfg: GainConfig) -> float:

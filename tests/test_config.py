@@ -129,3 +129,20 @@ def test_an_option_another_table_sets_is_refused(option: str, home: str) -> None
     with pytest.raises(ConfigError) as err:
         config_from_dict(raw)
     assert err.value.key == f"secure_sum.options.{option}" and home in str(err.value)
+
+
+def test_relative_data_and_eval_data_are_read_from_the_config_folder(tmp_path, monkeypatch) -> None:
+    """Both file keys resolve against the config file's folder (a copied folder keeps working);
+    a missing one is refused naming its key."""
+    (tmp_path / "d").mkdir()
+    for name in ("train.jsonl", "held.jsonl"):
+        (tmp_path / "d" / name).write_text('{"prompt": "1 g to mg=", "answer": "1000", "kind": "unit"}\n')
+    body = ('[[clients]]\nname = "a"\ndata = "d/train.jsonl"\neval_data = "d/held.jsonl"\n'
+            '[[clients]]\nname = "b"\nfamilies = { vitals = 1.0 }\n')
+    (tmp_path / "run.toml").write_text(body)
+    monkeypatch.chdir("/")
+    cfg = load_config(tmp_path / "run.toml")
+    assert cfg.clients[0].eval_data == str(tmp_path / "d" / "held.jsonl")
+    (tmp_path / "run.toml").write_text(body.replace("d/held.jsonl", "d/missing.jsonl"))
+    with pytest.raises(ConfigError, match=r"clients\.a\.eval_data"):
+        load_config(tmp_path / "run.toml")

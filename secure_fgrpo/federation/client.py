@@ -14,7 +14,7 @@ import numpy as np
 from ..config import ClientConfig, RunConfig
 from ..data.partition import ClientData
 from ..errors import CheckpointError
-from ..gain import GainState, count_kind, relative_gain, weight
+from ..gain import GainState, count_kind, round_gain, weight
 from ..privacy.client_dp import ClientNoise, SkellamNoise
 from ..privacy.plan import ExampleLevelPlan
 from .local import TrainOutcome
@@ -77,8 +77,9 @@ class Client:
         ``noise`` clips [e·Δ, e] to its sensitivity and adds this client's noise (privacy/;
         Skellam noise is added later, in the masked backend's words)."""
         res = out.result
-        gain, self.gain_state = relative_gain(self.gain_state, res.mean_reward, res.reward_std, self.run.gain)
         strategy = self.run.federation.strategy
+        gain, self.gain_state = round_gain(strategy, self.gain_state, res.mean_reward, res.reward_std,
+                                           out.eval_accuracy, self.run.gain)
         n = self.count(out)
         e = min(weight(strategy, n, gain, self.run.gain), self.run.weight_bound)
         delta, norm = clip_l2(out.delta.astype(np.float64), self.run.federation.delta_clip)

@@ -60,8 +60,10 @@ class GlobalModel:
     def save(self, round_: int) -> None:
         self.state.round = round_
         arrays = {"vector": self.state.vector}
-        if self.state.opt.m is not None and self.state.opt.v is not None:  # FedAdam's moments, set together
-            arrays.update(m=self.state.opt.m, v=self.state.opt.v)
+        if self.state.opt.m is not None:
+            arrays["m"] = self.state.opt.m
+        if self.state.opt.v is not None:
+            arrays["v"] = self.state.opt.v
         for d in self.dirs:
             save_npz_atomic(d / f"round-{round_}.npz", **arrays)
             prune(d, ".npz")

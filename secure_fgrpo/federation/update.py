@@ -1,4 +1,5 @@
-"""The server update from the two secure sums: Σe_iΔ_i / Σe_i, applied plainly or via FedAdam.
+"""The server update from the two secure sums: Σe_iΔ_i / Σe_i, applied plainly, with server
+momentum (FedAvgM, Hsu et al. 2019) or via FedAdam (Reddi et al. 2021).
 
 Pure functions of (global, sum, optimizer state) so the same code runs at the server or, when
 the backend keeps the aggregate from the server, identically at every client."""
@@ -30,6 +31,9 @@ def apply_update(global_vec: np.ndarray, update: np.ndarray, cfg: ServerOptConfi
                  state: ServerOptState) -> tuple[np.ndarray, ServerOptState]:
     if cfg.kind == "sgd":
         return (global_vec + cfg.lr * update).astype(np.float32), state
+    if cfg.kind == "fedavgm":  # m = β·m + update; global += lr·m
+        m = update if state.m is None else cfg.beta1 * state.m + update
+        return (global_vec + cfg.lr * m).astype(np.float32), ServerOptState(m=m.astype(np.float32))
     m = np.zeros_like(update) if state.m is None else state.m
     v = np.full_like(update, cfg.tau**2) if state.v is None else state.v
     m = cfg.beta1 * m + (1 - cfg.beta1) * update
