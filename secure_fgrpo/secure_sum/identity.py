@@ -17,9 +17,9 @@ import logging
 import os
 import re
 import stat
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
@@ -142,7 +142,8 @@ def create_party(state_dir: Path, name: str) -> Party:
     check_name(name)
     for path in (identity_path(state_dir), sealing_path(state_dir), entry_path(state_dir)):
         if path.exists():
-            raise KeyFileError(f"{path} already exists: {state_dir} holds an identity; keep it or choose another folder")
+            raise KeyFileError(
+                f"{path} already exists: {state_dir} holds an identity; keep it or choose another folder")
     if not Path(state_dir).exists():
         Path(state_dir).mkdir(parents=True, mode=0o700)  # a folder we create is private from the start
     party = Party(name, Ed25519PrivateKey.generate(), X25519PrivateKey.generate())
@@ -234,6 +235,25 @@ def write_roster(path: Path, roster: Mapping[str, bytes | RosterEntry]) -> None:
     os.replace(tmp, path)
 
 
+def assemble_roster(out: Path, entry_files: Iterable[Path]) -> dict[str, RosterEntry]:
+    """The roster from the parties' exported entries: the one way a roster is put together
+    (``keys roster``, the loopback harness). One entry per name, never over an existing file,
+    and what was written is read back through the loader every party uses."""
+    entries: dict[str, RosterEntry] = {}
+    for path in entry_files:
+        entry = read_entry(Path(path))
+        if entry.name in entries:
+            raise KeyFileError(f"keys roster: {path} repeats the name {entry.name!r}")
+        entries[entry.name] = entry
+    if not entries:
+        raise KeyFileError("keys roster: give at least one entry file")
+    if Path(out).exists():
+        raise KeyFileError(f"keys roster: {out} already exists; remove it yourself or choose another --out")
+    write_roster(Path(out), entries)
+    load_roster_entries(Path(out))
+    return entries
+
+
 def _read_json(path: Path) -> object:
     def no_duplicates(pairs: list[tuple[str, object]]) -> dict:
         seen: dict = {}
@@ -269,10 +289,15 @@ def load_roster_entries(path: Path) -> dict[str, RosterEntry]:
         doc = _read_json(path)
     except KeyFileError as err:
         raise KeyFileError(f"secure_sum.roster: {err}") from None
-    if (not isinstance(doc, dict) or doc.get("version") not in (1, ROSTER_VERSION)
-            or not isinstance(doc.get("clients"), dict)):
-        raise KeyFileError(f"secure_sum.roster: {path} must be {{'version': 2, 'clients': {{name: "
-                           "{'ed25519': hex, 'x25519': hex}}}}")
+    if (
+        not isinstance(doc, dict)
+        or doc.get("version") not in (1, ROSTER_VERSION)
+        or not isinstance(doc.get("clients"), dict)
+    ):
+        raise KeyFileError(
+            f"secure_sum.roster: {path} must be {{'version': 2, 'clients': {{name: "
+            "{'ed25519': hex, 'x25519': hex}}}}"
+        )
     if not doc["clients"]:
         raise KeyFileError(f"secure_sum.roster: {path} names no party")
     where = f"secure_sum.roster: {path}"
