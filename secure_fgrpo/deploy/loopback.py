@@ -172,6 +172,13 @@ class LoopbackFederation:
         except (ValueError, KeyError) as err:
             raise RuntimeError(f"flwr run failed ({err}): {res.stdout[-800:]} {res.stderr[-800:]}") from None
 
+    def run_log(self, run_id: int) -> str:
+        """The ServerApp's log of run ``run_id`` (the SuperLink keeps it: ``flwr log --show``)."""
+        res = self.flwr("log", str(run_id), CONNECTION, "--show")
+        if res.returncode != 0:
+            raise RuntimeError(f"flwr log {run_id} failed: {res.stdout[-500:]} {res.stderr[-500:]}")
+        return res.stdout
+
     def stop(self) -> None:
         self.procs.stop_all()
 
