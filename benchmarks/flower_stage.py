@@ -83,12 +83,7 @@ def run_dim(dim: int, rounds: int, nodes: int, poll: float) -> dict:
         fed = LoopbackFederation(Path(tmp), names, poll=poll)
         try:
             t0 = time.perf_counter()
-            fed.prepare()
-            fed.start_superlink()
-            for n in names:
-                fed.register(n)
-            for n in names:
-                fed.start_supernode(n)
+            fed.start_all()
             startup = time.perf_counter() - t0
             out = Path(tmp) / "out"
             t1 = time.perf_counter()

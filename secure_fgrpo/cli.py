@@ -7,6 +7,7 @@ import json
 import logging
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -239,6 +240,22 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+class _ModelNames:
+    """The `model` command's choices, read only when that command is parsed: model.sources
+    imports transformers, which `keys` and `deploy` must not wait for."""
+
+    def _names(self) -> list[str]:
+        from .model.sources import SOURCES
+
+        return sorted(SOURCES)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._names()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names())
+
+
 def cmd_model(args: argparse.Namespace) -> int:
     """Find a named model's weights, convert them once into the cache, print the folder: the
     base model a run's exported adapter belongs to (PeftModel.from_pretrained on this folder)."""
@@ -312,10 +329,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--data", default="", metavar="FILE",
                    help="score the global adapter on FILE's rows (JSONL/Parquet with prompt, answer, kind)")
     e.set_defaults(fn=cmd_eval)
-    from .model.sources import SOURCES
-
     mo = sub.add_parser("model", help="prepare a named pretrained model (convert once) and print its folder")
-    mo.add_argument("name", choices=sorted(SOURCES))
+    mo.add_argument("name", choices=_ModelNames(), metavar="NAME", help="a named source (model/sources.py)")
     mo.set_defaults(fn=cmd_model)
     register_keys(sub)
     au = sub.add_parser("audit", help="what the server learned: inventory, checks, attacks -> RUN/audit/report.html")

@@ -59,6 +59,8 @@ class LoopbackFederation:
     names: list[str]
     bin_dir: Path = field(default_factory=lambda: Path(sys.executable).parent)
     poll: float = 0.1
+    # The SuperNode's command (default: flower-supernode from bin_dir); a benchmark may wrap it.
+    supernode_cmd: list[str] = field(default_factory=list)
     procs: ProcGroup = field(default_factory=ProcGroup)
     keys: dict[str, NodeKeyPaths] = field(default_factory=dict)
     nodes: dict[str, Proc] = field(default_factory=dict)
@@ -123,6 +125,15 @@ class LoopbackFederation:
         _wait_port(self.port, timeout, self.superlink)
         return self.superlink
 
+    def start_all(self) -> None:
+        """The whole federation up: files, the SuperLink, every key registered, every SuperNode."""
+        self.prepare()
+        self.start_superlink()
+        for name in self.names:
+            self.register(name)
+        for name in self.names:
+            self.start_supernode(name)
+
     def flwr(self, *args: str, timeout: float = 120.0) -> subprocess.CompletedProcess:
         """Run the ``flwr`` CLI against our SuperLink; it exits by itself (bounded by timeout)."""
         return subprocess.run([self._bin("flwr"), *args], env=self.env(), capture_output=True, text=True,
@@ -137,7 +148,7 @@ class LoopbackFederation:
                         tag: str = "") -> Proc:
         node_cfg = {"name": name, "state-dir": str(self.state_dir(name)), "roster": str(self.roster),
                     "input-seed": self.names.index(name) if input_seed is None else input_seed}
-        cmd = [self._bin("flower-supernode"), "--root-certificates", str(self.certs.ca_cert),
+        cmd = [*(self.supernode_cmd or [self._bin("flower-supernode")]), "--root-certificates", str(self.certs.ca_cert),
                "--superlink", f"{HOST}:{self.port}",
                "--auth-supernode-private-key", str(key or self.keys[name].private),
                "--node-config", node_config_arg(node_cfg), "--host", HOST, "--port", str(free_port())]
