@@ -10,6 +10,7 @@ also on failure."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -116,7 +117,9 @@ def test_the_readme_deployment_runs_as_written(tmp_path: Path) -> None:
         listed = subprocess.run(["flwr", "supernode", "list", "coordinator", "--format", "json"], cwd=work,
                                 env={**env, "FLWR_HOME": str(deploy / "coordinator" / "flwr-home")},
                                 capture_output=True, text=True, timeout=120, check=False)
-        assert listed.returncode == 0 and all(n in listed.stdout for n in INSTITUTIONS), listed.stdout[-1500:]
+        assert listed.returncode == 0, listed.stdout[-1500:]
+        nodes = json.loads(listed.stdout[listed.stdout.index("{"):])["nodes"]
+        assert len(nodes) == len(INSTITUTIONS) and all(n["deleted-at"] == "N/A" for n in nodes), nodes
     finally:
         procs.stop_all()
         for proc in procs.procs:
