@@ -70,7 +70,7 @@ def in_process(spec: SumSpec, roster: Path, states: dict[str, Path], seeds: dict
     for stage in server.stages:
         t = time.perf_counter()
         bytes_out = sum(len(m.payload) for m in replies.values())
-        inbound = {n: c.respond(stage, replies.get(n)) for n, c in clients.items()}
+        inbound = {n: m for n, c in clients.items() if (m := c.respond(stage, replies.get(n))) is not None}
         replies = server.process(stage, inbound)
         stages[stage] = {"seconds": time.perf_counter() - t, "bytes_out": bytes_out,
                          "bytes_in": sum(len(m.payload) for m in inbound.values())}

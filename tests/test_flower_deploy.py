@@ -14,6 +14,7 @@ import stat
 import threading
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -107,7 +108,8 @@ def test_node_key_is_p384_openssh_and_private(tmp_path: Path) -> None:
 
 
 def _setup(**over: object) -> RoundSetup:
-    spec = dict(round=3, dim=9, data_bound=1.5, weight_bound=2.0, participants=NAMES, threshold=2, seed=7)
+    spec: dict[str, Any] = {"round": 3, "dim": 9, "data_bound": 1.5, "weight_bound": 2.0, "participants": NAMES,
+                            "threshold": 2, "seed": 7}
     spec.update(over)
     return RoundSetup(SumSpec(**spec), "masked", {"signed": True, "modulus_bits": 32})
 
@@ -177,7 +179,9 @@ def test_pickled_client_state_between_stages_gives_the_same_sum(tmp_path: Path) 
             raw = dump_client(clients[n])
             assert identity_path(states[n]).read_bytes() not in raw
             clients[n] = load_client(raw, states[n])
-            inbound[n] = clients[n].respond(stage, replies.get(n))
+            out = clients[n].respond(stage, replies.get(n))
+            assert out is not None
+            inbound[n] = out
         replies = server.process(stage, inbound)
     total = server.outcome().total
     exact = np.sum([synthetic_input(i, spec) for i in range(3)], axis=0)
