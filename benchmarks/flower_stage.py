@@ -70,7 +70,7 @@ def in_process(spec: SumSpec, roster: Path, states: dict[str, Path], seeds: dict
     for stage in server.stages:
         t = time.perf_counter()
         bytes_out = sum(len(m.payload) for m in replies.values())
-        inbound = {n: c.respond(stage, replies.get(n)) for n, c in clients.items()}
+        inbound = {n: m for n, c in clients.items() if (m := c.respond(stage, replies.get(n))) is not None}
         replies = server.process(stage, inbound)
         stages[stage] = {"seconds": time.perf_counter() - t, "bytes_out": bytes_out,
                          "bytes_in": sum(len(m.payload) for m in inbound.values())}
@@ -83,12 +83,7 @@ def run_dim(dim: int, rounds: int, nodes: int, poll: float) -> dict:
         fed = LoopbackFederation(Path(tmp), names, poll=poll)
         try:
             t0 = time.perf_counter()
-            fed.prepare()
-            fed.start_superlink()
-            for n in names:
-                fed.register(n)
-            for n in names:
-                fed.start_supernode(n)
+            fed.start_all()
             startup = time.perf_counter() - t0
             out = Path(tmp) / "out"
             t1 = time.perf_counter()

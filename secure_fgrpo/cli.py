@@ -7,21 +7,26 @@ import json
 import logging
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from .config import RunConfig, config_from_dict, load_config
 from .configio import ConfigError, to_dict
-from .demo import DP_SGD_EXAMPLE_LEVEL, DP_SGD_EXAMPLE_LEVEL_GPU, DP_SGD_SETTINGS
 from .deploy.cli import register as register_deploy
 from .errors import RunFailed, RunFolderError, UserError
 from .keys_cli import register as register_keys
 from .report import accuracy_curves, load_run_config, plot_accuracy, server_rows
 from .runfolder import Mode, open_run_folder
 
+if TYPE_CHECKING:
+    from .config import RunConfig
+
+# config and demo import the training stack (torch, peft: tens of seconds on a busy machine);
+# they are imported where a run needs them, so `keys` and `deploy` start at once.
 console = Console()
 
 
@@ -112,6 +117,8 @@ def _dp_overrides(specs: list[str], backend: str, gpu: bool = False) -> dict:
     """``--dp example:8`` / ``--dp client:8[:local|distributed|skellam]`` -> config overrides.
     Example-level DP-SGD brings the demo's DP-tuned settings (demo.DP_SGD_SETTINGS), with the
     larger Poisson batch a GPU affords when ``gpu``."""
+    from .demo import DP_SGD_EXAMPLE_LEVEL, DP_SGD_EXAMPLE_LEVEL_GPU, DP_SGD_SETTINGS
+
     out: dict = {}
     for spec in specs:
         kind, _, rest = spec.partition(":")
@@ -157,7 +164,7 @@ def _print_summary(run_dir: Path, seconds: float | None = None, gain: bool = Tru
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from .demo import demo_config
+    from .demo import DP_SGD_SETTINGS, demo_config
     from .model.device import resolve_device
 
     overrides: dict = {"secure_sum.backend": args.secure_sum, "seed": args.seed, "model.device": args.device}
@@ -192,6 +199,8 @@ def _mode(args: argparse.Namespace) -> Mode:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from .config import load_config
+
     cfg = load_config(args.config)
     return _run(cfg, Path(args.out or Path("runs") / Path(args.config).stem), _mode(args))
 
@@ -199,13 +208,14 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_eval(args: argparse.Namespace) -> int:
     """Re-score the run's global adapter on its global held-out set, or on a data file's rows
     (saying how many of them the run, or the embedded model's warm start, trained on)."""
-    run_dir = Path(args.run)
-    cfg = config_from_dict(load_run_config(run_dir))
+    from .config import config_from_dict
     from .data.local import load_problems
     from .federation.runner import Federation
     from .model.load import EMBEDDED
     from .model.tiny import warm_start_prompts
 
+    run_dir = Path(args.run)
+    cfg = config_from_dict(load_run_config(run_dir))
     rows = load_problems(args.data) if args.data else None
     fed = Federation(cfg, run_dir)
     r = fed.server.last_completed_round
@@ -228,6 +238,22 @@ def cmd_eval(args: argparse.Namespace) -> int:
     console.print(f"global adapter of round {r} on {args.data}: {acc:.1%} (sampled pass@1, "
                   f"T={cfg.eval.temperature:g}) over {len(rows)} rows; of them " + ", ".join(notes))
     return 0
+
+
+class _ModelNames:
+    """The `model` command's choices, read only when that command is parsed: model.sources
+    imports transformers, which `keys` and `deploy` must not wait for."""
+
+    def _names(self) -> list[str]:
+        from .model.sources import SOURCES
+
+        return sorted(SOURCES)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._names()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names())
 
 
 def cmd_model(args: argparse.Namespace) -> int:
@@ -303,10 +329,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--data", default="", metavar="FILE",
                    help="score the global adapter on FILE's rows (JSONL/Parquet with prompt, answer, kind)")
     e.set_defaults(fn=cmd_eval)
-    from .model.sources import SOURCES
-
     mo = sub.add_parser("model", help="prepare a named pretrained model (convert once) and print its folder")
-    mo.add_argument("name", choices=sorted(SOURCES))
+    mo.add_argument("name", choices=_ModelNames(), metavar="NAME", help="a named source (model/sources.py)")
     mo.set_defaults(fn=cmd_model)
     register_keys(sub)
     au = sub.add_parser("audit", help="what the server learned: inventory, checks, attacks -> RUN/audit/report.html")

@@ -21,19 +21,25 @@ def cmd_keys_init(args: argparse.Namespace) -> int:
     from .secure_sum.identity import create_party
 
     entry = create_party(Path(args.out), args.party).entry()
-    console.print(f"identity of {entry.name} created in {Path(args.out) / 'identity'} "
-                  "(private: 0600 files, 0700 folder)", markup=False)
+    console.print(
+        f"identity of {entry.name} created in {Path(args.out) / 'identity'} (private: 0600 files, 0700 folder)",
+        markup=False,
+    )
     _print_entry(entry)
-    console.print(f"next: `secure-fgrpo keys export --party-dir {args.out}` and send the entry to the coordinator",
-                  markup=False)
+    console.print(
+        f"next: `secure-fgrpo keys export --party-dir {args.out}` and send the entry to the coordinator", markup=False
+    )
     return 0
 
 
-
 def _print_entry(entry: RosterEntry) -> None:
-    console.print(f"  ed25519 (signing) public key: {entry.signing.hex()}\n"
-                  f"  x25519 (sealing) public key:  {entry.sealing.hex() if entry.sealing else '-'}\n"
-                  f"  fingerprint of {entry.name}: {entry.fingerprint()}", soft_wrap=True, markup=False)
+    console.print(
+        f"  ed25519 (signing) public key: {entry.signing.hex()}\n"
+        f"  x25519 (sealing) public key:  {entry.sealing.hex() if entry.sealing else '-'}\n"
+        f"  fingerprint of {entry.name}: {entry.fingerprint()}",
+        soft_wrap=True,
+        markup=False,
+    )
 
 
 def _refuse_existing(path: Path, what: str) -> Path:
@@ -49,26 +55,22 @@ def cmd_keys_export(args: argparse.Namespace) -> int:
     entry = load_party(Path(args.party_dir)).entry()
     out = _refuse_existing(Path(args.out or f"{entry.name}.entry.json"), "keys export")
     write_entry(out, entry)
-    console.print(f"public entry {out} (public keys only): send it to the coordinator; read the fingerprint "
-                  "to them over another channel", markup=False)
+    console.print(
+        f"public entry {out} (public keys only): send it to the coordinator; read the fingerprint "
+        "to them over another channel",
+        markup=False,
+    )
     _print_entry(entry)
     return 0
 
 
 def cmd_keys_roster(args: argparse.Namespace) -> int:
     """Assemble the roster from the parties' entries; print every fingerprint to compare."""
-    from .secure_sum.identity import load_roster_entries, read_entry, write_roster
+    from .secure_sum.identity import assemble_roster
 
-    entries: dict = {}
-    for path in args.entries:
-        entry = read_entry(Path(path))
-        if entry.name in entries:
-            raise ValueError(f"keys roster: {path} repeats the name {entry.name!r}")
-        entries[entry.name] = entry
-    out = _refuse_existing(Path(args.out), "keys roster")
-    write_roster(out, entries)
-    load_roster_entries(out)
-    console.print(f"roster {out}: {len(entries)} parties. Each must confirm its fingerprint out of band:", markup=False)
+    entries = assemble_roster(Path(args.out), [Path(p) for p in args.entries])
+    console.print(f"roster {args.out}: {len(entries)} parties. Each must confirm its fingerprint out of band:",
+                  markup=False)
     for name in sorted(entries):
         console.print(f"  {name}: {entries[name].fingerprint()}", soft_wrap=True, markup=False)
     return 0
@@ -84,9 +86,12 @@ def cmd_keys_ckks_seal(args: argparse.Namespace) -> int:
     _refuse_existing(out / META_FILE, "keys ckks-seal")
     roster = load_roster_entries(Path(args.roster))
     key_id = seal_secret(Path(args.party_dir), roster, PRESETS[args.params], args.relin, out)
-    console.print(f"ckks key {key_id.hex()} ({args.params}): secret context in {args.party_dir}/ckks (0600); in {out}: "
-                  f"public_context.bin + meta.json for the server, sealed/<name>.json for each other party "
-                  "(safe to pass through the server; no secret in clear)", markup=False)
+    console.print(
+        f"ckks key {key_id.hex()} ({args.params}): secret context in {args.party_dir}/ckks (0600); in {out}: "
+        f"public_context.bin + meta.json for the server, sealed/<name>.json for each other party "
+        "(safe to pass through the server; no secret in clear)",
+        markup=False,
+    )
     return 0
 
 

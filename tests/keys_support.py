@@ -86,3 +86,29 @@ def scan(files: list[Path], secrets: dict[str, bytes]) -> list[tuple[str, str, s
 
 def files_under(*roots: Path) -> list[Path]:
     return sorted(p for root in roots for p in Path(root).rglob("*") if p.is_file())
+
+
+def deployment_owners(fed: object) -> dict[Path, dict[str, bytes]]:
+    """``{folder: {label: secret}}`` of a loopback deployment: the coordinator's CA and SuperLink
+    keys, and each institution's two identity keys and its SuperNode key."""
+    root = fed.root  # type: ignore[attr-defined]
+    owners = {root / "coordinator": {f"coordinator/{k.name}": pem_secret(k)
+                                     for k in (root / "coordinator" / "certs").glob("*.key")}}
+    for name in fed.names:  # type: ignore[attr-defined]
+        node = fed.node_dir(name)  # type: ignore[attr-defined]
+        owners[node] = {**party_secrets(name, fed.state_dir(name)),  # type: ignore[attr-defined]
+                        f"{name}/node-key": pem_secret(fed.keys[name].private)}  # type: ignore[attr-defined]
+    return owners
+
+
+def assert_custody(owners: dict[Path, dict[str, bytes]], public: list[Path], everything: list[Path]) -> None:
+    """Each owner's folder holds all of its own secrets and no other party's; the public folders
+    hold none; and no file lies outside these folders."""
+    every = {label: secret for secrets in owners.values() for label, secret in secrets.items()}
+    assert len(set(every.values())) == len(every)
+    for folder, secrets in owners.items():
+        found = {label for _, label, _ in scan(files_under(folder), every)}
+        assert found == set(secrets), (folder, found)  # own keys only, and all of them (teeth)
+    shared = files_under(*public)
+    assert shared and scan(shared, every) == []
+    assert sorted(shared + files_under(*owners)) == sorted(everything)

@@ -1,15 +1,15 @@
-"""``secure-fgrpo deploy certs | node-key | identity | roster``: the files a real deployment
-needs, written with ``cryptography``. cli.py calls :func:`register`; this module only builds the
-sub-commands and returns what to print (cli.py is the only module that prints)."""
+"""``secure-fgrpo deploy certs | node-key``: the transport's files a real deployment needs (TLS,
+SuperNode authentication), written with ``cryptography``. Institutions' identities and the
+roster are ``secure-fgrpo keys init | export | roster`` only (one format, secure_sum/identity.py);
+the old ``deploy identity | roster`` answer with one line pointing there. cli.py calls
+:func:`register`; this module only builds the sub-commands and returns what to print."""
 
 from __future__ import annotations
 
 import argparse
-import json
 from collections.abc import Callable
 from pathlib import Path
 
-from ..secure_sum.masked.keys import identity_path, load_or_create_identity, load_roster, public_bytes, write_roster
 from .certs import make_certs
 from .node_keys import make_node_key
 
@@ -26,34 +26,17 @@ def _node_key(args: argparse.Namespace) -> str:
             f"coordinator runs `flwr supernode register {p.public}`")
 
 
-def _identity(args: argparse.Namespace) -> str:
-    """The institution's Ed25519 identity for the masked secure sum, and its public entry."""
-    state = Path(args.state)
-    existed = identity_path(state).exists()
-    key = load_or_create_identity(state)
-    entry = Path(args.out or state / f"{args.name}.identity.json")
-    entry.write_text(json.dumps({"name": args.name, "public_key": public_bytes(key).hex()}) + "\n")
-    return (f"identity {'kept' if existed else 'created'} in {identity_path(state)} (0600); public entry "
-            f"{entry}: send it to the coordinator for the roster")
+_MOVED = {
+    "identity": "deploy identity is gone: each institution runs `secure-fgrpo keys init --party NAME --out STATE` "
+                "on its own machine, then `secure-fgrpo keys export --party-dir STATE`",
+    "roster": "deploy roster is gone: assemble the roster with `secure-fgrpo keys roster ENTRY... --out roster.json` "
+              "(it prints every fingerprint to compare out of band)",
+}
 
 
-def _roster(args: argparse.Namespace) -> str:
-    keys: dict[str, bytes] = {}
-    for path in args.entries:
-        try:
-            doc = json.loads(Path(path).read_text())
-            name, raw = doc["name"], bytes.fromhex(doc["public_key"])
-        except (OSError, ValueError, KeyError, TypeError) as err:
-            raise ValueError(f"deploy roster: {path} is not an identity entry ({err.__class__.__name__})") from None
-        if name in keys:
-            raise ValueError(f"deploy roster: {path} repeats the name {name!r}")
-        keys[name] = raw
-    out = Path(args.out)
-    if out.exists():
-        raise ValueError(f"deploy roster: {out} already exists; remove it yourself or choose another --out")
-    write_roster(out, keys)
-    load_roster(out)  # validate what was written (key lengths)
-    return f"roster {out} with {', '.join(sorted(keys))}: copy it to the coordinator and to every SuperNode"
+def _moved(args: argparse.Namespace) -> str:
+    """Refuse, in one line, naming the ``keys`` command that replaced it; write nothing."""
+    raise ValueError(_MOVED[args.deploy_cmd])
 
 
 def register(sub: argparse._SubParsersAction, emit: Callable[[str], object]) -> None:
@@ -78,12 +61,10 @@ def register(sub: argparse._SubParsersAction, emit: Callable[[str], object]) -> 
     k.add_argument("--out", required=True)
     k.add_argument("--name", required=True)
     k.set_defaults(fn=run(_node_key))
-    i = dsub.add_parser("identity", help="an institution's Ed25519 identity for the masked secure sum")
-    i.add_argument("--state", required=True, help="the institution's private state folder")
-    i.add_argument("--name", required=True)
-    i.add_argument("--out", default="", help="public entry file (default STATE/NAME.identity.json)")
-    i.set_defaults(fn=run(_identity))
-    r = dsub.add_parser("roster", help="the public roster from the institutions' identity entries")
-    r.add_argument("--out", required=True)
-    r.add_argument("entries", nargs="+")
-    r.set_defaults(fn=run(_roster))
+    # The old commands take their old arguments and answer one line pointing at `keys`.
+    for old, use in (("identity", "keys init / keys export"), ("roster", "keys roster")):
+        m = dsub.add_parser(old, help=f"moved: use `secure-fgrpo {use}`")
+        for flag in ("--state", "--name", "--out"):
+            m.add_argument(flag, default="")
+        m.add_argument("entries", nargs="*")
+        m.set_defaults(fn=run(_moved))

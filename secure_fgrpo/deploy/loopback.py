@@ -1,10 +1,14 @@
 """A whole federation on one machine, over loopback, with TLS and SuperNode authentication:
 the tests and the benchmark use it, and it mirrors the README's multi-terminal commands.
 
-Layout under ``root``: ``certs/`` (CA + SuperLink cert), ``node-keys/`` (SuperNode auth keys),
-``nodes/<name>/state`` (each institution's 0700 folder: its Ed25519 identity), ``roster.json``
-(public), ``flwr-home/`` (FLWR_HOME: the ``flwr`` CLI's connection, the SuperLink's data),
-``logs/``. Every process goes through one :class:`ProcGroup`; call :meth:`stop` in a finally.
+Every party has its own folder, as if it were its own machine, and writes only there:
+``coordinator/`` (``certs/`` with the CA and SuperLink keys, ``flwr-home/``: FLWR_HOME of the
+``flwr`` CLI and the SuperLink's database) and ``nodes/<name>/`` (``state/``: the institution's
+identity made as ``keys init`` makes it, ``node-key/``: its SuperNode key, ``flwr-home/``: its
+SuperNode's FLWR_HOME). ``pub/`` is what the parties exchange out of band: each one's exported
+entry, the roster assembled from them (``keys roster``), and the SuperNode public keys.
+``logs/`` holds the processes' output. Every process goes through one :class:`ProcGroup`; call
+:meth:`stop` in a finally.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..secure_sum.masked.keys import load_or_create_identity, public_bytes, write_roster
+from ..secure_sum.identity import assemble_roster, create_party, write_entry
 from .certs import make_certs
 from .node_keys import NodeKeyPaths, make_node_key
 from .procs import Proc, ProcGroup, free_port
@@ -55,6 +59,8 @@ class LoopbackFederation:
     names: list[str]
     bin_dir: Path = field(default_factory=lambda: Path(sys.executable).parent)
     poll: float = 0.1
+    # The SuperNode's command (default: flower-supernode from bin_dir); a benchmark may wrap it.
+    supernode_cmd: list[str] = field(default_factory=list)
     procs: ProcGroup = field(default_factory=ProcGroup)
     keys: dict[str, NodeKeyPaths] = field(default_factory=dict)
     nodes: dict[str, Proc] = field(default_factory=dict)
@@ -64,30 +70,42 @@ class LoopbackFederation:
 
     def __post_init__(self) -> None:
         self.root = Path(self.root)
-        self.home = self.root / "flwr-home"
+        self.coordinator = self.root / "coordinator"
+        self.home = self.coordinator / "flwr-home"
+        self.pub = self.root / "pub"
         self.logs = self.root / "logs"
-        self.roster = self.root / "roster.json"
+        self.roster = self.pub / "roster.json"
 
     # --- set-up: files only -------------------------------------------------------------
 
     def prepare(self) -> None:
-        """Certificates, SuperNode keys, institution identities and the roster."""
-        self.certs = make_certs(self.root / "certs", [HOST, "localhost"])
-        identities = {}
+        """Each party's own files, in its own folder: the coordinator's certificates, each
+        institution's identity (``keys init``), entry (``keys export``) and SuperNode key, then
+        the roster from the exported entries (``keys roster``)."""
+        self.certs = make_certs(self.coordinator / "certs", [HOST, "localhost"])
+        entries = []
         for name in self.names:
-            self.keys[name] = make_node_key(self.root / "node-keys", name)
-            identities[name] = public_bytes(load_or_create_identity(self.state_dir(name)))
-        write_roster(self.roster, identities)
+            node = self.node_dir(name)
+            self.keys[name] = make_node_key(node / "node-key", name)
+            entry = self.pub / f"{name}.entry.json"
+            write_entry(entry, create_party(self.state_dir(name), name).entry())
+            entries.append(entry)
+        assemble_roster(self.roster, entries)
         self.port = free_port()
         self.home.mkdir(parents=True, exist_ok=True)
         (self.home / "config.toml").write_text(flwr_config_toml(f"{HOST}:{self.port}", self.certs.ca_cert))
 
-    def state_dir(self, name: str) -> Path:
-        return self.root / "nodes" / name / "state"
+    def node_dir(self, name: str) -> Path:
+        return self.root / "nodes" / name
 
-    def env(self) -> dict[str, str]:
+    def state_dir(self, name: str) -> Path:
+        return self.node_dir(name) / "state"
+
+    def env(self, party: str = "") -> dict[str, str]:
+        """The environment of one party's processes: its own FLWR_HOME (the coordinator's when
+        ``party`` is empty)."""
         env = dict(os.environ)
-        env["FLWR_HOME"] = str(self.home)
+        env["FLWR_HOME"] = str(self.node_dir(party) / "flwr-home" if party else self.home)
         env["PATH"] = f"{self.bin_dir}{os.pathsep}{env.get('PATH', '')}"
         # SuperExec's task poll (1 s by default) adds to every ClientApp start.
         env["FLWR_SUPEREXEC_TASK_POLL_INTERVAL"] = str(self.poll)
@@ -108,6 +126,15 @@ class LoopbackFederation:
         _wait_port(self.port, timeout, self.superlink)
         return self.superlink
 
+    def start_all(self) -> None:
+        """The whole federation up: files, the SuperLink, every key registered, every SuperNode."""
+        self.prepare()
+        self.start_superlink()
+        for name in self.names:
+            self.register(name)
+        for name in self.names:
+            self.start_supernode(name)
+
     def flwr(self, *args: str, timeout: float = 120.0) -> subprocess.CompletedProcess:
         """Run the ``flwr`` CLI against our SuperLink; it exits by itself (bounded by timeout)."""
         return subprocess.run([self._bin("flwr"), *args], env=self.env(), capture_output=True, text=True,
@@ -121,11 +148,11 @@ class LoopbackFederation:
     def start_supernode(self, name: str, key: Path | None = None, tag: str = "") -> Proc:
         node_cfg = {"name": name, "state-dir": str(self.state_dir(name)), "roster": str(self.roster),
                     **self.node_config}
-        cmd = [self._bin("flower-supernode"), "--root-certificates", str(self.certs.ca_cert),
+        cmd = [*(self.supernode_cmd or [self._bin("flower-supernode")]), "--root-certificates", str(self.certs.ca_cert),
                "--superlink", f"{HOST}:{self.port}",
                "--auth-supernode-private-key", str(key or self.keys[name].private),
                "--node-config", node_config_arg(node_cfg), "--host", HOST, "--port", str(free_port())]
-        proc = self.procs.start(f"supernode-{name}{tag}", cmd, self.env(), self.logs)
+        proc = self.procs.start(f"supernode-{name}{tag}", cmd, self.env(name), self.logs)
         self.nodes[name] = proc
         return proc
 
@@ -155,6 +182,13 @@ class LoopbackFederation:
             return int(doc["run-id"])
         except (ValueError, KeyError) as err:
             raise RuntimeError(f"flwr run failed ({err}): {res.stdout[-800:]} {res.stderr[-800:]}") from None
+
+    def run_log(self, run_id: int) -> str:
+        """The ServerApp's log of run ``run_id`` (the SuperLink keeps it: ``flwr log --show``)."""
+        res = self.flwr("log", str(run_id), CONNECTION, "--show")
+        if res.returncode != 0:
+            raise RuntimeError(f"flwr log {run_id} failed: {res.stdout[-500:]} {res.stderr[-500:]}")
+        return res.stdout
 
     def stop(self) -> None:
         self.procs.stop_all()

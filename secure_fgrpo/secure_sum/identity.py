@@ -17,7 +17,7 @@ import logging
 import os
 import re
 import stat
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -233,6 +233,25 @@ def write_roster(path: Path, roster: Mapping[str, bytes | RosterEntry]) -> None:
     tmp = path.with_suffix(path.suffix + ".tmp")
     tmp.write_text(json.dumps(doc, indent=1) + "\n")
     os.replace(tmp, path)
+
+
+def assemble_roster(out: Path, entry_files: Iterable[Path]) -> dict[str, RosterEntry]:
+    """The roster from the parties' exported entries: the one way a roster is put together
+    (``keys roster``, the loopback harness). One entry per name, never over an existing file,
+    and what was written is read back through the loader every party uses."""
+    entries: dict[str, RosterEntry] = {}
+    for path in entry_files:
+        entry = read_entry(Path(path))
+        if entry.name in entries:
+            raise KeyFileError(f"keys roster: {path} repeats the name {entry.name!r}")
+        entries[entry.name] = entry
+    if not entries:
+        raise KeyFileError("keys roster: give at least one entry file")
+    if Path(out).exists():
+        raise KeyFileError(f"keys roster: {out} already exists; remove it yourself or choose another --out")
+    write_roster(Path(out), entries)
+    load_roster_entries(Path(out))
+    return entries
 
 
 def _read_json(path: Path) -> object:
