@@ -326,10 +326,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="default plaintext (embedded), masked (smollm2)")
     d.add_argument("--reveal", default=None, choices=["server-learns-sum", "server-blind"],
                    help="ckks only: who learns the sums (default server-learns-sum)")
-    d.add_argument("--rounds", type=int, default=None, help="federation.rounds (default 6)")
-    d.add_argument("--workers", type=int, default=None, help="federation.workers (default 2)")
+    d.add_argument("--rounds", type=int, default=None, help="federation.rounds (default 6; smollm2: 3)")
+    d.add_argument("--workers", type=int, default=None, help="federation.workers (default 2; smollm2: 1, both threads)")
     d.add_argument("--seed", type=int, default=0)
-    d.add_argument("--device", default="cpu", help="model.device: cpu (default), auto, cuda or cuda:N")
+    d.add_argument("--device", default="cpu", help="model.device: cpu (default), auto, cuda or cuda:N (smollm2 on cuda: a larger federation, demo.REAL_DEMO_GPU; untested on a GPU)")
     d.add_argument("--out", default="")
     d.add_argument("--dp", action="append", default=[], metavar="KIND:EPS",
                    help="differential privacy, δ=1e-5: example:EPS (DP-SGD per patient record) or "
