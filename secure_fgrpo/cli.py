@@ -150,7 +150,8 @@ def _dp_overrides(specs: list[str], backend: str, gpu: bool = False) -> dict:
 
 def _print_summary(run_dir: Path, seconds: float | None = None, gain: bool = True) -> None:
     glob, per = accuracy_curves(run_dir)
-    table = Table(title=f"held-out accuracy (sampled pass@1, T=1) — {run_dir}")
+    temperature = load_run_config(run_dir).get("eval", {}).get("temperature", 1.0)
+    table = Table(title=f"held-out accuracy (sampled pass@1, T={temperature:g}) — {run_dir}")
     table.add_column("round", justify="right")
     table.add_column("global", justify="right")
     for name in per:
