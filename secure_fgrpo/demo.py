@@ -54,7 +54,7 @@ REAL_DEMO: dict = {
               "lora": {"r": 2, "target_modules": ["q_proj", "k_proj", "v_proj", "o_proj"]}},
     "federation": {"rounds": 3, "strategy": "fgrpo", "workers": 1},
     "secure_sum": {"backend": "masked"},
-    "grpo": {"steps": 2, "group_size": 4, "prompts_per_step": 4, "oversample": 4,
+    "grpo": {"steps": 1, "group_size": 4, "prompts_per_step": 4, "oversample": 4,
              "sampling": {"max_new_tokens": _TOKENS, "temperature": 0.7},
              "loss": {"max_completion_length": _TOKENS}},
     "eval": {"max_new_tokens": _TOKENS, "temperature": 0.7},
