@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 import random
 import re
+from pathlib import Path
 
 import pytest
 
@@ -90,3 +91,12 @@ def test_real_demo_is_four_hospitals_by_specialty_on_the_masked_backend() -> Non
     assert REAL_DEMO["clients"][0]["name"] == cfg.clients[0].name
     with pytest.raises(ValueError, match="--model 'gpt5': expected one of embedded, smollm2"):
         demo_config("gpt5")
+
+
+def test_real_demo_refuses_dp_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from secure_fgrpo.cli import main
+
+    assert main(["demo", "--model", "smollm2", "--dp", "example:8", "--out", str(tmp_path / "run")]) == 2
+    out = capsys.readouterr().out.strip()
+    assert "--dp: the smollm2 demo is not sized for DP" in out and len(out.splitlines()) == 1
+    assert not (tmp_path / "run").exists()
