@@ -4,7 +4,9 @@ embedded model (``DEMO``) or on SmolLM2-135M-Instruct with clinical calculations
 from __future__ import annotations
 
 from collections import defaultdict
+from typing import cast
 
+from peft import PeftModel
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from .config import RunConfig, config_from_dict
@@ -83,20 +85,21 @@ def demo_config(model: str = "embedded", **overrides: object) -> RunConfig:
     """A demo config (``DEMOS``) with dotted overrides, e.g. ``{"secure_sum.backend": "masked"}``."""
     if model not in DEMOS:
         raise ValueError(f"--model {model!r}: expected one of {', '.join(DEMOS)}")
-    raw = _deep_copy(DEMOS[model])
+    raw = cast(dict, _deep_copy(DEMOS[model]))
     for dotted, value in overrides.items():
         set_dotted(raw, dotted, value)
     return config_from_dict(raw)
 
 
-def accuracy_by_family(model: PreTrainedModel, tok: PreTrainedTokenizerBase, rollout: RolloutBackend,
+def accuracy_by_family(model: PreTrainedModel | PeftModel, tok: PreTrainedTokenizerBase, rollout: RolloutBackend,
                        problems: list[Problem], sampling: SamplingSpec, seed: int) -> dict[str, tuple[float, int]]:
     """Sampled pass@1 and prompt count per family (per calculator for clinical tasks): the
     baseline the real-model demo prints before training, so its gain is read against it."""
     groups: dict[str, list[Problem]] = defaultdict(list)
     for p in problems:
         groups[p.family].append(p)
-    return {fam: (pass_at_1(model, tok, rollout, ps, sampling, seed), len(ps)) for fam, ps in sorted(groups.items())}
+    gen = cast(PreTrainedModel, model)  # a PeftModel generates like its base
+    return {fam: (pass_at_1(gen, tok, rollout, ps, sampling, seed), len(ps)) for fam, ps in sorted(groups.items())}
 
 
 def _deep_copy(obj: object) -> object:
