@@ -7,12 +7,18 @@ import json
 import logging
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 
 from .configio import ConfigError, to_dict
@@ -24,13 +30,16 @@ from .runfolder import Mode, open_run_folder
 
 if TYPE_CHECKING:
     from .config import RunConfig
+    from .federation.runner import Federation
 
 # config and demo import the training stack (torch, peft: tens of seconds on a busy machine);
 # they are imported where a run needs them, so `keys` and `deploy` start at once.
 console = Console()
 
 
-def _run(cfg: RunConfig, run_dir: Path, mode: Mode) -> int:
+def _run(cfg: RunConfig, run_dir: Path, mode: Mode, before: Callable[[Federation], None] | None = None) -> int:
+    """Run (or continue) ``cfg`` in ``run_dir``; ``before`` sees the federation before round 1 of
+    a run that has not started."""
     from .federation.runner import Federation
 
     open_run_folder(run_dir, to_dict(cfg), mode)
@@ -74,6 +83,8 @@ def _run(cfg: RunConfig, run_dir: Path, mode: Mode) -> int:
         elif done == cfg.federation.rounds:
             progress.console.print(f"all {done} rounds already done in {run_dir}; nothing to train")
         progress.console.print(f"global held-out set: {fed.data.describe_global_eval()}")
+        if before is not None and not done:
+            before(fed)
         progress.update(rounds, completed=done)
         fed.run()
     failed = _all_aborted(run_dir)
@@ -142,7 +153,8 @@ def _dp_overrides(specs: list[str], backend: str, gpu: bool = False) -> dict:
 
 def _print_summary(run_dir: Path, seconds: float | None = None, gain: bool = True) -> None:
     glob, per = accuracy_curves(run_dir)
-    table = Table(title=f"held-out accuracy (sampled pass@1, T=1) — {run_dir}")
+    temperature = load_run_config(run_dir).get("eval", {}).get("temperature", 1.0)
+    table = Table(title=f"held-out accuracy (sampled pass@1, T={temperature:g}) — {run_dir}")
     table.add_column("round", justify="right")
     table.add_column("global", justify="right")
     for name in per:
@@ -164,10 +176,18 @@ def _print_summary(run_dir: Path, seconds: float | None = None, gain: bool = Tru
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from .demo import DP_SGD_SETTINGS, demo_config
+    from .demo import DP_SGD_SETTINGS, REAL_DEMO_GPU, demo_config
     from .model.device import resolve_device
 
-    overrides: dict = {"secure_sum.backend": args.secure_sum, "seed": args.seed, "model.device": args.device}
+    real = args.model != "embedded"
+    gpu = resolve_device(args.device).type == "cuda"
+    if args.secure_sum is None:
+        args.secure_sum = "masked" if real else "plaintext"
+    overrides: dict = dict(REAL_DEMO_GPU) if real and gpu else {}
+    overrides.update({"secure_sum.backend": args.secure_sum, "seed": args.seed, "model.device": args.device})
+    if real and args.dp:
+        raise ValueError(f"--dp: the {args.model} demo is not sized for DP (use a config file: README, "
+                         "'Differential privacy')")
     if args.reveal:
         if args.secure_sum != "ckks":
             raise ValueError("--reveal applies to --secure-sum ckks only")
@@ -176,18 +196,37 @@ def cmd_demo(args: argparse.Namespace) -> int:
         overrides["federation.rounds"] = args.rounds
     if args.workers is not None:
         overrides["federation.workers"] = args.workers
-    overrides.update(_dp_overrides(args.dp, args.secure_sum, gpu=resolve_device(args.device).type == "cuda"))
-    cfg = demo_config(**overrides)
-    run_dir = Path(args.out or f"runs/demo-{args.secure_sum}" + (f"-{args.reveal}" if args.reveal else ""))
+    overrides.update(_dp_overrides(args.dp, args.secure_sum, gpu=gpu))
+    cfg = demo_config(args.model, **overrides)
+    run_dir = Path(args.out or "runs/demo-" + (f"{args.model}-" if real else "") + args.secure_sum
+                   + (f"-{args.reveal}" if args.reveal else ""))
     console.print(f"[bold]secure_fgrpo demo[/]: {len(cfg.clients)} institutions, strategy "
-                  f"{cfg.federation.strategy}, secure sum {cfg.secure_sum.backend}, {cfg.federation.rounds} rounds")
+                  f"{cfg.federation.strategy}, secure sum {cfg.secure_sum.backend}, {cfg.federation.rounds} rounds"
+                  + (f", model {cfg.model.path} on {args.device}" if real else ""))
     if cfg.privacy.example_level is not None:
         ex = cfg.privacy.example_level
         tuned = {**DP_SGD_SETTINGS, "privacy.example_level.max_grad_norm": ex.max_grad_norm,
                  "privacy.example_level.sample_rate": ex.sample_rate}
         console.print("example-level DP-SGD with the demo's DP-tuned settings: "
                       + ", ".join(f"{k}={v}" for k, v in tuned.items()))
-    return _run(cfg, run_dir, _mode(args))
+    return _run(cfg, run_dir, _mode(args), _print_baseline if real else None)
+
+
+def _print_baseline(fed: Federation) -> None:
+    """The base model's held-out accuracy per calculator, before any round, to read the gain against."""
+    from .demo import accuracy_by_family
+    from .federation.runner import eval_seed
+    from .rollout import make_rollout
+
+    by_family = accuracy_by_family(fed.model, fed.tok, make_rollout(fed.cfg.model.rollout), fed.data.global_eval,
+                                   fed.eval_sampling, eval_seed(fed.cfg.seed))
+    table = Table(title=f"base model (no training), held-out accuracy per calculator "
+                        f"(sampled pass@1, T={fed.eval_sampling.temperature:g})")
+    for col in ("calculator", "prompts", "accuracy"):
+        table.add_column(col, justify="left" if col == "calculator" else "right")
+    for fam, (acc, n) in by_family.items():
+        table.add_row(fam, str(n), f"{acc:.0%}")
+    console.print(table)
 
 
 def _mode(args: argparse.Namespace) -> Mode:
@@ -299,14 +338,23 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="secure-fgrpo", description=__doc__)
     p.add_argument("-v", "--verbose", action="store_true")
     sub = p.add_subparsers(dest="cmd", required=True)
-    d = sub.add_parser("demo", help="four institutions, FGRPO, secure sum")
-    d.add_argument("--secure-sum", default="plaintext", choices=["plaintext", "masked", "ckks"])
+    d = sub.add_parser("demo", help="four institutions, FGRPO, secure sum (--model smollm2: a real pretrained "
+                                    "model on clinical calculations)")
+    d.add_argument("--model", default="embedded", choices=["embedded", "smollm2"],
+                   help="embedded (default): the 1M-parameter model on arithmetic-style tasks, ~2 min; smollm2: "
+                        "SmolLM2-135M-Instruct (the 'real' extra) on MedCalc-Bench calculations by four "
+                        "hospitals (cardiology, nephrology, hepatology, general medicine), masked secure sum, "
+                        "base accuracy per calculator first; sized for 2 CPU cores, larger with --device cuda")
+    d.add_argument("--secure-sum", default=None, choices=["plaintext", "masked", "ckks"],
+                   help="default plaintext (embedded), masked (smollm2)")
     d.add_argument("--reveal", default=None, choices=["server-learns-sum", "server-blind"],
                    help="ckks only: who learns the sums (default server-learns-sum)")
-    d.add_argument("--rounds", type=int, default=None, help="federation.rounds (default 6)")
-    d.add_argument("--workers", type=int, default=None, help="federation.workers (default 2)")
+    d.add_argument("--rounds", type=int, default=None, help="federation.rounds (default 6; smollm2: 3)")
+    d.add_argument("--workers", type=int, default=None, help="federation.workers (default 2; smollm2: 1, both threads)")
     d.add_argument("--seed", type=int, default=0)
-    d.add_argument("--device", default="cpu", help="model.device: cpu (default), auto, cuda or cuda:N")
+    d.add_argument("--device", default="cpu",
+                   help="model.device: cpu (default), auto, cuda or cuda:N (smollm2 on cuda: a larger "
+                        "federation, demo.REAL_DEMO_GPU; untested on a GPU)")
     d.add_argument("--out", default="")
     d.add_argument("--dp", action="append", default=[], metavar="KIND:EPS",
                    help="differential privacy, δ=1e-5: example:EPS (DP-SGD per patient record) or "

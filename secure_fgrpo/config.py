@@ -183,6 +183,10 @@ class RunConfig:
         if self.privacy.example_level is not None and self.gain.count == "informative_groups":
             raise ValueError("gain.count = 'informative_groups' depends on the data; under "
                              "privacy.example_level n_i is the public expected batch: use 'auto' or 'dataset'")
+        for key, home in DERIVED_OPTIONS.items():
+            if key in self.secure_sum.options:  # accepted before, then silently ignored or conflicting
+                raise ConfigError(f"secure_sum.options.{key}", f"is set from {home} (one home per setting): "
+                                  "remove it here")
         if self.privacy.example_level is not None and self.gain.source == "global":
             raise ValueError("gain.source = 'global' weighs by the accuracy on the client's held-out rows, "
                              "which example-level DP does not cover: use gain.source = 'train'")

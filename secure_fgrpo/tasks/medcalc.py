@@ -10,6 +10,13 @@ and reading its plain answers gives GRPO groups reward variance from the first r
 completion full of numbers gains nothing: only the last one counts).
 Specialty families (``cardiology``, ``nephrology``, ``hepatology``, ``general_medicine``) draw
 uniformly from their calculators, so institutions get non-IID calculator mixes by specialty.
+
+Two difficulty levels. The full vignette (``mc_<key>``, ``<specialty>``) is a patient story with
+distractors. The first level (``mc_<key>_easy``, ``<specialty>_easy``; seven formula calculators)
+states the formula's inputs plainly, then the formula itself, then asks for one number: zero-shot a
+135M model almost never finishes a full vignette's answer in a short budget, so its GRPO groups
+have no reward variance there; at the first level it sometimes does (benchmarks/medcalc_baseline.py).
+The answer is the calculator's and the correctness rule the same at both levels.
 """
 
 from __future__ import annotations
@@ -28,8 +35,10 @@ from secure_fgrpo.tasks.formats import canonical_number, numeric_slips
 Kind = Literal["rule", "formula"]
 FORMULA_TOLERANCE = 0.05  # MedCalc-Bench: lower/upper limits are the reference -/+ 5%
 INSTRUCTION = "Put the final answer, a single number, in \\boxed{}."
+EASY_INSTRUCTION = "Reply with one short sentence that ends with the number in \\boxed{}."
+EASY = "_easy"  # the suffix of a first-level family's name
 
-_FINAL = re.compile(r"\\boxed\{([^{}]*)\}|<answer>(.*?)</answer>", re.S)
+_FINAL = re.compile(r"\\boxed\{([^{}]*)\}|<answer>(.*?)</answer>", re.DOTALL)
 _NUMBER = r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)"
 _LEADING_NUMBER = re.compile(rf"\s*({_NUMBER})(?![\d.])")
 _ANY_NUMBER = re.compile(rf"(?<![\w.])({_NUMBER})")
@@ -44,6 +53,8 @@ class Calculator:
     kind: Kind
     specialty: str
     write: v.Writer
+    formula: str = ""  # the first level states it; "" = no first level for this calculator
+    plain: v.Plain | None = None  # the first level's plain statement of the sampled inputs
 
     @property
     def family(self) -> str:
@@ -61,25 +72,33 @@ class Calculator:
 
 CALCULATORS: tuple[Calculator, ...] = (
     Calculator("map", "What is the patient's mean arterial pressure in mm Hg?", "mean_arterial_pressure",
-               "mean_arterial_pressure_explanation", "formula", "cardiology", v.mean_arterial_pressure),
+               "mean_arterial_pressure_explanation", "formula", "cardiology", v.mean_arterial_pressure,
+               "MAP = (systolic + 2 x diastolic) / 3.", v.plain_map),
     Calculator("cha2ds2_vasc", "What is the patient's CHA2DS2-VASc score?", "cha2ds2_vasc_score",
                "generate_cha2ds2_vasc_explanation", "rule", "cardiology", v.cha2ds2_vasc),
     Calculator("qtc_bazett", "What is the patient's corrected QT interval (Bazett) in ms?", "qt_calculator_bazett",
-               "bazett_calculator_explanation", "formula", "cardiology", v.qtc_bazett),
+               "bazett_calculator_explanation", "formula", "cardiology", v.qtc_bazett,
+               "QTc = QT / sqrt(RR), where RR = 60 / heart rate, in seconds.", v.plain_qtc),
     Calculator("anion_gap", "What is the patient's anion gap in mEq/L?", "anion_gap",
-               "compute_anion_gap_explanation", "formula", "nephrology", v.anion_gap),
+               "compute_anion_gap_explanation", "formula", "nephrology", v.anion_gap,
+               "Anion gap = Na - (Cl + HCO3).", v.plain_electrolytes),
     Calculator("delta_gap", "What is the patient's delta gap in mEq/L?", "delta_gap",
                "compute_delta_gap_explanation", "formula", "nephrology", v.delta_gap),
     Calculator("serum_osm", "What is the patient's calculated serum osmolality in mOsm/kg?", "sOsm",
-               "compute_serum_osmolality_explanation", "formula", "nephrology", v.serum_osmolality),
+               "compute_serum_osmolality_explanation", "formula", "nephrology", v.serum_osmolality,
+               "Serum osmolality = 2 x Na + BUN / 2.8 + glucose / 18.", v.plain_osmolality),
     Calculator("fib4", "What is the patient's Fibrosis-4 (FIB-4) index?", "fibrosis_4",
-               "compute_fib4_explanation", "formula", "hepatology", v.fib4),
+               "compute_fib4_explanation", "formula", "hepatology", v.fib4,
+               "FIB-4 = (age x AST) / (platelets x sqrt(ALT)).", v.plain_fib4),
     Calculator("child_pugh", "What is the patient's Child-Pugh score?", "child_pugh_score",
                "compute_child_pugh_score_explanation", "rule", "hepatology", v.child_pugh),
     Calculator("bmi", "What is the patient's body mass index in kg/m^2?", "bmi_calculator",
-               "bmi_calculator_explanation", "formula", "general_medicine", v.bmi),
+               "bmi_calculator_explanation", "formula", "general_medicine", v.bmi,
+               "BMI = weight / height^2, in kg and metres.", v.plain_bmi),
     Calculator("ibw", "What is the patient's ideal body weight in kg (Devine formula)?", "ideal_body_weight",
-               "ibw_explanation", "formula", "general_medicine", v.ideal_body_weight),
+               "ibw_explanation", "formula", "general_medicine", v.ideal_body_weight,
+               "IBW = 50 kg (male) or 45.5 kg (female) + 2.3 kg per inch of height over 60 inches "
+               "(1 inch = 2.54 cm).", v.plain_ibw),
     Calculator("curb_65", "What is the patient's CURB-65 score?", "curb_65",
                "curb_65_explanation", "rule", "general_medicine", v.curb_65),
     Calculator("centor", "What is the patient's Centor score (modified, McIsaac)?", "centor_score",
@@ -123,18 +142,25 @@ def medcalc_correct(kind: Kind, predicted: float, reference: float) -> bool:
 
 
 class MedCalcFamily(TaskFamily):
-    """One calculator: a vignette, its question and the boxed-answer instruction."""
+    """One calculator at one level: a vignette (or, at the first level, the plain inputs and the
+    formula), its question and the boxed-answer instruction."""
 
     numeric = True
 
-    def __init__(self, calc: Calculator) -> None:
-        self.calc = calc
-        self.name = calc.family
+    def __init__(self, calc: Calculator, easy: bool = False) -> None:
+        if easy and calc.plain is None:
+            raise ValueError(f"{calc.family} has no first difficulty level")
+        self.calc, self.easy = calc, easy
+        self.name = calc.family + (EASY if easy else "")
 
     def sample(self, rng: random.Random) -> Problem:
         inputs, vignette = self.calc.write(rng)
         answer = canonical_number(Decimal(repr(round(self.calc.compute(inputs), 3))))
-        return Problem(prompt=f"{vignette}\n{self.calc.question} {INSTRUCTION}", answer=answer, family=self.name)
+        if self.easy and self.calc.plain is not None:
+            prompt = f"{self.calc.plain(inputs)}\n{self.calc.formula}\n{self.calc.question} {EASY_INSTRUCTION}"
+        else:
+            prompt = f"{vignette}\n{self.calc.question} {INSTRUCTION}"
+        return Problem(prompt=prompt, answer=answer, family=self.name)
 
     def slips(self, problem: Problem) -> list[str]:
         ref = Decimal(problem.answer)
@@ -192,6 +218,9 @@ class SpecialtyFamily(TaskFamily):
         return self._member(problem).correctness(problem, predicted, partial)
 
 
-CALCULATOR_FAMILIES: tuple[MedCalcFamily, ...] = tuple(MedCalcFamily(c) for c in CALCULATORS)
+CALCULATOR_FAMILIES: tuple[MedCalcFamily, ...] = (
+    *(MedCalcFamily(c) for c in CALCULATORS), *(MedCalcFamily(c, easy=True) for c in CALCULATORS if c.plain))
 SPECIALTY_FAMILIES: tuple[SpecialtyFamily, ...] = tuple(
-    SpecialtyFamily(s, tuple(f for f in CALCULATOR_FAMILIES if f.calc.specialty == s)) for s in SPECIALTIES)
+    SpecialtyFamily(s + (EASY if easy else ""),
+                    tuple(f for f in CALCULATOR_FAMILIES if f.calc.specialty == s and f.easy == easy))
+    for easy in (False, True) for s in SPECIALTIES)

@@ -175,3 +175,45 @@ def centor(r: random.Random) -> tuple[Inputs, str]:
             _join(f"{_a(age)} {age}-year-old {noun} presents with a sore throat for two days.",
                   f"{pron} {'denies cough' if cough_absent else 'also has a cough'}.",
                   f"Temperature {temp:.1f} °C. Examination shows {findings[0]} and {findings[1]}.", _noise(r, 1)))
+
+
+# --- the first difficulty level: the formula's inputs stated plainly, no story, no distractors ---
+# Each takes the inputs a writer above sampled (same value distributions), so the two levels
+# differ only in how much reading the question needs.
+
+Plain = Callable[[Inputs], str]
+
+
+def _val(inputs: Inputs, key: str) -> object:
+    value = inputs[key]
+    return value[0] if isinstance(value, tuple) else value
+
+
+def plain_map(i: Inputs) -> str:
+    return f"Blood pressure {_val(i, 'sys_bp')}/{_val(i, 'dia_bp')} mm Hg."
+
+
+def plain_qtc(i: Inputs) -> str:
+    return f"Heart rate {_val(i, 'heart_rate')} bpm, QT interval {_val(i, 'qt_interval')} ms."
+
+
+def plain_electrolytes(i: Inputs) -> str:
+    return f"Na {_val(i, 'sodium')} mEq/L, Cl {_val(i, 'chloride')} mEq/L, HCO3 {_val(i, 'bicarbonate')} mEq/L."
+
+
+def plain_osmolality(i: Inputs) -> str:
+    return f"Na {_val(i, 'sodium')} mEq/L, BUN {_val(i, 'bun')} mg/dL, glucose {_val(i, 'glucose')} mg/dL."
+
+
+def plain_fib4(i: Inputs) -> str:
+    plt = int(_val(i, "platelet_count")) // 1000  # type: ignore[call-overload]
+    return (f"Age {_val(i, 'age')} years, AST {_val(i, 'ast')} U/L, ALT {_val(i, 'alt')} U/L, "
+            f"platelets {plt} x10^9/L.")
+
+
+def plain_bmi(i: Inputs) -> str:
+    return f"Height {_val(i, 'height')} cm, weight {_val(i, 'weight')} kg."
+
+
+def plain_ibw(i: Inputs) -> str:
+    return f"{_val(i, 'sex')}, height {_val(i, 'height')} cm."
