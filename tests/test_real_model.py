@@ -132,7 +132,8 @@ def test_one_dp_sgd_grpo_step_with_the_real_model(real_model_dir: Path) -> None:
                           seed=4, make_optimizer=lambda ps: torch.optim.SGD(ps, lr=1.0),
                           dp=ExampleDPSettings(noise_multiplier=sigma, max_grad_norm=clip, sample_rate=q))
         assert res.groups == len(pool)  # q = 1: every record sampled, the expected batch is the pool
-        moved[sigma] = torch.cat([(p.detach() - s0).flatten() for p, s0 in zip(params, start, strict=False)]).norm().item()
+        steps = [(p.detach() - s0).flatten() for p, s0 in zip(params, start, strict=True)]
+        moved[sigma] = torch.cat(steps).norm().item()
     # Σ of 4 clipped records / (q·N): at most C; positive, since every record had an advantage
     assert 0 < moved[0.0] <= clip * (1 + 1e-4)
     assert moved[1.0] > 5 * moved[0.0]  # the noise (σC per coordinate, over thousands of them) dominates
