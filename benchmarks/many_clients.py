@@ -125,7 +125,7 @@ def run_population(size: int, per_round: int, rounds: int, sampling: str, quick:
             "contributors": [r["contributors"] for r in rows],
             "accuracy": [r["global_accuracy"] for r in summary.rounds],
             "setup_s": setup_s, "round_s": times, "wall_s": time.perf_counter() - t0,
-            "peak_tree_rss_gib": mem.peak / 2**30, "clients_built": fed.clients.built,
+            "peak_tree_rss_gib": mem.peak / 2**30, "clients_built": fed.parties.built,
             "clients_held_at_end": len(fed.clients.cached()), "loadavg_at_end": list(os.getloadavg())}
 
 

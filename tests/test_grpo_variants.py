@@ -214,8 +214,8 @@ def test_variants_are_config_choices() -> None:
     [
         ({"grpo.advantage": "psr_nsr"}, "grpo.advantage", "not one of"),
         ({"grpo.loss.loss_type": "gspo_token"}, "grpo.loss.loss_type", "not one of"),
-        ({"grpo.advantage": "ngrpo", "grpo.loss.epsilon_high": 0.2}, "grpo", "asymmetric clipping"),
-        ({"grpo.advantage": "ngrpo", "grpo.scale_rewards": "batch"}, "grpo", "no NGRPO form"),
+        ({"grpo.advantage": "ngrpo", "grpo.loss.epsilon_high": 0.2}, "grpo.advantage", "asymmetric clipping"),
+        ({"grpo.advantage": "ngrpo", "grpo.scale_rewards": "batch"}, "grpo.scale_rewards", "no NGRPO form"),
     ],
 )
 def test_variant_config_errors_name_the_key(over: dict, key: str, match: str) -> None:

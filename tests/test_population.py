@@ -139,7 +139,7 @@ def test_a_population_federation_builds_only_the_sampled_clients(quick_model_dir
     fed = Federation(config_from_dict(raw), tmp_path / "run")
     fed.run()
     sampled = {n for r in (1, 2) for n in fed.server.participants(r)}
-    assert len(sampled) <= 6 and fed.clients.built == len(sampled)  # 30 clients, 3 a round: never all 30
+    assert len(sampled) <= 6 and fed.parties.built == len(sampled)  # 30 clients, 3 a round: never all 30
     with_state = {p.parent.name for p in (tmp_path / "run" / "clients").glob("*/metrics.jsonl")}
     assert with_state == sampled
     rows = [json.loads(x) for x in (tmp_path / "run" / "server" / "metrics.jsonl").read_text().splitlines()]
@@ -157,7 +157,7 @@ def test_a_poisson_round_that_draws_fewer_than_two_clients_is_skipped_but_still_
     rows = [json.loads(x) for x in (tmp_path / "run" / "server" / "metrics.jsonl").read_text().splitlines()]
     assert [r["aborted"] for r in rows] == [True, True] and "nothing to sum" in rows[0]["reason"]
     assert rows[0]["dp_client_epsilon"] < rows[1]["dp_client_epsilon"]  # the round counts all the same
-    assert fed.clients.built == 0
+    assert fed.parties.built == 0
 
 
 def test_the_prv_accountant_takes_the_same_poisson_rate() -> None:
