@@ -28,7 +28,6 @@ from secure_fgrpo.deploy.node_keys import make_node_key
 from secure_fgrpo.flower.codec import CodecError, RoundSetup
 from secure_fgrpo.flower.policy import NodePolicy, PolicyError
 from secure_fgrpo.flower.state import StateError, dump_client, load_client
-from secure_fgrpo.flower.synthetic import synthetic_input
 from secure_fgrpo.secure_sum import SumSpec, make_backend
 from secure_fgrpo.secure_sum.masked import quantisation_bound
 from secure_fgrpo.secure_sum.masked.backend import client_state_dir
@@ -158,6 +157,14 @@ def test_node_policy_refuses_what_it_did_not_agree_to(tmp_path: Path) -> None:
         client.respond("advertise", None)
     with pytest.raises(PolicyError, match="'name' is required"):
         NodePolicy.from_node_config({"state-dir": "s", "roster": "r"})
+
+
+def synthetic_input(seed: int, spec: SumSpec) -> np.ndarray:
+    """A stand-in ``[e·Δ, e]`` inside the spec's bounds, deterministic in (seed, round, dim)."""
+    rng = np.random.default_rng([int(seed), int(spec.round), int(spec.dim)])
+    data = rng.normal(size=spec.dim - 1)
+    data *= 0.5 * spec.data_bound / max(float(np.linalg.norm(data)), 1e-12)
+    return np.concatenate([data, [rng.uniform(0.25, 1.0) * spec.weight_bound]])
 
 
 def test_pickled_client_state_between_stages_gives_the_same_sum(tmp_path: Path) -> None:

@@ -56,6 +56,28 @@ def build_data(cfg: RunConfig) -> FederatedData:
     return fed
 
 
+def build_node_data(cfg: RunConfig, name: str, data: str) -> ClientData:
+    """Institution ``name``'s data on its own machine, from its own file (a SuperNode's node-config
+    ``data``; a path in the shared config means nothing there): it trains on that file and holds
+    out a seeded split of it. It removes what it can see, the public held-out sets and the rows
+    the generated clients train on, but not overlap with other institutions' own files, which it
+    never sees (README "## Deployment"). Any error is one ValueError naming the file."""
+    if cfg.population is not None:
+        raise ValueError("node-config 'data': a [population] federation draws its clients' data itself")
+    if name not in {c.name for c in cfg.clients}:
+        raise ValueError(f"clients: {name!r} is not in the federation config")
+    fed = _generated(cfg, [c for c in cfg.clients if not c.data and c.name != name])
+    try:
+        split = split_own(data, "", cfg.data.own_eval_fraction, derive_seed(cfg.seed, "own-eval", name))
+        held = {p.prompt for p in fed.global_eval} | {p.prompt for c in fed.clients.values() for p in c.eval}
+        split = remove_held_out(split, held, "the global or a generated client's held-out set")
+        trained = {p.prompt for c in fed.clients.values() for p in c.train}
+        split = drop_trained_eval(split, trained, "a generated client trains on it")
+    except (OSError, ValueError) as err:
+        raise ValueError(f"node-config 'data': {err}") from None
+    return ClientData(name, {}, split.train, split.eval)
+
+
 def _say_embedded(cfg: RunConfig, fed: FederatedData) -> FederatedData:
     if cfg.model.path == EMBEDDED:  # the held-out space lies outside the warm start (tasks/heldout.py)
         fed.global_eval_parts = {f"{k} nor in the embedded model's warm start": n

@@ -18,7 +18,7 @@ from ..model.load import resolve_model_path
 from ..privacy.plan import ClientLevelPlan
 from ..secure_sum import make_backend
 from ..secure_sum.base import SumClient
-from .datasets import build_data
+from .datasets import build_data, build_node_data
 from .local import run_training
 from .party import Party
 from .setup import RoundSetup
@@ -33,13 +33,17 @@ class Contribution:
     sum_seconds: float  # gain, clip, noise and the secure-sum client's input encoding
 
 
-def node_party(config: Path, name: str, state_dir: Path, backend_options: dict[str, Any], dim: int) -> Party:
+def node_party(config: Path, name: str, state_dir: Path, backend_options: dict[str, Any], dim: int,
+               data_file: Path | None = None) -> Party:
     """The party ``name`` from its own copy of the federation config, for adapter vectors of
     ``dim`` parameters (its privacy plan is sized by it; a vector of another size fails to
-    load into its model). Its gain state and metrics live under ``state_dir/party`` (0700,
-    private), its secure-sum keys in ``state_dir``."""
+    load into its model). ``data_file``: the institution's own JSONL (node-config ``data``),
+    which replaces what the shared config says for it; only this node's data is built. Its gain
+    state and metrics live under ``state_dir/party`` (0700, private), its secure-sum keys in
+    ``state_dir``."""
     cfg: RunConfig = load_config(config)
-    data = build_data(cfg).clients.get(name)
+    data = (build_node_data(cfg, name, str(data_file)) if data_file is not None
+            else build_data(cfg).clients.get(name))
     if data is None:
         raise ValueError(f"clients: {name!r} is not in {config}")
     backend = make_backend(cfg.secure_sum.backend, {**cfg.backend_options, **backend_options})

@@ -76,7 +76,7 @@ def setup(msg: Message, context: Context) -> Message:
 
         party = node_party(policy.config, policy.name, policy.state_dir,
                            {"roster": str(policy.roster), "client_policies": {policy.name: policy.security}},
-                           vector.size)
+                           vector.size, policy.data)
         done = contribute(party, round_setup, vector, policy.threads)
     except (CodecError, PolicyError, ValueError) as err:
         return _withdraw(msg, context, env, policy.name, str(err))

@@ -44,7 +44,8 @@ class NodePolicy:
     """``name``: this institution's name (must match its roster entry). ``state_dir``: its
     private folder (identity key, its party's gain state and metrics). ``roster``: the public
     roster it trusts. ``config``: its own copy of the federation config TOML (its digest must match
-    stage 0's). ``threads``: torch threads for local training. ``max_dim``: the largest vector it
+    stage 0's). ``data``: the institution's own JSONL, replacing what that config says for it.
+    ``threads``: torch threads for local training. ``max_dim``: the largest vector it
     accepts. ``security``: its SecurityPolicy (``security-*`` keys), which the masked client
     applies before it advertises."""
 
@@ -52,6 +53,7 @@ class NodePolicy:
     state_dir: Path
     roster: Path
     config: Path | None = None
+    data: Path | None = None
     threads: int = 1
     max_dim: int = 1 << 24
     security: SecurityPolicy = field(default_factory=SecurityPolicy)
@@ -61,6 +63,7 @@ class NodePolicy:
         policy = cls(name=_get(cfg, "name", str), state_dir=Path(_get(cfg, "state-dir", str)),
                      roster=Path(_get(cfg, "roster", str)),
                      config=Path(_get(cfg, "config", str, "")) if cfg.get("config") else None,
+                     data=Path(_get(cfg, "data", str, "")) if cfg.get("data") else None,
                      threads=_get(cfg, "threads", int, 1), max_dim=_get(cfg, "max-dim", int, 1 << 24),
                      security=_security(cfg))
         if not policy.name:
