@@ -50,3 +50,27 @@ def test_node_refuses_a_bad_data_file_in_one_line_naming_it(tmp_path: Path, cont
     message = str(err.value)
     assert "\n" not in message and str(bad) in message and "node-config 'data'" in message, message
     assert expect in message, message
+
+
+def test_a_bad_own_file_stays_in_the_nodes_log_not_in_what_the_server_reads(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A withdrawal's reason goes to the server (flower/client_app.py): an error about the
+    institution's own file may quote a row's value, so the server gets one generic line and the
+    detail stays in the node's own log."""
+    pytest.importorskip("flwr", reason="the ClientApp needs flwr (the flower extra)")
+    from secure_fgrpo.flower.client_app import load_party
+    from secure_fgrpo.flower.policy import NodePolicy, PolicyError
+
+    bad = tmp_path / "own.jsonl"
+    secret = "PATIENT-7731-XYZ"
+    bad.write_text('{"prompt": "12 kg to g=", "answer": "12000", "kind": "unit"}\n'
+                   f'{{"prompt": "dose?", "answer": "{secret}", "kind": "unit"}}\n')
+    policy = NodePolicy(name="a", state_dir=tmp_path / "state", roster=tmp_path / "roster.json",
+                        config=_config(tmp_path), data=bad)
+    with pytest.raises(ValueError) as direct:  # what the node itself reads: the row's value, named
+        node_party(policy.config, "a", tmp_path / "state-d", {}, DIM, bad)
+    assert secret in str(direct.value)  # teeth: the detail does quote the row
+    with caplog.at_level("WARNING"), pytest.raises(PolicyError) as err:
+        load_party(policy, DIM)
+    assert secret not in str(err.value) and str(bad) not in str(err.value), err.value
+    assert secret in caplog.text and str(bad) in caplog.text

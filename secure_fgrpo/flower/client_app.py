@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import TYPE_CHECKING
 
 from flwr.app import ConfigRecord, Context, Message
 from flwr.clientapp import ClientApp
@@ -21,6 +22,9 @@ from .codec import CodecError, RoundSetup
 from .policy import NodePolicy, PolicyError
 from .state import StateError, dump_client, load_client
 from .wire import Envelope
+
+if TYPE_CHECKING:
+    from ..federation.party import Party
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +58,24 @@ def hello(msg: Message, context: Context) -> Message:
     return _reply(msg, Envelope(env.round, "hello", kind="name", payload=policy.name.encode()))
 
 
+def load_party(policy: NodePolicy, dim: int) -> Party:
+    """This institution's party from its own config copy and data file. Why a function: what
+    goes wrong there concerns the institution's own files (a path, a row's value) — the detail
+    stays in this node's log, and the server, which reads a withdrawal's reason, gets one
+    generic line. Refusals of the round's public parameters are named to the server as before."""
+    from ..federation.node import node_party  # the training stack: here only
+
+    if policy.config is None:
+        raise PolicyError("node-config: 'config' (this institution's copy of the federation TOML) is required")
+    try:
+        return node_party(policy.config, policy.name, policy.state_dir,
+                          {"roster": str(policy.roster), "client_policies": {policy.name: policy.security}},
+                          dim, policy.data)
+    except (OSError, ValueError) as err:
+        log.warning("%s: its own config or data: %s", policy.name, err)
+        raise PolicyError("this institution's own config or data could not be loaded (details in its log)") from None
+
+
 @app.query("setup")
 def setup(msg: Message, context: Context) -> Message:
     """Stage 0: check the round's public parameters against the local policy and the party's own
@@ -65,18 +87,11 @@ def setup(msg: Message, context: Context) -> Message:
     try:
         round_setup, vector = RoundSetup.unpack(env.payload)
         policy.check(round_setup, _last_round(context))
-        if policy.config is None:
-            raise PolicyError("node-config: 'config' (this institution's copy of the federation TOML) is required")
         if vector is None:
             raise PolicyError("setup.global_vector: the server sent no global vector to train from")
-        from ..federation.node import (  # the training stack: here only
-            contribute,
-            node_party,
-        )
+        from ..federation.node import contribute  # the training stack: here only
 
-        party = node_party(policy.config, policy.name, policy.state_dir,
-                           {"roster": str(policy.roster), "client_policies": {policy.name: policy.security}},
-                           vector.size, policy.data)
+        party = load_party(policy, vector.size)
         done = contribute(party, round_setup, vector, policy.threads)
     except (CodecError, PolicyError, ValueError) as err:
         return _withdraw(msg, context, env, policy.name, str(err))
