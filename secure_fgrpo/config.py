@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import tomllib
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ from .secure_sum.transcript import AuditConfig
 from .tasks import SAMPLED_FAMILIES
 from .tasks.base import RewardSpec
 
+log = logging.getLogger(__name__)
 ServerOpt = Literal["sgd", "fedavgm", "fedadam"]
 SERVER_OPTS = ("sgd", "fedavgm", "fedadam")
 
@@ -43,6 +45,31 @@ class ServerOptConfig:
         for key in ("beta1", "beta2"):
             if not 0.0 <= getattr(self, key) < 1.0:
                 raise ValueError(f"server.{key} must be in [0, 1), got {getattr(self, key)}")
+
+
+@dataclass(frozen=True)
+class PubSwapConfig:
+    """``[pubswap]`` (PubSwap, arXiv 2604.12160; federation/pubswap.py): every ``every`` rounds each
+    client seals up to ``responses`` correct responses per public prompt (``prompts`` of them per
+    exchange) to every other participant, each padded to ``blob_bytes``; the next round it takes
+    ``steps`` off-policy GRPO steps on those prompts with its incorrect responses replaced."""
+
+    enabled: bool = False
+    every: int = 1  # rounds between exchanges
+    prompts: int = 8  # public prompts per client per exchange
+    responses: int = 2  # most correct responses a client offers per public prompt
+    steps: int = 1  # off-policy GRPO steps on the public prompts per round
+    blob_bytes: int = 64  # fixed padded size of one sealed response (plaintext record)
+
+    def __post_init__(self) -> None:
+        for key in ("every", "prompts", "responses", "steps"):
+            value = getattr(self, key)
+            if value < 1:
+                raise ConfigError(f"pubswap.{key}", f"must be >= 1, got {value}")
+        if self.prompts > 1024:
+            raise ConfigError("pubswap.prompts", f"must be <= 1024 (the public set is 4 x prompts), got {self.prompts}")
+        if not 16 <= self.blob_bytes <= 4096:
+            raise ConfigError("pubswap.blob_bytes", f"must be in [16, 4096], got {self.blob_bytes}")
 
 
 # Backend options that backend_options fills in from another table: the user sets them there.
@@ -159,6 +186,7 @@ class RunConfig:
     audit: AuditConfig = field(default_factory=AuditConfig)  # secure_sum/transcript.py
     security: dict[str, Any] = field(default_factory=dict)  # masked: secure_sum/masked/policy.py
     population: PopulationConfig | None = None  # many generated clients instead of [[clients]]
+    pubswap: PubSwapConfig = field(default_factory=PubSwapConfig)  # federation/pubswap.py
 
     def __post_init__(self) -> None:
         if self.population is not None:
@@ -192,6 +220,23 @@ class RunConfig:
                              "which example-level DP does not cover: use gain.source = 'train'")
         check_privacy(self)
         self._check_security()
+        self._check_pubswap()
+
+    def _check_pubswap(self) -> None:
+        """PubSwap sends responses of each local model to the other institutions, before any
+        server-side noise: refused under client-level DP, allowed under example-level DP."""
+        if not self.pubswap.enabled:
+            return
+        if self.privacy.client_level is not None:
+            raise ConfigError("pubswap.enabled", "refused under privacy.client_level: the local model is not "
+                              "private before the server's noise, so its responses would leak its data to the "
+                              "other institutions")
+        if self.population is not None:
+            raise ConfigError("pubswap.enabled", "not with [population] (the exchange seals to every named "
+                              "participant of a round; list [[clients]] instead)")
+        if self.privacy.example_level is not None:
+            log.info("pubswap.enabled under privacy.example_level: the exchanged responses are post-processing "
+                     "of the DP-trained local adapter, covered by its epsilon")
 
     def _expand_population(self, pop: PopulationConfig) -> None:
         """``[population]`` stands for ``size`` generated clients (data/population.py draws their

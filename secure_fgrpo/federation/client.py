@@ -99,6 +99,7 @@ class Client:
             "reward_std": res.reward_std, "groups": res.groups, "count": n, "gain": gain, "weight": e,
             "delta_norm": norm, "clipped": norm > self.run.federation.delta_clip, "seconds": out.seconds,
             "zero_std_frac": float(np.mean([s["zero_std_frac"] for s in res.steps])),
+            **(out.pubswap.metrics if out.pubswap is not None else {}),
         })
         return PreparedInput(vector=vector, weight=e, gain=gain)
 

@@ -22,11 +22,18 @@ from ..model.load import EMBEDDED
 from ..seeding import derive_seed
 from ..tasks import GENERATED_FAMILIES
 from .population import population_data
+from .public_set import exclude_public, public_set
 
 log = logging.getLogger(__name__)
 
 
 def build_data(cfg: RunConfig) -> FederatedData:
+    """Every client's data; under ``[pubswap]`` without the public prompts (public_set.py)."""
+    fed = _build_data(cfg)
+    return exclude_public(fed, public_set(cfg)) if cfg.pubswap.enabled else fed
+
+
+def _build_data(cfg: RunConfig) -> FederatedData:
     if cfg.population is not None:  # many generated clients, each drawn when sampled (population.py)
         return _say_embedded(cfg, population_data(cfg, cfg.population))
     generated = [c for c in cfg.clients if not c.data]
@@ -75,7 +82,10 @@ def build_node_data(cfg: RunConfig, name: str, data: str) -> ClientData:
         split = drop_trained_eval(split, trained, "a generated client trains on it")
     except (OSError, ValueError) as err:
         raise ValueError(f"node-config 'data': {err}") from None
-    return ClientData(name, {}, split.train, split.eval)
+    own = ClientData(name, {}, split.train, split.eval)
+    if not cfg.pubswap.enabled:
+        return own
+    return exclude_public(FederatedData(clients={name: own}, global_eval=[]), public_set(cfg)).clients[name]
 
 
 def _say_embedded(cfg: RunConfig, fed: FederatedData) -> FederatedData:

@@ -21,6 +21,7 @@ from ..model.vector import VectorLayout, load_vector, to_vector
 from ..rollout import SamplingSpec, make_rollout
 from ..tasks import score
 from ..tasks.base import Problem, RewardSpec
+from .pubswap import PubSwapJob, PubSwapResult, run_pubswap
 
 if TYPE_CHECKING:
     from peft import PeftModel
@@ -46,6 +47,7 @@ class TrainJob:
     threads: int = 1
     dp: ExampleDPSettings | None = None  # example-level DP-SGD (the client's own privacy plan)
     device: str = "cpu"  # model.device
+    pubswap: PubSwapJob | None = None  # [pubswap]: off-policy steps on public prompts, then offers
 
 
 @dataclass
@@ -55,6 +57,7 @@ class TrainOutcome:
     result: RoundResult
     eval_accuracy: float  # the incoming global adapter on this client's held-out split
     seconds: float
+    pubswap: PubSwapResult | None = None  # offers to seal and metrics (exchange.py)
 
 
 @dataclass
@@ -83,8 +86,12 @@ def run_training(job: TrainJob) -> TrainOutcome:
     accuracy = pass_at_1(model, tok, rollout, job.eval_set, job.eval_sampling, seed=eval_seed_of(job.seed))
     result = train_round(model, tok, rollout, job.pool, _Scorer(job.reward), job.grpo, seed=job.seed,
                          dp=job.dp, max_reward=job.reward.scale)
+    swap = None
+    if job.pubswap is not None:  # part of this round's Δ: the one secure sum covers it
+        swap = run_pubswap(model, tok, rollout, job.pubswap, _Scorer(job.reward), job.reward.scale, job.grpo,
+                           seed=job.seed ^ 0x9B5A)
     delta = to_vector(model, layout) - job.global_vector
-    return TrainOutcome(job.client, delta.astype(np.float32), result, accuracy, time.perf_counter() - t0)
+    return TrainOutcome(job.client, delta.astype(np.float32), result, accuracy, time.perf_counter() - t0, swap)
 
 
 def initial_adapter(cfg: RunConfig, model_path: str) -> tuple[PeftModel, Any, VectorLayout]:

@@ -25,6 +25,7 @@ from ..rounds import sum_bounds, threshold_for
 from ..secure_sum.base import Backend, SumClient, SumSpec
 from ..seeding import derive_seed
 from .client import Client
+from .exchange import SwapParty
 from .local import TrainJob, TrainOutcome
 from .setup import RoundSetup, config_digest, noise_public, vector_digest
 
@@ -54,6 +55,7 @@ class Party:
         self.config_digest = config_digest(cfg)
         self._setup: RoundSetup | None = None
         self._noise: Noise | None = None
+        self.swap: SwapParty | None = None  # [pubswap]: set by the transport that relays (runner.py)
 
     # --- the party's own state ------------------------------------------------------------
 
@@ -105,7 +107,8 @@ class Party:
                         eval_set=self.data.eval, reward=self.client.cfg.reward, grpo=cfg.grpo,
                         eval_sampling=SamplingSpec(cfg.eval.max_new_tokens, cfg.eval.temperature),
                         seed=derive_seed(cfg.seed, "train", self.name, r),
-                        threads=threads, dp=plan.settings if plan else None, device=cfg.model.device)
+                        threads=threads, dp=plan.settings if plan else None, device=cfg.model.device,
+                        pubswap=self.swap.job(r) if self.swap is not None else None)
 
     # --- the secure sum -------------------------------------------------------------------------
 

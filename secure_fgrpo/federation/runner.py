@@ -31,6 +31,7 @@ from ..tasks.base import Problem
 from .client import Client
 from .coordinator import Coordinator
 from .datasets import build_data
+from .exchange import Relay, sealing_keys, swap_party
 from .global_model import GlobalModel
 from .local import (
     TrainJob,
@@ -42,6 +43,7 @@ from .local import (
 )
 from .party import Party, Refused
 from .population import LazyMap, capacity
+from .public_set import public_set
 from .release import release_round
 from .server import Server
 from .store import FINAL_EVAL, JsonlLog, write_json_atomic
@@ -119,6 +121,11 @@ class Federation:
         self.backend.setup(self.run_dir, names)
         # Every institution is a party (party.py); only protocol messages pass between them and the server.
         # A party is built when first needed and a population keeps only a bounded number (population.py).
+        self.relay: Relay | None = None  # [pubswap]: the server's relay of sealed responses (exchange.py)
+        if cfg.pubswap.enabled:
+            self.public = public_set(cfg)
+            self.sealing_keys = sealing_keys(cfg, self.run_dir, names)
+            self.relay = Relay(cfg, self.server_dir / "pubswap")
         self.parties: LazyMap[Party] = LazyMap(names, self._party, capacity(cfg))
         self.clients = _Clients(self.parties)
         self.server = Server(self.server_dir, cfg, names)
@@ -139,6 +146,8 @@ class Federation:
         party = Party(self.cfg, name, self.data.clients[name], self.run_dir / "clients" / name, self.backend,
                       client_state_dir(self.run_dir, name), self.client_dp, self.model_path)
         party.resume(self.server.last_completed_round)
+        if self.relay is not None:
+            party.swap = swap_party(self.cfg, self.run_dir, name, self.sealing_keys, self.public)
         return party
 
     def _resume(self) -> None:
@@ -146,6 +155,8 @@ class Federation:
         self.recorder.truncate_after(last)
         self.server.metrics.truncate_after(last)
         self.global_metrics.truncate_after(last)
+        if self.relay is not None:
+            self.relay.truncate_after(last)
         if self.cfg.population is None:  # a population's clients resume when built
             for c in self.clients.values():
                 c.resume(last)
@@ -192,8 +203,31 @@ class Federation:
             except Refused as err:
                 log.warning("client %s refused round %d: %s", n, round_, err)
                 continue
+            self._relay(round_, n)
             jobs.append(self.parties[n].job(vector, threads))
         return jobs
+
+    def _relay(self, round_: int, name: str) -> None:
+        """[pubswap] stage 0: the server relays the sealed responses addressed to ``name``."""
+        swap = self.parties[name].swap
+        if self.relay is None or swap is None:
+            return
+        msg = self.relay.relay(round_, name)
+        if msg is not None:
+            self.recorder.record(msg)  # the server's outbound relay, for the audit inventory
+        swap.receive(round_, msg.payload if msg is not None else None)
+
+    def _seal(self, round_: int, names: list[str], outcomes: dict[str, TrainOutcome]) -> None:
+        """[pubswap] each party that trained seals its offers to every other participant; the
+        server records and keeps the blobs for the next round's relay."""
+        for n, out in outcomes.items():
+            swap = self.parties[n].swap
+            if self.relay is None or swap is None:
+                continue
+            msg = swap.seal(round_, out.pubswap.offers if out.pubswap is not None else [], names)
+            if msg is not None:
+                self.recorder.record(msg)
+                self.relay.collect(msg, names)
 
     def _drops(self, round_: int, names: list[str], stages: tuple[str, ...]) -> DropSchedule:
         p = self.cfg.federation.dropout
@@ -268,6 +302,7 @@ class Federation:
         for out in executor.map(run_training, self._jobs(r, names)):
             outcomes[out.client] = out
             self.emit("client_done", {"round": r, "client": out.client})
+        self._seal(r, names, outcomes)
         spec = self.server.sum_spec(r, names, self.layout.size)
 
         def join(n: str) -> SumClient | None:  # a party that refused stage 0 has no outcome: a dropout

@@ -51,6 +51,9 @@ class Coordinator:
         if fed.secure_sum.backend not in BACKENDS:
             raise ValueError(f"secure_sum.backend: {fed.secure_sum.backend!r} does not run over Flower yet "
                              f"(one of {', '.join(BACKENDS)})")
+        if fed.pubswap.enabled:
+            raise ValueError("pubswap.enabled: PubSwap runs in the in-process federation (secure-fgrpo run) only, "
+                             "not over Flower yet: set it false for flwr run")
         self.roster = set(load_roster(cfg.roster))
         names = [c.name for c in fed.clients]
         missing = sorted(set(names) - self.roster)
