@@ -27,9 +27,14 @@ KINDS: dict[str, tuple[str, str]] = {
     "shares": ("encrypted", "Shamir shares sealed to each holder (AEAD) and a seed commitment"),
     "ack": ("public", "a signature on the survivor set"),
     "unmask": ("protocol-reveal", "Shamir shares that remove the masks of the sum (revealed by design)"),
+    # PubSwap (federation/exchange.py): fixed count x fixed size, dummies included
+    "sealed-responses": ("encrypted", "PubSwap: prompts x responses blobs per other participant, each one response "
+                         "record padded to pubswap.blob_bytes, AES-GCM under X25519+HKDF keys the server lacks"),
+    "pubswap-relay": ("encrypted", "PubSwap relay (server -> client, stage 0): the sealed blobs addressed to one "
+                      "client, labelled with their senders; the server cannot open them"),
 }
 # Kinds whose payload encodes a client's private vector: their size must not vary by sender.
-PAYLOAD_KINDS = frozenset({"vector", "masked", "ciphertexts"})
+PAYLOAD_KINDS = frozenset({"vector", "masked", "ciphertexts", "sealed-responses", "pubswap-relay"})
 # server/metrics.jsonl keys known to be aggregates or public round facts.
 AGGREGATE_KEYS = frozenset({"round", "contributors", "aborted", "reason", "update_norm", "sum_of_weights",
                             "global_accuracy", "stopped"})
@@ -199,6 +204,9 @@ def _computable(view: ServerView, rows: list[StageRow], metric_keys: dict[str, s
     elif "ciphertexts" in kinds:
         out.append("nothing from the payloads: ciphertexts only, no decrypted sum reached the server "
                    "(server-blind)")
+    if "sealed-responses" in kinds:
+        out.append("PubSwap: who sealed responses to whom, and when; never a response, its length or how many "
+                   "were real (fixed blob count and size, dummies included)")
     agg = sorted(k for k, c in metric_keys.items() if c in ("aggregate", "dp") and k != "round")
     if agg:
         out.append("from its metrics: " + ", ".join(agg))

@@ -54,7 +54,7 @@ def public_families(cfg: RunConfig) -> dict[str, float]:
     if not names:
         raise ValueError("pubswap.enabled: no client names task families to draw the public prompts from "
                          "(every client trains on its own file); give one client `families`")
-    return {n: 1.0 for n in sorted(names)}
+    return {n: 1.0 / len(names) for n in sorted(names)}
 
 
 def public_set(cfg: RunConfig) -> PublicSet:

@@ -106,11 +106,12 @@ def usable_pool(tok: PreTrainedTokenizerBase, problem: Problem, pool: list[str],
     """The pool responses this client's own grader scores at full marks on ``problem`` and its
     tokenizer can train on; and how many were refused."""
     ok = []
-    for text in dict.fromkeys(pool):  # distinct, in relay order
+    distinct = list(dict.fromkeys(pool))  # two institutions may offer the same text: used once
+    for text in distinct:
         ids = _completion_ids(tok, text, max_new)
         if ids is not None and reward_fn(problem, text, True) >= full:
             ok.append((text, ids))
-    return ok, len(pool) - len(ok)
+    return ok, len(distinct) - len(ok)
 
 
 def pubswap_steps(model: PeftModel, tok: PreTrainedTokenizerBase, rollout: RolloutBackend, job: PubSwapJob,
