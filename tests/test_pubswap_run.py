@@ -74,10 +74,15 @@ def test_no_response_is_readable_at_the_server(run: Path) -> None:
     assert _found(records, run / "clients") == set(records)
 
 
-def test_plaintext_backend_runs_the_same_exchange(tmp_path: Path) -> None:
+def test_plaintext_backend_runs_the_same_exchange_across_a_restart(tmp_path: Path) -> None:
+    """Round 1, a fresh process (a new Federation on the same folder), round 2: the relay of
+    round 1's blobs comes from the server's store on disk and the pool is used."""
     cfg = config_from_dict(small_run(**{"secure_sum.backend": "plaintext", "pubswap.enabled": True,
                                         "pubswap.prompts": 4, "pubswap.blob_bytes": BLOB, "federation.rounds": 2}))
+    Federation(cfg, tmp_path).run(rounds=1)
+    assert (tmp_path / "server/pubswap/round-1").is_dir()
     Federation(cfg, tmp_path).run()
     second = [read_jsonl(tmp_path / "clients" / n / "metrics.jsonl")[1] for n in "abc"]
-    assert any(r["pubswap_replaced"] > 0 for r in second)
+    assert all(r["round"] == 2 for r in second)
+    assert any(r["pubswap_pool"] > 0 and r["pubswap_replaced"] > 0 for r in second), second
     assert _found(_records(tmp_path), tmp_path / "server") == set()
