@@ -13,6 +13,7 @@ import pytest
 from conftest import small_run
 
 from secure_fgrpo.audit.inventory import build_inventory
+from secure_fgrpo.audit.runner import audit_run
 from secure_fgrpo.audit.view import load_view
 from secure_fgrpo.config import config_from_dict
 from secure_fgrpo.federation.runner import Federation
@@ -64,6 +65,15 @@ def test_inventory_lists_the_exchange_with_fixed_sizes(run: Path) -> None:
     assert rows[(2, "pubswap-relay")].senders == ("server",)
     assert not inv.flags and not inv.per_client_plaintext
     assert any("PubSwap" in line for line in inv.computable)
+
+
+def test_audit_report_shows_the_exchange(run: Path, tmp_path: Path) -> None:
+    report = audit_run(run, tmp_path, attacks=False)
+    kinds = {(r["kind"], r["protection"]) for r in report["inventory"]["rows"]}
+    assert {("sealed-responses", "encrypted"), ("pubswap-relay", "encrypted")} <= kinds
+    assert report["summary"]["high_flags"] == 0 and not report["summary"]["checks_failed"]
+    html = (tmp_path / "report.html").read_text()
+    assert "sealed-responses" in html and "pubswap-relay" in html
 
 
 def test_no_response_is_readable_at_the_server(run: Path) -> None:
