@@ -54,11 +54,13 @@ class PubSwapConfig:
     exchange) to every other participant, each padded to ``blob_bytes``; the next round it takes
     ``steps`` off-policy GRPO steps on those prompts with its incorrect responses replaced."""
 
+    # prompts = 16, steps = 2: the best of six settings in a 1-seed, 3-round probe on the demo
+    # federation (benchmarks/pubswap_probe.py; README "PubSwap").
     enabled: bool = False
     every: int = 1  # rounds between exchanges
-    prompts: int = 8  # public prompts per client per exchange
+    prompts: int = 16  # public prompts per client per exchange
     responses: int = 2  # most correct responses a client offers per public prompt
-    steps: int = 1  # off-policy GRPO steps on the public prompts per round
+    steps: int = 2  # off-policy GRPO steps on the public prompts per round
     blob_bytes: int = 64  # fixed padded size of one sealed response (plaintext record)
 
     def __post_init__(self) -> None:
