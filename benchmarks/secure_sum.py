@@ -233,7 +233,7 @@ def fit(rows: list[dict[str, Any]]) -> dict[str, float]:
 
 def to_markdown(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
     lines = ["# Secure sum: masked SecAgg+ (logarithmic graph) vs linear degree vs Flower 1.41 SecAgg+ vs plaintext",
-             "", *verdict(meta.get("splits", [])), "", f"Command: `{meta['command']}`", "",
+             "", *verdict(meta.get("splits", []), rows), "", f"Command: `{meta['command']}`", "",
              (f"Machine: {meta['machine']}; load average before/after: {meta['load_before']} / {meta['load_after']} "
              "(shared machine: other sessions' jobs ran throughout)."), "",
              ("| backend | n | dim | T | k / t_k / A | client CPU ms median / max | **client CPU ms per 1M** | "
