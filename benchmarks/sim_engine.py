@@ -69,7 +69,7 @@ def engine_worker(size: int, per_round: int, rounds: int, quick: bool, root: str
 
     be = make_backend("masked", {})
     be.setup(keys, names)  # every client's identity key and the roster of their public keys
-    opts = {"roster": str(be.roster_path)}  # what each virtual node and the server verify with
+    opts = {"roster": str(be.roster_path)}  # type: ignore[attr-defined]  # the masked backend's
     keys_s = time.perf_counter() - t0
     client_app = ClientApp()
 
@@ -176,7 +176,8 @@ def engine_worker(size: int, per_round: int, rounds: int, quick: bool, root: str
                                    "bytes": {"train": [st.bytes_out, st.bytes_in]}}
             live = {n: node[n] for n in sampled if node[n] in got}
             ss = make_backend("masked", opts).server(spec, server_state_dir(keys))
-            gone, replies = set(sampled) - set(live), {}
+            gone: set[str] = set(sampled) - set(live)
+            replies: dict[str, Any] = {}
             for i, stage in enumerate(ss.stages):
                 outm = {nid: Envelope(r, stage, replies[n].kind, replies[n].payload) if i else Envelope(r, stage)
                         for n, nid in live.items() if n not in gone and (i == 0 or n in replies)}
