@@ -141,7 +141,8 @@ def verdict(splits: list[dict[str, Any]], rows: list[dict[str, Any]]) -> list[st
          f"agreements) adds {last.get('fixed_ms:share', 0.0):.1f} ms and masked_input's k signature checks "
          f"{last.get('fixed_ms:masked_input', 0.0):.1f} ms. The acknowledgement quorum stays by design: "
          "params.py's docstring and threat_model/residual_risks.md item 14 (per-peer quorums need 1.25–2.1× the "
-         "degree and more signature checks; no agreement at all exposes inputs)."),
+         "degree and more signature checks; no agreement at all exposes inputs; a committee certificate, q = 122 "
+         "checks instead of T = 330 at n = 500, is priced there but not built)."),
         (f"- A client of a D-parameter model pays about fixed + marginal · D / 1M: at n = {last['n']}, "
          f"{last['fixed_ms:total']:.0f} ms + {last['marginal_ms_per_1M:total']:.0f} ms per 1M parameters. The old "
          "\"total / dim\" column mixes the two and grows faster than log n because the per-round part does."),

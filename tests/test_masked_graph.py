@@ -16,6 +16,7 @@ from secure_fgrpo.secure_sum.masked.params import (
     COMPLETE_UP_TO,
     GraphParams,
     choose_graph,
+    committee_quorum,
     counts,
     hypergeom_tail,
     peer_quorum_graph,
@@ -155,3 +156,15 @@ def test_per_peer_quorums_would_cost_more_than_the_acknowledgement_quorum(n: int
     assert k > today.degree and n * hypergeom_tail(n - 1, c, k, min(q - 1, 2 * q - k - 1)) <= 2.0 ** -40
     assert {100: 40, 200: 76, 500: 128, 1000: 158}[n] == k
     assert (k + 1) * q > t
+
+
+def test_a_committee_quorum_would_need_fewer_checks_than_t_but_is_not_built() -> None:
+    """The open alternative (params docstring (iii)), priced with the exact tails: at n = 100
+    its safety is deterministic (all c colluders inside the committee still leave two quorums an
+    honest member in common), and the quorum is below T at every n tried."""
+    c, _ = counts(100, 0.2, 0.1)
+    a, q = committee_quorum(100, 0.2, 0.1) or (0, 0)
+    assert (a, q) == (41, 31) and 2 * q - a > c
+    for n, want in ((200, (81, 61)), (500, (157, 122)), (1000, (204, 159))):
+        got = committee_quorum(n, 0.2, 0.1)
+        assert got == want and want[1] < math.ceil(0.66 * n)
