@@ -105,15 +105,19 @@ def run_population(size: int, per_round: int, rounds: int, sampling: str, quick:
     transformers.logging.set_verbosity_error()
     cfg = scale_config(size, per_round, rounds, sampling=sampling, quick=quick)
     times: list[float] = []
+    train: list[float] = []  # round start -> the last client's local step done (the pool's stage)
     sampled: list[int] = []
-    mark = [time.perf_counter()]
+    mark = [time.perf_counter(), 0.0]
 
     def on_event(kind: str, info: dict) -> None:
         if kind == "round_start":
             sampled.append(len(info["participants"]))
             mark[0] = time.perf_counter()
+        elif kind == "client_done":
+            mark[1] = time.perf_counter() - mark[0]
         elif kind == "round" and info.get("round", 0) > 0:
             times.append(time.perf_counter() - mark[0])
+            train.append(mark[1])
 
     t0 = time.perf_counter()
     with TreeMemory() as mem:
@@ -124,9 +128,9 @@ def run_population(size: int, per_round: int, rounds: int, sampling: str, quick:
     return {"size": size, "per_round": per_round, "sampling": sampling, "rounds": rounds, "sampled": sampled,
             "contributors": [r["contributors"] for r in rows],
             "accuracy": [r["global_accuracy"] for r in summary.rounds],
-            "setup_s": setup_s, "round_s": times, "wall_s": time.perf_counter() - t0,
+            "setup_s": setup_s, "round_s": times, "train_s": train, "wall_s": time.perf_counter() - t0,
             "peak_tree_rss_gib": mem.peak / 2**30, "clients_built": fed.parties.built,
-            "clients_held_at_end": len(fed.clients.cached()), "loadavg_at_end": list(os.getloadavg())}
+            "clients_held_at_end": len(fed.parties.cached()), "loadavg_at_end": list(os.getloadavg())}
 
 
 def write_markdown(path: Path, result: dict[str, Any]) -> None:

@@ -42,6 +42,9 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import numpy as np  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from secure_sum_split import split_markdown, split_rows, verdict  # noqa: E402
+
 log = logging.getLogger("secure_sum_bench")
 RESULTS = Path(__file__).resolve().parent / "results"
 DATA_BOUND, WEIGHT_BOUND = 1.0, 10.0
@@ -180,7 +183,7 @@ def measure_ours(kind: str, n: int, dim: int, threshold: int, drop: int, repeats
 def ckks_rows_mapped(n_values: list[int], dim: int, columns: list[str]) -> tuple[list[dict[str, Any]], str]:
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     try:
-        from ckks_columns import ckks_rows  # type: ignore[import-not-found]
+        from ckks_columns import ckks_rows
     except ImportError as err:
         return [], f"CKKS columns left out: benchmarks/ckks_columns.py could not be imported ({err})"
     rows = []
@@ -230,7 +233,7 @@ def fit(rows: list[dict[str, Any]]) -> dict[str, float]:
 
 def to_markdown(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
     lines = ["# Secure sum: masked SecAgg+ (logarithmic graph) vs linear degree vs Flower 1.41 SecAgg+ vs plaintext",
-             "", f"Command: `{meta['command']}`", "",
+             "", *verdict(meta.get("splits", []), rows), "", f"Command: `{meta['command']}`", "",
              (f"Machine: {meta['machine']}; load average before/after: {meta['load_before']} / {meta['load_after']} "
              "(shared machine: other sessions' jobs ran throughout)."), "",
              ("| backend | n | dim | T | k / t_k / A | client CPU ms median / max | **client CPU ms per 1M** | "
@@ -262,37 +265,32 @@ def to_markdown(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
             lines.append(f"| {r['backend']} | {r['n']} | {r['degree']} | "
                          + " | ".join(f"{r.get('stage_ms:' + s, 0.0):.1f}" for s in st) + " |")
         lines += [""] + [f"- {s}: {k}" for s, k in STAGE_KINDS.items()]
+    lines += split_markdown(meta.get("splits", []))
     lines += ["", *meta["notes"]]
     return "\n".join(lines) + "\n"
 
 
 def _fit_lines(rows: list[dict[str, Any]]) -> list[str]:
-    out = ["", "Growth of the client CPU per 1M parameters with n (least squares over the rows above):", ""]
+    out = ["", "Growth of the client CPU per 1M parameters (total / dim, at each backend's largest dim) with n:", ""]
     for label in sorted({r["backend"] for r in rows if r.get("client_ms_per_1M") is not None}):
-        sel = sorted((r for r in rows if r["backend"] == label and r["client_ms_per_1M"] is not None),
-                     key=lambda r: r["n"])
+        top = max(r["dim"] for r in rows if r["backend"] == label)
+        sel = sorted((r for r in rows if r["backend"] == label and r["dim"] == top
+                      and r["client_ms_per_1M"] is not None), key=lambda r: r["n"])
         if len(sel) < 3:
             continue
-        parts = [("", sel)]
-        if sel[0].get("stage_ms:masked_input") is not None:  # per-parameter part vs the rest
-            per = [{**r, "client_ms_per_1M": (r["stage_ms:setup"] + r["stage_ms:masked_input"]) * 1e6 / r["dim"]}
-                   for r in sel]
-            rest = [{**r, "client_ms_per_1M": r["client_ms_per_1M"] - p["client_ms_per_1M"]}
-                    for r, p in zip(sel, per, strict=False)]
-            parts += [(" — setup + masked_input (per parameter, × (k + 1))", per), (" — the rest", rest)]
-        for what, rs in parts:
-            f = fit(rs)
-            values = " / ".join(f"{r['client_ms_per_1M']:.1f}" for r in rs)
-            out.append(f"- {label}{what} (n = {', '.join(str(r['n']) for r in rs)}: {values} ms per 1M): "
-                       f"{f['slope_per_log2n']:.1f} ms per doubling of n (R² {f['r2_log2n']:.3f} against log2 n), "
-                       f"{f['slope_per_n']:.3f} ms per added client (R² {f['r2_n']:.3f} against n)")
+        f = fit(sel)
+        values = " / ".join(f"{r['client_ms_per_1M']:.1f}" for r in sel)
+        out.append(f"- {label} at {top} parameters (n = {', '.join(str(r['n']) for r in sel)}: {values} ms per 1M): "
+                   f"{f['slope_per_log2n']:.1f} ms per doubling of n (R² {f['r2_log2n']:.3f} against log2 n), "
+                   f"{f['slope_per_n']:.3f} ms per added client (R² {f['r2_n']:.3f} against n)")
     return out
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--n", type=int, nargs="+", default=[10, 50, 100, 200, 500])
-    ap.add_argument("--dim", type=int, default=1_000_000)
+    ap.add_argument("--dims", type=int, nargs="+", default=[125_000, 500_000],
+                    help="vector sizes of each of our rows (≥ 2: the per-parameter / per-round split)")
     ap.add_argument("--linear-n", type=int, nargs="*", default=[50, 100, 200],
                     help="n for the old linear-degree rows, k = 2(n - T) (n = 500 would take ~10 min alone)")
     ap.add_argument("--drop-dim", type=int, default=2_000, help="vector size of the dropout rounds")
@@ -312,13 +310,14 @@ def main() -> None:
         meta = doc["meta"]
         kept = meta["notes"][: meta["notes"].index("") if "" in meta["notes"] else len(meta["notes"])]
         meta["notes"] = [x for x in kept if "(partial" not in x] + _fit_lines(doc["rows"]) + _notes()
+        meta["splits"] = split_rows(doc["rows"])
         args.render.write_text(json.dumps(doc, indent=1) + "\n")
         args.render.with_suffix(".md").write_text(to_markdown(doc["rows"], meta))
         return
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     logging.getLogger("secure_fgrpo").setLevel(logging.WARNING)
     if args.quick:
-        args.n, args.dim, args.linear_n, args.repeats = [10, 20, 30], 20_000, [20], 1
+        args.n, args.dims, args.linear_n, args.repeats = [10, 20, 30], [10_000, 40_000], [20], 1
         args.flower_n = [10]
         args.out_dir = tempfile.mkdtemp(prefix="secure_sum_bench_")
     load_before = os.getloadavg()
@@ -334,17 +333,26 @@ def main() -> None:
             runs += [("masked", "masked, linear k = 2(n − T)", linear)] if n in args.linear_n else []
             for kind, label, opts in runs:
                 folder = Path(tmp) / f"{label}-{n}".replace(" ", "_")
-                row = measure_ours(kind, n, args.dim, t, 0, args.repeats, folder, opts, label)
+                survived = ""
                 if kind == "masked" and d:
                     measure_ours(kind, n, args.drop_dim, t, d, 1, folder.with_name(folder.name + "-d"), opts, label)
-                    row["survived"] = f"{d} of {n}"  # the round completed, exact within the bound
-                rows.append(row)
-                log.info("%s n=%d: client %.1f ms (%.1f per 1M), server %.1f ms, %.3f B/param", label, n,
-                         row["client_ms_median"], row["client_ms_per_1M"], row["server_ms"], row["upload_B_per_param"])
-    _write(args, rows, notes, load_before, final=False)  # ours are kept if Flower never finishes
+                    survived = f"{d} of {n}"  # the round completed, exact within the bound
+                for dim in args.dims:
+                    try:
+                        row = measure_ours(kind, n, dim, t, 0, args.repeats, folder.with_name(f"{folder.name}-{dim}"),
+                                           opts, label)
+                    except (RuntimeError, MemoryError) as err:  # one row's failure keeps the others
+                        notes.append(f"- {label} n={n} dim={dim}: no result ({str(err)[:200]})")
+                        continue
+                    row["survived"] = survived
+                    rows.append(row)
+                    log.info("%s n=%d dim=%d: client %.1f ms (%.1f per 1M), server %.1f ms, %.3f B/param", label, n,
+                             dim, row["client_ms_median"], row["client_ms_per_1M"], row["server_ms"],
+                             row["upload_B_per_param"])
+                _write(args, rows, notes, load_before, final=False)  # kept if a later row or Flower never ends
     rows += flower_rows(args, notes)
     if args.ckks_columns:
-        ckks, why = ckks_rows_mapped(args.n, args.dim, args.ckks_columns)
+        ckks, why = ckks_rows_mapped(args.n, max(args.dims), args.ckks_columns)
         rows += ckks
         notes += [f"- {why}"] if why else []
     _write(args, rows, notes, load_before, final=True)
@@ -357,7 +365,7 @@ def _write(args: argparse.Namespace, rows: list[dict[str, Any]], notes: list[str
     meta = {"command": " ".join([Path(sys.executable).name, *sys.argv]), "machine": f"{platform.machine()}, "
             f"{os.cpu_count()} cores, Python {platform.python_version()}", "load_before":
             " ".join(f"{x:.1f}" for x in load_before), "load_after": " ".join(f"{x:.1f}" for x in os.getloadavg()),
-            "notes": notes + extra + _fit_lines(rows) + _notes()}
+            "notes": notes + extra + _fit_lines(rows) + _notes(), "splits": split_rows(rows)}
     out = Path(args.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     (out / "secure_sum.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1) + "\n")
@@ -369,14 +377,14 @@ def flower_rows(args: argparse.Namespace, notes: list[str]) -> list[dict[str, An
     """Flower after ours: its Ray cluster (processes, shared-memory object store) must not be
     shutting down while our rows are measured. Largest n first is not tried: smallest first."""
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from secure_sum_flower import flower_available, measure_flower  # type: ignore[import-not-found]
+    from secure_sum_flower import flower_available, measure_flower
 
     why = flower_available(args.flower_python) if args.flower_python else "no --flower-python given"
     if why:
         notes.append(f"- Flower rows left out: {why} (needs `flwr[simulation]==1.41.0`, i.e. flwr and ray).")
         return []
     rows = []
-    dim = args.flower_dim or args.dim
+    dim = args.flower_dim or max(args.dims)
     for n in args.flower_n if args.flower_n is not None else args.n:
         t = max(1, math.ceil(args.threshold * n))
         start = time.perf_counter()

@@ -178,3 +178,25 @@ def test_the_control_without_noise_keeps_its_teeth_on_a_skellam_config() -> None
     control = audit_client_dp(_cfg("masked", "skellam"), 1, noise=False, canaries=9)
     assert control.mechanism == "none" and control.accountant_epsilon is None and control.plan_row == {}
     assert control.sum.auc == 1.0 and control.sum.epsilon_lower > 50
+
+
+def test_a_poisson_round_with_fewer_than_two_canaries_releases_nothing_and_the_audit_goes_on(tmp_path) -> None:
+    """Poisson sampling may draw 0 or 1 of 3 canaries; the federation then releases nothing for
+    the round (it still counts for DP). The audit runs that mechanism: such a round adds 0 to
+    every canary's sum statistic, and a round that did sum adds ~1 for each summed canary
+    (no noise: the control), so the statistic counts exactly the rounds that released a sum
+    with that canary in it. Before, the masked backend refused the 1-party round."""
+    from secure_fgrpo.federation.server import Server
+
+    cfg = _cfg("masked", **{"federation.sampling": "poisson", "federation.fraction": 0.5})
+    a = audit_client_dp(cfg, ROUNDS, noise=False, canaries=18, seed=5)
+    names = [c.name for c in cfg.clients]
+    server = Server(tmp_path, cfg, names)  # the same public draw the audit's server made
+    rounds = [server.participants(r) for r in range(1, a.trials * ROUNDS + 1)]
+    assert any(len(p) < 2 for p in rounds) and any(len(p) >= 2 for p in rounds)  # both kinds occur
+    assert all(len(p) < 2 for p in rounds[:6])  # 3 trials in which no round sums: no transcript at all
+    assert a.sample_rate == 0.5
+    expected = [sum(1 for r in range(t * ROUNDS, (t + 1) * ROUNDS) if len(rounds[r]) >= 2 and name in rounds[r])
+                for t in range(a.trials) for name in names]
+    # cross-talk of 2048-dimensional random unit directions: |u·v| ~ 1/45 per pair and round
+    assert np.allclose(a.statistics["sum"]["observed"], expected, atol=0.25)

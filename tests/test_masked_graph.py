@@ -16,7 +16,10 @@ from secure_fgrpo.secure_sum.masked.params import (
     COMPLETE_UP_TO,
     GraphParams,
     choose_graph,
+    committee_quorum,
+    counts,
     hypergeom_tail,
+    peer_quorum_graph,
     privacy_failure,
     recovery_failure,
 )
@@ -122,3 +125,46 @@ def test_policy_admits_its_own_proposal_and_validates_keys() -> None:
     with pytest.raises(ValueError, match="unknown key"):
         SecurityPolicy.from_dict({"gama": 0.1})
     assert SecurityPolicy.from_dict({"sigma": 64}, SecurityPolicy(gamma=0.1)).gamma == 0.1
+
+
+def _server_gets_both_kinds(k: int, q: int, colluders: int) -> bool:
+    """Brute force: the server shows each of a peer's honest holders (k + 1 − X of them) one
+    status ("dropped" or "survived") and each signs it; colluders sign both. Do both statuses
+    reach q signatures (two conflicting certificates)?"""
+    honest = k + 1 - colluders
+    return any(colluders + told_dropped >= q and colluders + honest - told_dropped >= q
+               for told_dropped in range(honest + 1))
+
+
+@pytest.mark.parametrize("n", [100, 200, 500, 1000])
+def test_per_peer_quorums_would_cost_more_than_the_acknowledgement_quorum(n: int) -> None:
+    """Two quorums of q among k + 1 holders conflict exactly when 2q ≤ k + 1 + X (brute force
+    over the server's stories); at today's (k, t_k) that happens with a non-negligible chance
+    (so today's degree could not use them), and the degree that avoids it is larger and makes a
+    client check (k + 1)·q signatures, more than the T acknowledgements it checks now."""
+    for k, q in ((8, 6), (12, 8), (32, 23)):
+        for x in range(k + 2):
+            assert _server_gets_both_kinds(k, q, x) == (x >= q or 2 * q <= k + 1 + x)
+    t = math.ceil(0.66 * n)
+    today = choose_graph(n, t, 0.2, 0.1)
+    c, _ = counts(n, 0.2, 0.1)
+    reach = 2 * today.share_threshold - today.degree - 1
+    assert n * hypergeom_tail(n - 1, c, today.degree, max(reach, 0)) > 2.0 ** -40
+    got = peer_quorum_graph(n, 0.2, 0.1)
+    assert got is not None
+    k, q = got
+    assert k > today.degree and n * hypergeom_tail(n - 1, c, k, min(q - 1, 2 * q - k - 1)) <= 2.0 ** -40
+    assert {100: 40, 200: 76, 500: 128, 1000: 158}[n] == k
+    assert (k + 1) * q > t
+
+
+def test_a_committee_quorum_would_need_fewer_checks_than_t_but_is_not_built() -> None:
+    """The open alternative (params docstring (iii)), priced with the exact tails: at n = 100
+    its safety is deterministic (all c colluders inside the committee still leave two quorums an
+    honest member in common), and the quorum is below T at every n tried."""
+    c, _ = counts(100, 0.2, 0.1)
+    a, q = committee_quorum(100, 0.2, 0.1) or (0, 0)
+    assert (a, q) == (41, 31) and 2 * q - a > c
+    for n, want in ((200, (81, 61)), (500, (157, 122)), (1000, (204, 159))):
+        got = committee_quorum(n, 0.2, 0.1)
+        assert got == want and want[1] < math.ceil(0.66 * n)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 
 import pytest
 from hypothesis import given, settings
@@ -84,3 +85,30 @@ def test_a_wrong_share_changes_the_secret() -> None:
 def test_bad_input_is_refused(call, match: str) -> None:
     with pytest.raises(shamir.ShamirError, match=match):
         call()
+
+
+def test_lagrange_with_shared_weights_matches_the_textbook_formula() -> None:
+    """The server's fast path (barycentric weights computed once, one inverse for all) gives the
+    same value as the textbook Lagrange sum with one modular inverse per share, at 0, at a
+    holder's own x and elsewhere; equal x are refused by name."""
+    from secure_fgrpo.secure_sum.masked.shamir import PRIME, ShamirError, Share, _lagrange_at, _weights
+
+    rng = random.Random(7)
+    xs = rng.sample(range(1, 200), 23)
+    shares = [Share(x, rng.randrange(PRIME)) for x in xs]
+
+    def textbook(at: int) -> int:
+        total = 0
+        for i, si in enumerate(shares):
+            num = den = 1
+            for j, sj in enumerate(shares):
+                if i != j:
+                    num, den = num * (at - sj.x) % PRIME, den * (si.x - sj.x) % PRIME
+            total += si.y * num * pow(den, -1, PRIME)
+        return total % PRIME
+
+    w = _weights(xs)
+    for at in (0, xs[0], xs[-1], 500, 123_456):
+        assert _lagrange_at(shares, at, w) == _lagrange_at(shares, at) == textbook(at)
+    with pytest.raises(ShamirError, match="duplicate share indices"):
+        _weights([3, 5, 3])

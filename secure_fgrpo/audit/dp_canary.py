@@ -18,6 +18,10 @@ direction of the same kind is its null. Two statistics, Σ over rounds of the pr
 Each gives ε at δ via :func:`epsilon.one_shot_epsilon`; the attacker's best is the larger.
 The statistic ignores the weight coordinate, so it sees C/sqrt(C²+1) of the sensitivity.
 
+A Poisson round that draws fewer than 2 canaries releases nothing, as the federation's own
+round does (federation/runner.py ``Federation._round``: "nothing to sum", the round still
+counts for DP): its sum statistic is 0 and it has no messages.
+
 Skellam's plan depends on the vector's length (the rounding bound Δ2 grows with it), so it is
 built at the audit's ``dim``; :attr:`DPAudit.plan_row` gives the audited instance's σ, μ, γ and
 ε for comparison with the run's logged ones (audit/dp_section.py does that comparison).
@@ -45,6 +49,7 @@ from .estimates import INPUT_KINDS, estimate_inputs
 from .view import load_view
 
 log = logging.getLogger(__name__)
+MIN_TO_SUM = 2  # federation/runner.py: a round with fewer sampled clients releases nothing
 
 
 class UnauditedMechanism(RuntimeError):
@@ -58,7 +63,7 @@ class DPAudit:
     backend: str
     rounds: int
     clients: int  # n: canary clients per trial (the run's client count)
-    participants: int  # k per round
+    participants: int  # k of round 1 (Poisson: it varies; see sample_rate)
     threshold: int  # t of the round's SumSpec
     sample_rate: float
     noise_multiplier: float  # 0 without noise
@@ -155,10 +160,15 @@ def audit_client_dp(cfg: Any, rounds: int, *, noise: bool = True, trials: int | 
             for r in range(1, rounds + 1):
                 rid = t * rounds + r
                 parts = server.participants(rid)
+                sampled[rid] = parts
+                if len(parts) < MIN_TO_SUM:  # the mechanism's release for this round: nothing
+                    sums[rid] = np.zeros(dim)
+                    continue
                 spec = server.sum_spec(rid, parts, d)
                 vectors = {p: np.concatenate([e_max * clip * dirs[t, names.index(p)], [e_max]]) for p in parts}
-                sums[rid], sampled[rid] = audit_round(plan, be, spec, vectors, out, recorder), parts
-        messages = {(m.round, m.sender): m.vector[:d] for m in estimate_inputs(load_view(out))}
+                sums[rid] = audit_round(plan, be, spec, vectors, out, recorder)
+        summed = any(len(v) >= MIN_TO_SUM for v in sampled.values())  # else no transcript exists
+        messages = {(m.round, m.sender): m.vector[:d] for m in estimate_inputs(load_view(out))} if summed else {}
     scale = e_max * clip
     stats: dict[str, dict[str, list[float]]] = {k: {"observed": [], "unobserved": []} for k in ("sum", "message")}
     for t in range(trials):
@@ -171,10 +181,11 @@ def audit_client_dp(cfg: Any, rounds: int, *, noise: bool = True, trials: int | 
     est = {k: one_shot_epsilon(np.array(v["observed"]), np.array(v["unobserved"]), delta, seed=seed)
            for k, v in stats.items()}
     k = len(sampled[1])
-    threshold = spec.threshold if spec is not None else k
+    threshold = spec.threshold if spec is not None else 0  # 0: no round had anything to sum
     sigma = plan.sigma if plan else 0.0
     expected = None
-    if k == n:  # every canary in every round: the sum statistic is Gaussian (Skellam: μ ≫ 1, nearly)
+    if all(len(v) == n for v in sampled.values()):
+        # every canary in every round: the sum statistic is Gaussian (Skellam: μ ≫ 1, nearly)
         # distributed Gaussian and Skellam: each contributor adds 1/t of the sum's variance
         share = 0.0 if plan is None else (sigma if plan.cfg.mechanism == "local" else sigma / math.sqrt(threshold))
         expected = math.inf if share == 0 else gdp_epsilon(math.sqrt(rounds) * scale / (share * math.sqrt(k)), delta)
@@ -182,7 +193,8 @@ def audit_client_dp(cfg: Any, rounds: int, *, noise: bool = True, trials: int | 
              plan.cfg.mechanism if plan else "none", cfg.secure_sum.backend, trials, rounds,
              est["sum"].epsilon, est["message"].epsilon)
     return DPAudit(mechanism=plan.cfg.mechanism if plan else "none", backend=cfg.secure_sum.backend, rounds=rounds,
-                   clients=n, participants=k, threshold=threshold, sample_rate=k / n,
+                   clients=n, participants=k, threshold=threshold,
+                   sample_rate=cfg.federation.fraction if cfg.federation.sampling == "poisson" else k / n,
                    noise_multiplier=plan.noise_multiplier if plan else 0.0, sigma=sigma, dim=dim, trials=trials,
                    sum=est["sum"], message=est["message"], expected_sum_epsilon=expected,
                    accountant_epsilon=plan.budget.spent(rounds) if plan else None,

@@ -29,7 +29,11 @@ try (threat_model/residual_risks.md).
 
 Client cost: A signatures (A ≤ 56 for γ ≤ 0.2 at any n) and k neighbours' signatures, plus
 SHA-256 of the n names for the anchors and the ring order (~1 µs each); neighbourhoods are
-built on demand (a client needs its own and its holders'), not for all n.
+built on demand (a client needs its own and its holders'), not for all n. Point (6)'s T
+acknowledgement checks are the one per-ROUND cost linear in n (~0.1 ms each); no per-PARAMETER
+cost grows with n beyond k + 1. Why they stay: params.py's docstring (dropping them exposes inputs;
+per-peer quorums need 1.25–2.1× the degree and more signature checks than T below n ≈ k²;
+a digest-drawn committee's certificate would need fewer, and is not built).
 """
 
 from __future__ import annotations

@@ -20,6 +20,25 @@ arithmetic, union-bounded over the n clients, as in Bell et al.'s analysis):
   t_k of its holders survive, Y ~ Hypergeom(n - 1, d, k) dropped neighbours:
   n · P[Y > k + 1 - t_k] ≤ 2^-η.
 
+Why the survivor set needs T acknowledgements (the one per-round cost linear in n) and nothing
+O(k) replaces it: (i) without agreement the server tells the holders of each honest neighbour w
+of a victim v "w dropped" (they reveal w's mask key) while w, alive, reveals v's self-mask share:
+v's input is exposed whatever k and t_k. Here an honest client refuses a survivor list that omits
+it and reveals only for the list T signers share (2T > n + c). (ii) Per-peer quorums (each of
+the k + 1 holders of a peer certifies its status; a client reveals only with a quorum certificate
+for itself and for each peer it reveals about) are sound only if 2q > k + 1 + X and q ≤ k + 1 − Y
+w.h.p.: :func:`peer_quorum_graph` gives k = 40 / 76 / 128 / 158 at n = 100 / 200 / 500 / 1000
+(today 32 / 50 / 66 / 74; γ = 0.2, δ = 0.1), so every per-parameter stage costs 1.25–2.1× more,
+and a client checks (k + 1)·q signatures, 1,271 / 4,389 / 12,126 / 18,444 against T = 66 / 132 /
+330 / 660: more, not fewer, until n exceeds ~k². (iii) Open, not built: a committee of the A_c
+participants with the smallest SHA-256(D, name) certifying the set with q signatures, two
+q-quorums meeting in an honest member even against a server grinding D (2^-128), q surviving the
+dropouts (2^-η): :func:`committee_quorum` gives (A_c, q) = (41, 31) / (81, 61) / (157, 122) /
+(204, 159) / (271, 211) at n = 100 / 200 / 500 / 1000 / 10000, i.e. q checks instead of T = 66 /
+132 / 330 / 660 / 6600. It looks sound (the same intersection argument inside the committee; every
+revealer still checks the set itself) but changes the consistency stage: it needs its own proof
+and split-view / equivocation tests before it replaces the acknowledgements.
+
 For each even k from 2 upwards take the largest t_k meeting the recovery bound (larger t_k only
 helps privacy); the first k whose privacy bound holds is the answer. Up to ``COMPLETE_UP_TO``
 clients, or when no k < n - 1 qualifies, the graph is complete (k = n - 1, t_k = T): there the
@@ -156,3 +175,36 @@ def _complete(n: int, threshold: int, c: int, d: int) -> GraphParams:
     then exact 0/1: a client's neighbourhood is everyone, whatever the seed: no anchors)."""
     return GraphParams(n - 1, threshold, privacy_failure(n, n - 1, threshold, c),
                        recovery_failure(n, n - 1, threshold, d))
+
+
+def peer_quorum_graph(n: int, gamma: float, delta: float, sigma: int = SIGMA,
+                      eta: int = ETA) -> tuple[int, int] | None:
+    """(k, q) if per-peer quorums of q among a peer's k + 1 holders replaced the survivor-set
+    acknowledgements: two quorums must meet in an honest holder (X ≥ 2q − k − 1 fails, ≤ 2^-σ)
+    and q must survive the dropouts (recovery bound, ≤ 2^-η; q = t_k, which also keeps the
+    X ≥ t_k − 1 bound). Not used by the protocol: it prices the alternative (module docstring).
+    None when no k < n − 1 qualifies."""
+    c, d = counts(n, gamma, delta)
+    for k in range(2, n - 1, 2):
+        q = _largest_threshold(n, k, d, eta)
+        if q is None:
+            continue
+        reach = min(q - 1, 2 * q - k - 1)
+        if reach > 0 and n * hypergeom_tail(n - 1, min(c, n - 1), k, reach) <= 2.0 ** -sigma:
+            return k, q
+    return None
+
+
+def committee_quorum(n: int, gamma: float, delta: float, bits: int = ANCHOR_BITS,
+                     eta: int = ETA) -> tuple[int, int] | None:
+    """(A_c, q): the smallest committee (a uniform A_c-subset for each round digest the server
+    tries) and its quorum such that two q-quorums share an honest member except with
+    probability 2^-bits per digest (X_c ≥ 2q − A_c colluding members) and q members survive the
+    dropouts except with 2^-η. Not used by the protocol (module docstring, (iii)). None when
+    no committee smaller than n qualifies."""
+    c, d = counts(n, gamma, delta)
+    for a in range(2, n):
+        q = next((q for q in range(a, a // 2, -1) if hypergeom_tail(n, d, a, a - q + 1) <= 2.0 ** -eta), None)
+        if q is not None and hypergeom_tail(n, c, a, 2 * q - a) <= 2.0 ** -bits:
+            return a, q
+    return None

@@ -72,24 +72,48 @@ def _evaluate(coeffs: list[int], x: int) -> int:
     return acc
 
 
-def _lagrange_at(shares: list[Share], at: int) -> int:
-    """Value at ``at`` of the unique polynomial of degree < len(shares) through ``shares``.
-
-    Holder indices are small integers, so each Lagrange numerator and denominator is built
-    in plain integers and reduced once (one modular inverse per share).
-    """
-    total = 0
-    for i, si in enumerate(shares):
-        num, den = 1, 1
-        for j, sj in enumerate(shares):
+def _weights(xs: list[int]) -> list[int]:
+    """Barycentric weights 1 / Π_{j≠i} (x_i − x_j) mod PRIME: the part of every Lagrange basis
+    that does not depend on the evaluation point. Holder indices are small integers, so each
+    denominator is built in plain integers; all are inverted together (Montgomery's trick: one
+    modular inverse, not one per share)."""
+    dens = []
+    for i, xi in enumerate(xs):
+        den = 1
+        for j, xj in enumerate(xs):
             if i != j:
-                num *= at - sj.x
-                den *= si.x - sj.x
-        total += si.y * (num % PRIME) * pow(den % PRIME, -1, PRIME)
+                den *= xi - xj
+        dens.append(den % PRIME)
+    prefix = [1]
+    for d in dens:
+        prefix.append(prefix[-1] * d % PRIME)
+    if prefix[-1] == 0:  # two equal x (x < PRIME, so only then)
+        raise ShamirError("duplicate share indices")
+    inv = pow(prefix[-1], -1, PRIME)
+    out = [0] * len(xs)
+    for i in range(len(xs) - 1, -1, -1):
+        out[i] = inv * prefix[i] % PRIME
+        inv = inv * dens[i] % PRIME
+    return out
+
+
+def _lagrange_at(shares: list[Share], at: int, weights: list[int] | None = None) -> int:
+    """Value at ``at`` of the unique polynomial of degree < len(shares) through ``shares``;
+    ``weights`` (from :func:`_weights` of the same x) makes it O(len(shares)): the server
+    recovers n secrets a round and checks every extra share against each."""
+    w = weights if weights is not None else _weights([s.x for s in shares])
+    diffs = [(at - s.x) % PRIME for s in shares]
+    prefix = [1]
+    for d in diffs:
+        prefix.append(prefix[-1] * d % PRIME)
+    total, suffix = 0, 1
+    for i in range(len(shares) - 1, -1, -1):  # Π_{j≠i} (at − x_j) = prefix[i] · suffix
+        total += shares[i].y * w[i] % PRIME * prefix[i] % PRIME * suffix
+        suffix = suffix * diffs[i] % PRIME
     return total % PRIME
 
 
-def combine(shares: list[Share], threshold: int) -> bytes:
+def combine(shares: list[Share], threshold: int, weights: list[int] | None = None) -> bytes:
     """Recover the secret from at least ``threshold`` shares (the first ``threshold`` are used).
 
     A wrong share yields a wrong secret, not an error: callers check the result against a
@@ -102,7 +126,7 @@ def combine(shares: list[Share], threshold: int) -> bytes:
         raise ShamirError("duplicate share indices")
     for x in xs:
         _check_x(x)
-    value = _lagrange_at(list(shares[:threshold]), 0)
+    value = _lagrange_at(list(shares[:threshold]), 0, weights)  # weights: of those first x
     if value >= 1 << (8 * SECRET_BYTES):
         raise ShamirError("recovered value is not a 32-byte secret (wrong shares)")
     return value.to_bytes(SECRET_BYTES, "big")
@@ -122,12 +146,13 @@ def recover_checked(
         if i >= MAX_SUBSETS:
             break
         try:
-            secret = combine(list(subset), threshold)
+            w = _weights([s.x for s in subset])  # once per subset: the secret and every check use it
+            secret = combine(list(subset), threshold, w)
         except ShamirError:
             continue
         if not valid(secret):
             continue
         others = [s for s in ordered if s not in subset]
-        bad = [s.x for s in others if _lagrange_at(list(subset), s.x) != s.y]
+        bad = [s.x for s in others if _lagrange_at(list(subset), s.x, w) != s.y]
         return secret, bad
     return None, []
