@@ -88,11 +88,11 @@ LEVERS: dict[str, dict[str, Any]] = {
     "fgrpo-steps12": {"grpo.steps": 12, "grpo.prompts_per_step": 8, "grpo.oversample": 12},
     "fgrpo-steps24": {"grpo.steps": 24, "grpo.prompts_per_step": 4, "grpo.oversample": 6},
     "fgrpo-pubswap": {"pubswap.enabled": True},
-    "fgrpo-pubswap-server-sgd-lr4": {"pubswap.enabled": True, "server.kind": "sgd", "server.lr": 4.0},
+    "fgrpo-pubswap-server-sgd-lr3": {"pubswap.enabled": True, "server.kind": "sgd", "server.lr": 3.0},
 }
 LABELS.update({m: m for m in LEVERS})
 # The table's default rows: the baselines and the levers that matter (probe: convergence_probe.md).
-TABLE = (*METHODS, "fgrpo-server-sgd-lr4", "fgrpo-steps24")
+TABLE = (*METHODS, "fgrpo-server-sgd-lr3")
 STRATEGY = {"fedavg": "fedavg"}  # every other federated method runs FGRPO
 FEDERATED = ("fgrpo", "fedavg", *VARIANTS, *LEVERS)
 ALL = (*METHODS, *VARIANTS, *LEVERS, "local-best")
@@ -312,7 +312,8 @@ def _pm(d: dict[str, float], pct: bool = True) -> str:
 def write_markdown(path: Path, result: dict[str, Any]) -> None:
     s, summ = result["settings"], result["summary"]
     title = ("GRPO variants inside FGRPO" if s.get("variants")
-             else "FGRPO vs FedAvg vs centralized vs local-only")
+             else "FGRPO vs FedAvg vs centralized vs local-only"
+             + (", and the levers on the gap to centralized" if set(summ) & set(LEVERS) else ""))
     invocations = result.get("invocations", [_invocation(result)])
     lines = [
         f"# Convergence: {title}", "",
