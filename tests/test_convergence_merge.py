@@ -79,10 +79,13 @@ def test_lever_without_its_config_table_is_refused_in_one_line(conv: ModuleType,
 def test_methods_merge_end_to_end(conv: ModuleType, tmp_path: Path) -> None:
     base = ["--quick", "--rounds", "1", "--seeds", "0", "--workers", "2", "--out", str(tmp_path)]
     assert conv.main([*base, "--methods", "centralized,fgrpo"]) == 0
+    md_path = tmp_path / "convergence.md"
+    md_path.write_text(f"# Verdict\n\nby hand\n\n{conv.VERDICT_END}\n\n{md_path.read_text()}")
     assert conv.main([*base, "--methods", "fgrpo-server-sgd-lr2"]) == 0
     result = json.loads((tmp_path / "convergence.json").read_text())
     assert sorted(r["method"] for r in result["runs"]) == ["centralized", "fgrpo", "fgrpo-server-sgd-lr2"]
-    md = (tmp_path / "convergence.md").read_text()
+    md = md_path.read_text()
+    assert md.startswith("# Verdict\n\nby hand\n") and md.count(conv.VERDICT_END) == 1  # kept, not repeated
     assert "gain as % of centralized" in md
     assert '`fgrpo-server-sgd-lr2`: `{"server.kind": "sgd", "server.lr": 2.0}`' in md
     assert md.count("--methods") == 2  # both commands are listed
