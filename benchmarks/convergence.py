@@ -328,8 +328,9 @@ def write_markdown(path: Path, result: dict[str, Any]) -> None:
         *_kept_verdict(path),
         f"# Convergence: {title}", "",
         *[f"    {i['command']}" for i in invocations], "",
-        *([f"Merged from {len(invocations)} runs (methods {', '.join(i['methods'])} on seeds {i['seeds']}, "
-           f"{i['total_wall_s']:.0f} s)." for i in invocations] if len(invocations) > 1 else []),
+        *([f"Merged from {len(invocations)} runs:", "",
+           *[f"- methods {', '.join(i['methods'])} on seeds {i['seeds']}, {i['total_wall_s']:.0f} s"
+             for i in invocations], ""] if len(invocations) > 1 else []),
         *(["**Probe: one seed.** One evaluation of 200 prompts has a standard error of up to 3.5 points; "
            "read gaps under ~5 points as noise.", ""]
           if len(s["seeds"]) == 1 else []),
@@ -342,15 +343,15 @@ def write_markdown(path: Path, result: dict[str, Any]) -> None:
         f"mean ± std (min–max) over seeds.", "",
         *([f"Variants (overrides on the demo's FGRPO run): {json.dumps(s['variants'])}.", ""]
           if s.get("variants") else []),
-        "| method | final accuracy | round 0 | gain over round 0 | gain as % of centralized "
+        "| method | seeds | final accuracy | round 0 | gain over round 0 | gain as % of centralized "
         "| mean over rounds 1..R | wall s / seed (1 thread) |",
-        "|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for m in ALL:
         if m in summ:
             d = summ[m]
             pct = _pm(d["gain_pct_of_centralized"]) if "gain_pct_of_centralized" in d else "—"
-            lines.append(f"| {LABELS[m]} | {_pm(d['final'])} | {_pm(d['round0'])} | {_pm(d['gain_over_round0'])} "
+            lines.append(f"| {LABELS[m]} | {','.join(map(str, d['seeds']))} | {_pm(d['final'])} | {_pm(d['round0'])} | {_pm(d['gain_over_round0'])} "
                          f"| {pct} | {_pm(d['mean_over_rounds'])} | {d['wall_s']['mean']:.0f} |")
     named = [m for m in summ if method_overrides(m)]
     if named and not s.get("variants"):
