@@ -91,3 +91,16 @@ def test_methods_merge_end_to_end(conv: ModuleType, tmp_path: Path) -> None:
     assert md.count("--methods") == 2  # both commands are listed
     with pytest.raises(SystemExit):  # another round count would mix curves of different lengths
         conv.main([*base[:2], "2", *base[3:], "--methods", "fgrpo"])
+
+
+def test_every_runnable_lever_is_a_valid_config(conv: ModuleType) -> None:
+    """A typo in a lever's key or value would surface only minutes into a benchmark run."""
+    for method in conv.LEVERS:
+        if conv.unavailable(method) is None:
+            cfg = conv.make_config(0, 1, conv.method_overrides(method))
+            for dotted, value in conv.method_overrides(method).items():
+                section, key = dotted.split(".")
+                assert getattr(getattr(cfg, section), key) == value, (method, dotted)
+    steps24 = conv.make_config(0, 1, conv.method_overrides("fgrpo-steps24")).grpo
+    demo = conv.make_config(0, 1, {}).grpo  # same rollouts per round: steps × oversample
+    assert steps24.steps * steps24.oversample == demo.steps * demo.oversample
