@@ -4,7 +4,13 @@ several seeds. Same rollout budget for every method: rounds x clients x grpo.ste
 each rolling out ``grpo.oversample`` prompts x ``grpo.group_size`` completions.
 
     .venv/bin/python benchmarks/convergence.py [--rounds 6] [--seeds 0,1,2] [--methods fgrpo,fedavg] [--out DIR]
-        [--quick] [--variants]
+        [--quick] [--variants] [--stem NAME]
+
+Besides the four baselines, named FGRPO methods (``LEVERS``) close the gap to centralized at the
+same rollouts: a server learning rate, FedAvgM, FedAdam, more local steps per round on fewer
+prompts per step, PubSwap. ``--methods`` runs a subset and merges its rows into the existing
+``<stem>.json`` (keyed by method, seed and client), so one row can be added without rerunning
+the rest; ``--replot`` re-renders.
 
 ``--variants`` compares GRPO variants inside FGRPO instead (grpo/advantages.py, grpo/loss.py):
 the demo's DAPO loss, NGRPO advantages, and DAPO vs GSPO at mu = 2 (at mu = 1 every importance
@@ -30,7 +36,7 @@ import tempfile
 import time
 import warnings
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -68,7 +74,28 @@ VARIANTS: dict[str, dict[str, Any]] = {
 }
 LABELS.update({"fgrpo+ngrpo": "FGRPO, NGRPO advantages", "fgrpo+mu2": "FGRPO, DAPO loss, mu = 2",
                "fgrpo+gspo-mu2": "FGRPO, GSPO loss (eps 3e-4/4e-4), mu = 2"})
-ALL = (*METHODS, *VARIANTS, "local-best")
+# The levers that close the gap to centralized (issue 16 item 3): FGRPO with these overrides.
+# Local steps: same rounds and rollouts, so more, smaller steps (prompts_per_step and oversample
+# divided by what steps is multiplied by): the federation's sequential update count grows.
+LEVERS: dict[str, dict[str, Any]] = {
+    "fgrpo-server-sgd-lr2": {"server.kind": "sgd", "server.lr": 2.0},
+    "fgrpo-server-sgd-lr3": {"server.kind": "sgd", "server.lr": 3.0},
+    "fgrpo-server-sgd-lr4": {"server.kind": "sgd", "server.lr": 4.0},
+    "fgrpo-fedavgm": {"server.kind": "fedavgm", "server.lr": 1.0, "server.beta1": 0.9},
+    "fgrpo-fedavgm-lr2-b0.5": {"server.kind": "fedavgm", "server.lr": 2.0, "server.beta1": 0.5},
+    "fgrpo-fedadam": {"server.kind": "fedadam", "server.lr": 0.01, "server.tau": 1e-3},
+    "fgrpo-fedadam-lr0.003": {"server.kind": "fedadam", "server.lr": 0.003, "server.tau": 1e-3},
+    "fgrpo-steps12": {"grpo.steps": 12, "grpo.prompts_per_step": 8, "grpo.oversample": 12},
+    "fgrpo-steps24": {"grpo.steps": 24, "grpo.prompts_per_step": 4, "grpo.oversample": 6},
+    "fgrpo-pubswap": {"pubswap.enabled": True},
+    "fgrpo-pubswap-server-sgd-lr3": {"pubswap.enabled": True, "server.kind": "sgd", "server.lr": 3.0},
+}
+LABELS.update({m: m for m in LEVERS})
+# The table's default rows: the baselines and the levers that matter (probe: convergence_probe.md).
+TABLE = (*METHODS, "fgrpo-server-sgd-lr3")
+STRATEGY = {"fedavg": "fedavg"}  # every other federated method runs FGRPO
+FEDERATED = ("fgrpo", "fedavg", *VARIANTS, *LEVERS)
+ALL = (*METHODS, *VARIANTS, *LEVERS, "local-best")
 # Test-sized settings (the test suite's quick tiny model) for a smoke run of the script itself.
 QUICK: dict[str, Any] = {
     "model.embedded": {"warm_steps": 40, "warm_batch": 32, "seed": 1}, "model.lora.r": 4,
@@ -98,6 +125,18 @@ def make_config(seed: int, rounds: int, overrides: dict[str, Any], strategy: str
                           "federation.workers": 1, **overrides})
 
 
+def method_overrides(method: str) -> dict[str, Any]:
+    """What a named method changes on top of the demo's FGRPO run (printed in the markdown)."""
+    return {**VARIANTS.get(method, {}), **LEVERS.get(method, {})}
+
+
+def unavailable(method: str) -> str | None:
+    """Why this build cannot run ``method`` (a lever whose config table it lacks), else None."""
+    tables = {f.name for f in fields(RunConfig)}
+    missing = sorted({k.split(".")[0] for k in method_overrides(method)} - tables)
+    return f"{method} needs [{missing[0]}]: not in this build" if missing else None
+
+
 def _quiet_worker() -> None:
     torch.set_num_threads(1)
     warnings.filterwarnings("ignore", category=FutureWarning)
@@ -113,8 +152,8 @@ def _eval_seed(cfg: RunConfig) -> int:
 
 
 def _federated(unit: Unit, root: Path) -> dict[str, Any]:
-    cfg = make_config(unit.seed, unit.rounds, {**unit.overrides, **VARIANTS.get(unit.method, {})},
-                      unit.method.split("+")[0])
+    cfg = make_config(unit.seed, unit.rounds, {**unit.overrides, **method_overrides(unit.method)},
+                      STRATEGY.get(unit.method, "fgrpo"))
     run_dir = root / f"{unit.method}-{unit.seed}"
     rows = Federation(cfg, run_dir).run().rounds  # what the holder of the global model recorded
     acc = {r["round"]: r["global_accuracy"] for r in rows}
@@ -176,7 +215,7 @@ def _single_party(unit: Unit) -> dict[str, Any]:
 def run_unit(unit: Unit, root: str) -> dict[str, Any]:
     _quiet_worker()
     t0, c0 = time.perf_counter(), time.process_time()
-    federated = unit.method in ("fgrpo", "fedavg", *VARIANTS)
+    federated = unit.method in FEDERATED
     body = _federated(unit, Path(root)) if federated else _single_party(unit)
     return {"method": unit.method, "seed": unit.seed, "client": unit.client, **body,
             "wall_s": time.perf_counter() - t0, "cpu_s": time.process_time() - c0,
@@ -219,7 +258,50 @@ def summarise(runs: list[dict[str, Any]], seeds: list[int]) -> dict[str, Any]:
             "mean_over_rounds": _spread([statistics.fmean(c[1:]) for c in cs]),
             "wall_s": _spread([walls[m][s] for s in sorted(by_seed)]),
         }
+    central = curves["centralized"]
+    for m, d in out.items():  # per seed: the method's gain over centralized's on the same seed
+        both = [s for s in d["seeds"] if s in central and central[s][-1] != central[s][0]]
+        if both and m != "centralized":
+            d["gain_pct_of_centralized"] = _spread([(curves[m][s][-1] - curves[m][s][0])
+                                                    / (central[s][-1] - central[s][0]) for s in both])
     return out
+
+
+def _key(run: dict[str, Any]) -> tuple[str, int, str | None]:
+    return run["method"], run["seed"], run.get("client")
+
+
+def merge_runs(old: dict[str, Any] | None, new: dict[str, Any]) -> dict[str, Any]:
+    """``new``'s runs replace ``old``'s with the same (method, seed, client); the rest are kept, so
+    ``--methods X`` adds X's rows to a finished table. Refuses (ValueError, one line) to mix runs
+    of different lengths or sizes."""
+    if old is None:
+        return {**new, "invocations": [_invocation(new)]}
+    if why := mismatch(old["settings"], new["settings"]):
+        raise ValueError(why)
+    fresh = {_key(r) for r in new["runs"]}
+    runs = [r for r in old["runs"] if _key(r) not in fresh] + new["runs"]
+    seeds = sorted({r["seed"] for r in runs})
+    methods = [m for m in ALL if any(r["method"] == m for r in runs)]
+    settings = {**new["settings"], "seeds": seeds, "methods": methods}
+    invocations = [*old.get("invocations", [_invocation(old)]), _invocation(new)]
+    return {**new, "settings": settings, "runs": runs, "summary": summarise(runs, seeds), "invocations": invocations,
+            "total_wall_s": sum(i["total_wall_s"] for i in invocations)}
+
+
+def mismatch(old: dict[str, Any], new: dict[str, Any]) -> str | None:
+    """Why runs with settings ``new`` cannot join a table with settings ``old`` (else None)."""
+    for key in ("rounds", "quick"):
+        if old[key] != new[key]:
+            return (f"{key} = {new[key]!r} but the existing results have {old[key]!r}: "
+                    "use another --out or --stem")
+    return None
+
+
+def _invocation(result: dict[str, Any]) -> dict[str, Any]:
+    return {"command": result["command"], "total_wall_s": result["total_wall_s"], "machine": result["machine"],
+            "methods": sorted({r["method"] for r in result["runs"]}),
+            "seeds": sorted({r["seed"] for r in result["runs"]})}
 
 
 def _pm(d: dict[str, float], pct: bool = True) -> str:
@@ -227,13 +309,31 @@ def _pm(d: dict[str, float], pct: bool = True) -> str:
     return f"{k * d['mean']:.1f} ± {k * d['std']:.1f} ({k * d['min']:.1f}–{k * d['max']:.1f})"
 
 
+# A hand-written verdict above this line in <stem>.md survives --replot and --methods merges.
+VERDICT_END = "<!-- end of the verdict: everything below is generated by benchmarks/convergence.py -->"
+
+
+def _kept_verdict(path: Path) -> list[str]:
+    text = path.read_text() if path.exists() else ""
+    return [text.split(VERDICT_END)[0].rstrip("\n"), "", VERDICT_END, ""] if VERDICT_END in text else []
+
+
 def write_markdown(path: Path, result: dict[str, Any]) -> None:
     s, summ = result["settings"], result["summary"]
     title = ("GRPO variants inside FGRPO" if s.get("variants")
-             else "FGRPO vs FedAvg vs centralized vs local-only")
+             else "FGRPO vs FedAvg vs centralized vs local-only"
+             + (", and the levers on the gap to centralized" if set(summ) & set(LEVERS) else ""))
+    invocations = result.get("invocations", [_invocation(result)])
     lines = [
+        *_kept_verdict(path),
         f"# Convergence: {title}", "",
-        "    " + result["command"], "",
+        *[f"    {i['command']}" for i in invocations], "",
+        *([f"Merged from {len(invocations)} runs:", "",
+           *[f"- methods {', '.join(i['methods'])} on seeds {i['seeds']}, {i['total_wall_s']:.0f} s"
+             for i in invocations], ""] if len(invocations) > 1 else []),
+        *(["**Probe: one seed.** One evaluation of 200 prompts has a standard error of up to 3.5 points; "
+           "read gaps under ~5 points as noise.", ""]
+          if len(s["seeds"]) == 1 else []),
         f"Demo federation (4 institutions, non-IID family mixes, reward scales 1/10/partial/format), "
         f"{s['rounds']} rounds, seeds {s['seeds']}, {s['steps_per_round_per_client']} GRPO steps per client "
         f"per round ({s['rollouts_per_step']} rollouts/step); every method gets "
@@ -243,14 +343,20 @@ def write_markdown(path: Path, result: dict[str, Any]) -> None:
         f"mean ± std (min–max) over seeds.", "",
         *([f"Variants (overrides on the demo's FGRPO run): {json.dumps(s['variants'])}.", ""]
           if s.get("variants") else []),
-        "| method | final accuracy | round 0 | gain over round 0 | mean over rounds 1..R | wall s / seed (1 thread) |",
-        "|---|---|---|---|---|---|",
+        "| method | seeds | final accuracy | round 0 | gain over round 0 | gain as % of centralized "
+        "| mean over rounds 1..R | wall s / seed (1 thread) |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for m in ALL:
         if m in summ:
             d = summ[m]
-            lines.append(f"| {LABELS[m]} | {_pm(d['final'])} | {_pm(d['round0'])} | {_pm(d['gain_over_round0'])} "
-                         f"| {_pm(d['mean_over_rounds'])} | {d['wall_s']['mean']:.0f} |")
+            pct = _pm(d["gain_pct_of_centralized"]) if "gain_pct_of_centralized" in d else "—"
+            lines.append(f"| {LABELS[m]} | {','.join(map(str, d['seeds']))} | {_pm(d['final'])} | {_pm(d['round0'])} | {_pm(d['gain_over_round0'])} "
+                         f"| {pct} | {_pm(d['mean_over_rounds'])} | {d['wall_s']['mean']:.0f} |")
+    named = [m for m in summ if method_overrides(m)]
+    if named and not s.get("variants"):
+        lines += ["", "Overrides on the demo's FGRPO run (what each named row sets; `[server]`: "
+                  "federation/update.py):", "", *[f"- `{m}`: `{json.dumps(method_overrides(m))}`" for m in named]]
     lines += ["", "Accuracy by round (mean over seeds, %):", "",
               "| round | " + " | ".join(LABELS[m] for m in summ) + " |",
               "|---" * (len(summ) + 1) + "|"]
@@ -260,6 +366,8 @@ def write_markdown(path: Path, result: dict[str, Any]) -> None:
     lines += ["", f"Machine: {mach['platform']}, {mach['cpu_count']} CPUs shared with other jobs; "
               f"load average {mach['loadavg_start'][0]:.2f} at start, {mach['loadavg_end'][0]:.2f} at end; "
               f"{s['workers']} units in parallel; total {result['total_wall_s']:.0f} s. "
+              f"Gain as % of centralized: per seed, the method's gain over round 0 divided by centralized "
+              f"GRPO's on the same seed, then mean ± std (min–max) over seeds. "
               f"Raw numbers: {path.with_suffix('.json').name}; plot: {path.with_suffix('.png').name}.", ""]
     path.write_text("\n".join(lines))
 
@@ -277,7 +385,11 @@ def write_plot(path: Path, result: dict[str, Any]) -> None:
     for m, d in summ.items():
         xs = list(range(len(d["curve_mean"])))
         lw = 1 if m == "local-best" else 2
-        ax.plot(xs, [100 * v for v in d["curve_mean"]], styles[m], label=LABELS[m], lw=lw)
+        if m not in styles:  # the levers: three colours, one marker each
+            i = list(LEVERS).index(m)
+            styles[m] = f"C{7 + i % 3}-" + "ox*+PhX<>p1"[i]
+        style = styles[m]
+        ax.plot(xs, [100 * v for v in d["curve_mean"]], style, label=LABELS[m], lw=lw)
         gains = [[100 * (c[r] - c[0]) for r in xs] for c in d["curves"]]
         gx.plot(xs, [statistics.fmean(g) for g in zip(*gains, strict=True)], styles[m], label=LABELS[m], lw=lw)
         if m != "local-best":
@@ -301,7 +413,7 @@ def _units(seeds: list[int], rounds: int, overrides: dict[str, Any], clients: li
            methods: tuple[str, ...] = METHODS, variants: bool = False) -> list[Unit]:
     if variants:
         return [Unit(m, s, rounds, overrides) for s in seeds for m in ("fgrpo", *VARIANTS)]
-    units = [Unit(m, s, rounds, overrides) for s in seeds for m in ("fgrpo", "fedavg", "centralized") if m in methods]
+    units = [Unit(m, s, rounds, overrides) for s in seeds for m in methods if m != "local"]
     units += [Unit("local", s, rounds, overrides, c) for s in seeds for c in clients if "local" in methods]
     return sorted(units, key=lambda u: -u.cost(len(clients)))  # longest first: tighter packing
 
@@ -314,7 +426,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=None, help="output folder (default benchmarks/results)")
     ap.add_argument("--quick", action="store_true", help="test-sized model and settings: a smoke run")
     ap.add_argument("--workers", type=int, default=2, help="units run in parallel (one core each)")
-    ap.add_argument("--methods", default=",".join(METHODS), help=f"comma-separated subset of {','.join(METHODS)}")
+    ap.add_argument("--methods", default=",".join(TABLE),
+                    help=f"comma-separated methods (default {','.join(TABLE)}); any of "
+                         f"{','.join((*METHODS, *LEVERS))}; merged into an existing <stem>.json")
+    ap.add_argument("--stem", default=None, help="output file name without suffix (default convergence)")
     ap.add_argument("--replot", type=Path, default=None, help="re-render .md/.png from a convergence.json")
     ap.add_argument("--variants", action="store_true",
                     help="FGRPO with each GRPO variant (NGRPO, GSPO) instead of the four methods")
@@ -334,12 +449,20 @@ def main(argv: list[str] | None = None) -> int:
     methods = tuple(m for m in args.methods.split(",") if m)
     if rounds < 1 or args.workers < 1 or not seeds:
         ap.error("--rounds and --workers must be >= 1 and --seeds non-empty")
-    if not methods or set(methods) - set(METHODS):
-        ap.error(f"--methods: expected a subset of {','.join(METHODS)}, got {args.methods!r}")
+    if not methods or set(methods) - {*METHODS, *LEVERS}:
+        ap.error(f"--methods: expected a subset of {','.join((*METHODS, *LEVERS))}, got {args.methods!r}")
+    for m in methods:
+        if why := unavailable(m):
+            ap.error(f"--methods: {why}")
+    stem = out / (args.stem or ("convergence_variants" if args.variants else "convergence"))
+    old = json.loads(stem.with_suffix(".json").read_text()) if stem.with_suffix(".json").exists() else None
+    if old and not args.variants and (why := mismatch(old["settings"], {"rounds": rounds, "quick": args.quick})):
+        ap.error(f"{stem}.json: {why}")
     cfg = make_config(seeds[0], rounds, overrides)
     clients = [c.name for c in cfg.clients]
     resolve_model_path(cfg.model.path, cfg.model.embedded)  # build/cache the model once, before the workers
-    command = shlex.join([os.path.relpath(sys.executable, REPO), os.path.relpath(sys.argv[0], REPO), *sys.argv[1:]])
+    command = shlex.join([os.path.relpath(sys.executable, REPO), os.path.relpath(__file__, REPO),
+                          *(sys.argv[1:] if argv is None else argv)])
     load0, t0 = list(os.getloadavg()), time.perf_counter()
     units = _units(seeds, rounds, overrides, clients, methods, args.variants)
     runs: list[dict[str, Any]] = []
@@ -371,8 +494,8 @@ def main(argv: list[str] | None = None) -> int:
         "summary": summarise(runs, seeds),
         "runs": runs,
     }
+    result = merge_runs(None if args.variants else old, result)
     out.mkdir(parents=True, exist_ok=True)
-    stem = out / ("convergence_variants" if args.variants else "convergence")
     stem.with_suffix(".json").write_text(json.dumps(result, indent=1))
     write_markdown(stem.with_suffix(".md"), result)
     write_plot(stem.with_suffix(".png"), result)
