@@ -89,6 +89,8 @@ LEVERS: dict[str, dict[str, Any]] = {
     "fgrpo-steps24": {"grpo.steps": 24, "grpo.prompts_per_step": 4, "grpo.oversample": 6},
     "fgrpo-pubswap": {"pubswap.enabled": True},
     "fgrpo-pubswap-server-sgd-lr3": {"pubswap.enabled": True, "server.kind": "sgd", "server.lr": 3.0},
+    "fgrpo-pubswap-steps24": {"pubswap.enabled": True, "grpo.steps": 24, "grpo.prompts_per_step": 4,
+                              "grpo.oversample": 6},
 }
 LABELS.update({m: m for m in LEVERS})
 # The table's default rows: the baselines and the levers that matter (probe: convergence_probe.md).
