@@ -96,7 +96,7 @@ LEVERS: dict[str, dict[str, Any]] = {
 }
 LABELS.update({m: m for m in LEVERS})
 # The table's default rows: the baselines and the levers that matter (probe: convergence_probe.md).
-TABLE = (*METHODS, "fgrpo-server-sgd-lr3")
+TABLE = (*METHODS, "fgrpo-server-sgd-lr3", "fgrpo-steps24")
 STRATEGY = {"fedavg": "fedavg"}  # every other federated method runs FGRPO
 FEDERATED = ("fgrpo", "fedavg", *VARIANTS, *LEVERS)
 ALL = (*METHODS, *VARIANTS, *LEVERS, "local-best")
