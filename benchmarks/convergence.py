@@ -87,6 +87,8 @@ LEVERS: dict[str, dict[str, Any]] = {
     "fgrpo-fedadam-lr0.003": {"server.kind": "fedadam", "server.lr": 0.003, "server.tau": 1e-3},
     "fgrpo-steps12": {"grpo.steps": 12, "grpo.prompts_per_step": 8, "grpo.oversample": 12},
     "fgrpo-steps24": {"grpo.steps": 24, "grpo.prompts_per_step": 4, "grpo.oversample": 6},
+    "fgrpo-steps24-server-sgd-lr1.5": {"grpo.steps": 24, "grpo.prompts_per_step": 4, "grpo.oversample": 6,
+                                       "server.kind": "sgd", "server.lr": 1.5},
     "fgrpo-pubswap": {"pubswap.enabled": True},
     "fgrpo-pubswap-server-sgd-lr3": {"pubswap.enabled": True, "server.kind": "sgd", "server.lr": 3.0},
     "fgrpo-pubswap-steps24": {"pubswap.enabled": True, "grpo.steps": 24, "grpo.prompts_per_step": 4,
@@ -94,7 +96,7 @@ LEVERS: dict[str, dict[str, Any]] = {
 }
 LABELS.update({m: m for m in LEVERS})
 # The table's default rows: the baselines and the levers that matter (probe: convergence_probe.md).
-TABLE = (*METHODS, "fgrpo-server-sgd-lr3")
+TABLE = (*METHODS, "fgrpo-server-sgd-lr3", "fgrpo-steps24")
 STRATEGY = {"fedavg": "fedavg"}  # every other federated method runs FGRPO
 FEDERATED = ("fgrpo", "fedavg", *VARIANTS, *LEVERS)
 ALL = (*METHODS, *VARIANTS, *LEVERS, "local-best")
@@ -389,7 +391,7 @@ def write_plot(path: Path, result: dict[str, Any]) -> None:
         lw = 1 if m == "local-best" else 2
         if m not in styles:  # the levers: three colours, one marker each
             i = list(LEVERS).index(m)
-            styles[m] = f"C{7 + i % 3}-" + "ox*+PhX<>p1"[i]
+            styles[m] = f"C{7 + i % 3}-" + "ox*+PhX<>p1234"[i]
         style = styles[m]
         ax.plot(xs, [100 * v for v in d["curve_mean"]], style, label=LABELS[m], lw=lw)
         gains = [[100 * (c[r] - c[0]) for r in xs] for c in d["curves"]]
