@@ -3,9 +3,11 @@ calculator: which calculators sometimes succeed (GRPO needs reward variance) and
 model uses the boxed format. Same scoring as training and evaluation: sampled pass@1 at the given
 temperature by MedCalc-Bench's rule (tasks/medcalc.py), the mean partial-credit correctness
 (``reward.partial``: the reward's gradient where accuracy is 0), and the share of completions that
-finished and boxed. ``--level easy`` measures the first difficulty level (``mc_*_easy``).
+finished and boxed. ``--level easy`` measures the first difficulty level (``mc_*_easy``),
+``--level criteria`` / ``--level points`` the rule-based scores with their criteria listed
+(``mc_*_criteria``) or their points given (``mc_*_points``; tasks/medcalc_points.py).
 
-    .venv/bin/python benchmarks/medcalc_baseline.py [--level easy|full] [--per-calc 8] [--samples 2] \
+    .venv/bin/python benchmarks/medcalc_baseline.py [--level easy|full|criteria|points] [--per-calc 8] [--samples 2] \
         [--tokens 96] [--temperature 1.0] [--threads 2]
 
 writes benchmarks/results/medcalc_baseline.{json,md} (--out DIR elsewhere). Not part of CI.
@@ -26,6 +28,7 @@ from secure_fgrpo.model.load import load_base
 from secure_fgrpo.rollout import SamplingSpec, make_rollout
 from secure_fgrpo.tasks import sample_problems
 from secure_fgrpo.tasks.medcalc import CALCULATOR_FAMILIES
+from secure_fgrpo.tasks.medcalc_points import LEVELS, POINTS_FAMILIES
 
 RESULTS = Path(__file__).resolve().parent.parent / "benchmarks" / "results"
 MODEL = "smollm2-135m-instruct"
@@ -38,7 +41,7 @@ def main() -> None:
     ap.add_argument("--samples", type=int, default=2, help="completions per vignette")
     ap.add_argument("--tokens", type=int, default=96, help="max new tokens")
     ap.add_argument("--temperature", type=float, default=1.0)
-    ap.add_argument("--level", choices=("easy", "full"), default="full")
+    ap.add_argument("--level", choices=("easy", "full", "criteria", "points"), default="full")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default=str(RESULTS))
@@ -49,7 +52,8 @@ def main() -> None:
     rollout = make_rollout("transformers")
     sampling = SamplingSpec(max_new_tokens=args.tokens, temperature=args.temperature)
     rows, t0 = [], time.perf_counter()
-    families = [f for f in CALCULATOR_FAMILIES if f.easy == (args.level == "easy")]
+    families = ([f for f in POINTS_FAMILIES if f.level == args.level] if args.level in LEVELS
+                else [f for f in CALCULATOR_FAMILIES if f.easy == (args.level == "easy")])
     for i, fam in enumerate(families):
         problems = sample_problems({fam.name: 1.0}, args.per_calc, seed=args.seed * 1000 + i, space="held_out")
         batch = rollout.generate(model, tok, [p.prompt for p in problems], args.samples, sampling, seed=args.seed + i)
@@ -71,7 +75,7 @@ def main() -> None:
             "machine": f"{platform.machine()}, {torch.get_num_threads()} torch threads (shared CPU)"}
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    stem = "medcalc_baseline" + ("_easy" if args.level == "easy" else "")
+    stem = "medcalc_baseline" + ("" if args.level == "full" else f"_{args.level}")
     (out / f"{stem}.json").write_text(json.dumps({"rows": rows, **meta}, indent=1))
     lines = [f"# Zero-shot {MODEL} on clinical-calculation vignettes ({args.level} level)",
              "", (f"sampled pass@1 at T = {args.temperature:g} on held-out prompts, {args.per_calc} vignettes x "

@@ -21,6 +21,7 @@ import os
 import platform
 import tempfile
 import time
+from collections import Counter, defaultdict
 from pathlib import Path
 
 import torch
@@ -29,6 +30,7 @@ from secure_fgrpo.demo import accuracy_by_family, demo_config
 from secure_fgrpo.federation.runner import Federation, eval_seed
 from secure_fgrpo.report import accuracy_curves
 from secure_fgrpo.rollout import make_rollout
+from secure_fgrpo.tasks.base import Problem
 
 RESULTS = Path(__file__).resolve().parent.parent / "benchmarks" / "results"
 log = logging.getLogger("real_demo")
@@ -41,14 +43,24 @@ def _value(text: str) -> object:
         return text
 
 
+def modal_guess(train: list[Problem], held_out: list[Problem]) -> float:
+    """Held-out accuracy of always answering each calculator's commonest training answer: what a
+    policy reaches that learned the answer distribution and nothing about the patient."""
+    by_family: dict[str, Counter[str]] = defaultdict(Counter)
+    for p in train:
+        by_family[p.family][p.answer] += 1
+    hits = sum(bool(by_family[p.family]) and by_family[p.family].most_common(1)[0][0] == p.answer for p in held_out)
+    return hits / len(held_out)
+
+
 def run_seed(seed: int, overrides: dict, run_dir: Path) -> dict:
     cfg = demo_config("smollm2", seed=seed, **overrides)
-    marks: list[tuple[int, float, float]] = []  # (round, seconds since start, 1-min load)
-    t0 = time.perf_counter()
+    marks: list[tuple[int, float, float, float]] = []  # (round, seconds since start, 1-min load, CPU seconds)
+    t0, c0 = time.perf_counter(), time.process_time()  # CPU seconds, all threads: the load-free cost
 
     def on_event(kind: str, info: dict) -> None:
         if kind == "round":
-            marks.append((info["round"], time.perf_counter() - t0, os.getloadavg()[0]))
+            marks.append((info["round"], time.perf_counter() - t0, os.getloadavg()[0], time.process_time() - c0))
             log.info("seed %d round %d: global held-out accuracy %.3f", seed, info["round"],
                      info.get("global_accuracy", float("nan")))
 
@@ -65,9 +77,12 @@ def run_seed(seed: int, overrides: dict, run_dir: Path) -> dict:
             "gain": glob[rounds[-1]] - glob[rounds[0]],
             "base_per_calculator": {k: {"accuracy": a, "prompts": n} for k, (a, n) in base.items()},
             "seconds": {"load": round(loaded, 1), "base_per_calculator": round(base_s, 1),
-                        "total": round(time.perf_counter() - t0, 1),
-                        "at_round": [{"round": r, "t": round(t, 1), "load1": round(ld, 2)} for r, t, ld in marks]},
-            "global_eval_prompts": len(fed.data.global_eval)}
+                        "total": round(time.perf_counter() - t0, 1), "cpu_total": round(time.process_time() - c0, 1),
+                        "at_round": [{"round": r, "t": round(t, 1), "load1": round(ld, 2), "cpu": round(c, 1)}
+                                     for r, t, ld, c in marks]},
+            "global_eval_prompts": len(fed.data.global_eval),
+            "modal_guess_accuracy": modal_guess([p for d in fed.data.clients.values() for p in d.train],
+                                                fed.data.global_eval)}
 
 
 def main() -> None:
@@ -103,11 +118,15 @@ def markdown(runs: list[dict], meta: dict) -> str:
              (f"`secure-fgrpo demo --model smollm2` config with overrides {meta['overrides'] or 'none'}; "
              f"{len(runs)} seed(s); {meta['machine']}; 1-min load average {meta['load_before'][0]} before, "
              f"{meta['load_after'][0]} after (2 idle cores would be ~0)."), "",
-             "| seed | " + " | ".join(f"round {r}" for r in range(n_rounds)) + " | gain | seconds |",
-             "|---|" + "---|" * (n_rounds + 2)]
+             "| seed | " + " | ".join(f"round {r}" for r in range(n_rounds))
+             + " | gain | binomial SE of one round | modal-guess accuracy | seconds | CPU seconds |",
+             "|---|" + "---|" * (n_rounds + 5)]
     for r in runs:
         accs = " | ".join(f"{a:.1%}" for a in r["accuracy"])
-        lines.append(f"| {r['seed']} | {accs} | {r['gain'] * 100:+.1f} points | {r['seconds']['total']:.0f} |")
+        n, p = r["global_eval_prompts"], r["accuracy"][0]
+        se = (p * (1 - p) / n) ** 0.5
+        lines.append(f"| {r['seed']} | {accs} | {r['gain'] * 100:+.1f} points | {se * 100:.1f} points (n = {n}) "
+                     f"| {r['modal_guess_accuracy']:.1%} | {r['seconds']['total']:.0f} | {r['seconds'].get('cpu_total', 0):.0f} |")
     lines += ["", "Base model (round 0) per calculator, seed " + str(runs[0]["seed"]) + ":", "",
               "| calculator | prompts | accuracy |", "|---|---|---|"]
     lines += [f"| {k} | {v['prompts']} | {v['accuracy']:.0%} |" for k, v in runs[0]["base_per_calculator"].items()]

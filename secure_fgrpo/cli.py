@@ -342,9 +342,10 @@ def build_parser() -> argparse.ArgumentParser:
                                     "model on clinical calculations)")
     d.add_argument("--model", default="embedded", choices=["embedded", "smollm2"],
                    help="embedded (default): the 1M-parameter model on arithmetic-style tasks, ~2 min; smollm2: "
-                        "SmolLM2-135M-Instruct (the 'real' extra) on MedCalc-Bench calculations by four "
-                        "hospitals (cardiology, nephrology, hepatology, general medicine), masked secure sum, "
-                        "base accuracy per calculator first; sized for 2 CPU cores, larger with --device cuda")
+                        "SmolLM2-135M-Instruct (the 'real' extra) on MedCalc-Bench rule-based scores (each "
+                        "criterion's points given, the total asked) by four hospitals by specialty, masked "
+                        "secure sum, base accuracy per calculator first; sized for 2 CPU cores, larger with "
+                        "--device cuda")
     d.add_argument("--secure-sum", default=None, choices=["plaintext", "masked", "ckks"],
                    help="default plaintext (embedded), masked (smollm2)")
     d.add_argument("--reveal", default=None, choices=["server-learns-sum", "server-blind"],

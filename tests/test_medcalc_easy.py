@@ -1,6 +1,7 @@
 """The first difficulty level of the clinical calculations (tasks/medcalc.py): the formula's
 inputs stated plainly with the formula, the calculator's own answer, the same values as the full
-vignette, held-out prompts disjoint from training; and the real-model demo's config built on it."""
+vignette, held-out prompts disjoint from training; and the real-model demo's config (now on the
+rule-based scores' points level, tasks/medcalc_points.py)."""
 
 from __future__ import annotations
 
@@ -78,7 +79,8 @@ def test_real_demo_held_out_prompts_are_disjoint_from_training() -> None:
     train = {p.prompt for d in fed.clients.values() for p in d.train}
     held_sets = [[p.prompt for p in d.eval] for d in fed.clients.values()] + [[p.prompt for p in fed.global_eval]]
     assert train and all(not train & set(h) and len(set(h)) == len(h) for h in held_sets)  # distinct within a set
-    assert {p.family for p in fed.global_eval} >= {"mc_map_easy", "mc_serum_osm_easy", "mc_fib4_easy", "mc_bmi_easy"}
+    assert {p.family for p in fed.global_eval} == {f"mc_{k}_points" for k in ("cha2ds2_vasc", "child_pugh", "curb_65",
+                                                                           "centor")}
 
 
 def test_real_demo_is_four_hospitals_by_specialty_on_the_masked_backend() -> None:
@@ -86,7 +88,8 @@ def test_real_demo_is_four_hospitals_by_specialty_on_the_masked_backend() -> Non
     assert cfg.model.path == "smollm2-135m-instruct" and cfg.secure_sum.backend == "masked"
     assert len(cfg.clients) == 4 and len({c.reward.scale for c in cfg.clients}) >= 3
     leading = {max(c.families, key=c.families.__getitem__) for c in cfg.clients}
-    assert leading == {f"{s}_easy" for s in SPECIALTIES}
+    assert leading == {f"{s}_points" for s in ("cardiology", "hepatology", "general_medicine")}
+    assert len({tuple(sorted(c.families.items())) for c in cfg.clients}) == 4  # non-IID: four different mixes
     assert cfg.eval.max_new_tokens >= cfg.grpo.sampling.max_new_tokens  # an answer can finish in evaluation
     assert REAL_DEMO["clients"][0]["name"] == cfg.clients[0].name
     with pytest.raises(ValueError, match="--model 'gpt5': expected one of embedded, smollm2"):

@@ -12,6 +12,7 @@ from secure_fgrpo.tasks.dose import DoseTotal
 from secure_fgrpo.tasks.generic import GenericNumeric, GenericYesNo
 from secure_fgrpo.tasks.heldout import Space, sample_in_space
 from secure_fgrpo.tasks.medcalc import CALCULATOR_FAMILIES, SPECIALTY_FAMILIES
+from secure_fgrpo.tasks.medcalc_points import POINTS_FAMILIES, POINTS_SPECIALTIES
 from secure_fgrpo.tasks.unit import UnitConversion
 from secure_fgrpo.tasks.vitals import VitalThreshold
 
@@ -28,6 +29,8 @@ FAMILIES: Mapping[str, TaskFamily] = MappingProxyType(
             GenericYesNo(),
             *CALCULATOR_FAMILIES,
             *SPECIALTY_FAMILIES,
+            *POINTS_FAMILIES,
+            *POINTS_SPECIALTIES,
         )
     }
 )
@@ -35,7 +38,8 @@ FAMILIES: Mapping[str, TaskFamily] = MappingProxyType(
 # the embedded model is warm-started on exactly these.
 GENERATED_FAMILIES: tuple[str, ...] = ("unit", "vitals", "dose", "choice")
 # Clinical calculations for a pretrained model (tasks/medcalc.py): per calculator and per specialty.
-CLINICAL_FAMILIES: tuple[str, ...] = tuple(f.name for f in (*CALCULATOR_FAMILIES, *SPECIALTY_FAMILIES))
+CLINICAL_FAMILIES: tuple[str, ...] = tuple(
+    f.name for f in (*CALCULATOR_FAMILIES, *SPECIALTY_FAMILIES, *POINTS_FAMILIES, *POINTS_SPECIALTIES))
 SAMPLED_FAMILIES: tuple[str, ...] = GENERATED_FAMILIES + CLINICAL_FAMILIES  # what a client's mix may name
 
 
