@@ -10,11 +10,13 @@ from __future__ import annotations
 import math
 from typing import Any
 
+MIN_TO_SUM = 2  # a round with fewer inputs releases nothing: one input alone would be its own sum
+
 
 def participants_per_round(run: Any) -> int:
-    """k: federation.fraction of the clients, at least 2 (never more than there are)."""
+    """k: federation.fraction of the clients, at least MIN_TO_SUM (never more than there are)."""
     n = len(run.clients)
-    return min(n, max(2, round(run.federation.fraction * n)))
+    return min(n, max(MIN_TO_SUM, round(run.federation.fraction * n)))
 
 
 def threshold_for(run: Any, participants: int) -> int:

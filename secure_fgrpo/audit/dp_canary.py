@@ -41,6 +41,7 @@ import numpy as np
 from ..federation.release import NoisePlan, release_round
 from ..federation.server import Server
 from ..privacy.plan import ClientLevelPlan
+from ..rounds import MIN_TO_SUM
 from ..secure_sum import make_backend
 from ..secure_sum.base import Backend, Message, SumSpec
 from ..secure_sum.transcript import INBOX, TranscriptRecorder
@@ -49,7 +50,6 @@ from .estimates import INPUT_KINDS, estimate_inputs
 from .view import load_view
 
 log = logging.getLogger(__name__)
-MIN_TO_SUM = 2  # federation/runner.py: a round with fewer sampled clients releases nothing
 
 
 class UnauditedMechanism(RuntimeError):

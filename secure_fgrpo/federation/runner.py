@@ -23,6 +23,7 @@ from ..model.load import resolve_model_path
 from ..model.vector import load_vector, to_vector
 from ..privacy.plan import ClientLevelPlan
 from ..rollout import SamplingSpec, make_rollout
+from ..rounds import MIN_TO_SUM
 from ..secure_sum import DropSchedule, make_backend
 from ..secure_sum.base import SumClient, client_state_dir
 from ..secure_sum.transcript import TranscriptRecorder
@@ -293,7 +294,7 @@ class Federation:
     def _round(self, r: int, executor: Executor | _InlineExecutor) -> None:
         names = self.server.participants(r)
         self.emit("round_start", {"round": r, "participants": names})
-        if len(names) < 2:  # Poisson sampling drew too few: nothing to sum (the round still counts for DP)
+        if len(names) < MIN_TO_SUM:  # Poisson sampling drew too few: nothing to sum (the round still counts for DP)
             reason = f"{len(names)} client(s) sampled: nothing to sum"
             self.global_model.save(r)
             return self._finish(r, {"round": r, "contributors": 0, "aborted": True, "reason": reason,
