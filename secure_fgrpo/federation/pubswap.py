@@ -26,8 +26,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from ..grpo.advantages import group_advantages, informative_groups
-from ..grpo.logprobs import completion_logprobs
-from ..grpo.trainer import GRPOConfig, LocalSteps, RewardFn
+from ..grpo.trainer import GRPOConfig, LocalSteps, RewardFn, policy_update, select_groups
 from ..rollout.base import RolloutBackend, RolloutBatch, assemble_batch
 from ..tasks.base import Problem
 from .sealed import Offer, fits
@@ -124,7 +123,7 @@ def pubswap_steps(model: PeftModel, tok: PreTrainedTokenizerBase, rollout: Rollo
     rng = random.Random(seed)
     params = [p for p in model.parameters() if p.requires_grad]
     local = LocalSteps(model, torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0), cfg, rng)
-    g, max_new, temp = cfg.group_size, cfg.sampling.max_new_tokens, cfg.sampling.temperature
+    g, max_new = cfg.group_size, cfg.sampling.max_new_tokens
     problems = [job.public[i] for i in job.train]
     pools = []
     for i, problem in zip(job.train, problems, strict=True):
@@ -152,21 +151,9 @@ def pubswap_steps(model: PeftModel, tok: PreTrainedTokenizerBase, rollout: Rollo
         if not keep:
             continue
         metrics["pubswap_groups"] += len(keep)
-        sel = torch.tensor([k * g + j for k in keep for j in range(g)])
-        sub = RolloutBatch(batch.sequences[sel], batch.attention_mask[sel], batch.completion_mask[sel],
-                           batch.prompt_len, [batch.texts[i] for i in sel.tolist()],
-                           [batch.finished[i] for i in sel.tolist()])
-        adv = group_advantages(r[sel], g, cfg.scale_rewards)
-        model.train()
-        with torch.no_grad():
-            old = completion_logprobs(model, sub, temp, cfg.shared_prefix) if cfg.mu > 1 else None
-            ref = None
-            if cfg.loss.beta > 0:
-                with model.disable_adapter():
-                    ref = completion_logprobs(model, sub, temp, cfg.shared_prefix)
-        for _ in range(cfg.mu):
-            local.update(completion_logprobs(model, sub, temp, cfg.shared_prefix), old, adv,
-                         sub.completion_mask.float(), ref, g)
+        sub = select_groups(batch, keep, g)
+        adv = group_advantages(r.view(-1, g)[keep].reshape(-1), g, cfg.scale_rewards).to(sub.sequences.device)
+        policy_update(model, local, sub, adv, cfg, cfg.shared_prefix and local.shares_prefix_in_loss)
     return metrics
 
 

@@ -81,7 +81,8 @@ class RoundResult:
     steps: list[dict[str, float]]
 
 
-def _select(batch: RolloutBatch, keep_groups: list[int], g: int) -> RolloutBatch:
+def select_groups(batch: RolloutBatch, keep_groups: list[int], g: int) -> RolloutBatch:
+    """The rows of the groups ``keep_groups`` (each ``g`` completions of one prompt)."""
     rows = torch.tensor([i * g + j for i in keep_groups for j in range(g)], device=batch.sequences.device)
     return RolloutBatch(
         sequences=batch.sequences[rows], attention_mask=batch.attention_mask[rows],
@@ -140,6 +141,25 @@ class LocalSteps:
         return RoundResult(mean_reward=t.mean().item(), reward_std=t.std().item(), groups=groups, steps=steps)
 
 
+def policy_update(model: PeftModel, local: LocalSteps, batch: RolloutBatch, adv: torch.Tensor, cfg: GRPOConfig,
+                  grad_shared: bool) -> LossOutput:
+    """One GRPO step on ``batch``: the old (grpo.mu > 1) and reference (β > 0) log-probs without
+    gradient, then grpo.mu policy-gradient iterations; ``grad_shared``: the gradient pass may run
+    each group's prompt once (not under example-level DP's per-sample gradients)."""
+    temp, mask = cfg.sampling.temperature, batch.completion_mask.float()
+    model.train()
+    with torch.no_grad():
+        old = completion_logprobs(model, batch, temp, cfg.shared_prefix) if cfg.mu > 1 else None
+        ref = None
+        if cfg.loss.beta > 0:
+            with model.disable_adapter():
+                ref = completion_logprobs(model, batch, temp, cfg.shared_prefix)
+    for _ in range(cfg.mu):
+        out = local.update(completion_logprobs(model, batch, temp, grad_shared), old, adv, mask, ref,
+                           cfg.group_size)
+    return out
+
+
 def train_round(model: PeftModel, tok: PreTrainedTokenizerBase, rollout: RolloutBackend,
                 pool: list[Problem], reward_fn: RewardFn, cfg: GRPOConfig, seed: int,
                 make_optimizer: Callable[[list[torch.nn.Parameter]], torch.optim.Optimizer] | None = None,
@@ -186,21 +206,11 @@ def train_round(model: PeftModel, tok: PreTrainedTokenizerBase, rollout: Rollout
             steps.append(metrics)
             continue
         groups += len(keep)
-        batch = _select(batch, keep, g)
+        batch = select_groups(batch, keep, g)
         kept_rewards = rewards.view(-1, g)[keep].reshape(-1)
         adv = (ngrpo_advantages(kept_rewards, g, max_reward, cfg.scale_rewards) if cfg.advantage == "ngrpo"
                else group_advantages(kept_rewards, g, cfg.scale_rewards)).to(batch.sequences.device)
-        mask = batch.completion_mask.float()
-        temp = cfg.sampling.temperature
-        model.train()
-        with torch.no_grad():
-            old = completion_logprobs(model, batch, temp, cfg.shared_prefix) if cfg.mu > 1 else None
-            ref = None
-            if cfg.loss.beta > 0:
-                with model.disable_adapter():
-                    ref = completion_logprobs(model, batch, temp, cfg.shared_prefix)
-        for _ in range(cfg.mu):
-            out = local.update(completion_logprobs(model, batch, temp, grad_shared), old, adv, mask, ref, g)
+        out = policy_update(model, local, batch, adv, cfg, grad_shared)
         metrics.update({"loss": out.loss.item(), **out.metrics})
         steps.append(metrics)
         log.debug("step %d %s", step, metrics)
