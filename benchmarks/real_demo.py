@@ -26,10 +26,10 @@ from pathlib import Path
 
 import torch
 
-from secure_fgrpo.demo import accuracy_by_family, demo_config
-from secure_fgrpo.federation.runner import Federation, eval_seed
-from secure_fgrpo.report import accuracy_curves
-from secure_fgrpo.rollout import make_rollout
+from secure_fgrpo.demo import demo_config
+from secure_fgrpo.federation.runner import Federation
+from secure_fgrpo.grpo.evaluate import Scored, accuracy
+from secure_fgrpo.report import global_rows
 from secure_fgrpo.tasks.base import Problem
 
 RESULTS = Path(__file__).resolve().parent.parent / "benchmarks" / "results"
@@ -43,46 +43,56 @@ def _value(text: str) -> object:
         return text
 
 
-def modal_guess(train: list[Problem], held_out: list[Problem]) -> float:
-    """Held-out accuracy of always answering each calculator's commonest training answer: what a
-    policy reaches that learned the answer distribution and nothing about the patient."""
+def modal_answers(train: list[Problem]) -> dict[str, str]:
+    """Each calculator's commonest training answer: what a policy answers that learned the answer
+    distribution and nothing about the patient."""
     by_family: dict[str, Counter[str]] = defaultdict(Counter)
     for p in train:
         by_family[p.family][p.answer] += 1
-    hits = sum(bool(by_family[p.family]) and by_family[p.family].most_common(1)[0][0] == p.answer for p in held_out)
-    return hits / len(held_out)
+    return {fam: c.most_common(1)[0][0] for fam, c in by_family.items()}
+
+
+def reading(scored: list[Scored], held_out: list[Problem], modal: dict[str, str]) -> dict[str, float]:
+    """What an evaluation's answers say beyond accuracy: the accuracy on held-out patients whose
+    score is not their calculator's commonest (only reading the patient gets those right), and the
+    share of answers that are the commonest score (answering from the prior)."""
+    off = [s for s, p in zip(scored, held_out, strict=True) if modal.get(p.family) != p.answer]
+    return {"off_modal_accuracy": accuracy(off) if off else float("nan"), "off_modal_prompts": len(off),
+            "answers_modal": sum(s.answer is not None and s.answer == modal.get(s.family) for s in scored) / len(scored),
+            "finished_with_answer": sum(s.answer is not None for s in scored) / len(scored)}
 
 
 def run_seed(seed: int, overrides: dict, run_dir: Path) -> dict:
     cfg = demo_config("smollm2", seed=seed, **overrides)
     marks: list[tuple[int, float, float, float]] = []  # (round, seconds since start, 1-min load, CPU seconds)
+    reads: list[dict[str, float]] = []
     t0, c0 = time.perf_counter(), time.process_time()  # CPU seconds, all threads: the load-free cost
 
     def on_event(kind: str, info: dict) -> None:
         if kind == "round":
             marks.append((info["round"], time.perf_counter() - t0, os.getloadavg()[0], time.process_time() - c0))
-            log.info("seed %d round %d: global held-out accuracy %.3f", seed, info["round"],
-                     info.get("global_accuracy", float("nan")))
+            reads.append(reading(fed.last_scored, fed.data.global_eval, modal))
+            log.info("seed %d round %d: global held-out accuracy %.3f, %s", seed, info["round"],
+                     info.get("global_accuracy", float("nan")), reads[-1])
 
     fed = Federation(cfg, run_dir, on_event)
+    modal = modal_answers([p for d in fed.data.clients.values() for p in d.train])
     loaded = time.perf_counter() - t0
-    base = accuracy_by_family(fed.model, fed.tok, make_rollout(cfg.model.rollout), fed.data.global_eval,
-                              fed.eval_sampling, eval_seed(cfg.seed))
-    base_s = time.perf_counter() - t0 - loaded
-    log.info("seed %d base per calculator: %s", seed, {k: round(a, 2) for k, (a, _) in base.items()})
     fed.run()
-    glob, _ = accuracy_curves(run_dir)
-    rounds = sorted(glob)
-    return {"seed": seed, "accuracy": [glob[r] for r in rounds], "rounds": rounds,
-            "gain": glob[rounds[-1]] - glob[rounds[0]],
-            "base_per_calculator": {k: {"accuracy": a, "prompts": n} for k, (a, n) in base.items()},
-            "seconds": {"load": round(loaded, 1), "base_per_calculator": round(base_s, 1),
-                        "total": round(time.perf_counter() - t0, 1), "cpu_total": round(time.process_time() - c0, 1),
+    rows = global_rows(run_dir)
+    acc = [r["global_accuracy"] for r in rows]
+    n = len(fed.data.global_eval)
+    return {"seed": seed, "accuracy": acc, "rounds": [r["round"] for r in rows], "gain": acc[-1] - acc[0],
+            # two independent binomial samples of n prompts: the standard error of their difference
+            "gain_se": ((acc[0] * (1 - acc[0]) + acc[-1] * (1 - acc[-1])) / n) ** 0.5,
+            "by_family": [r["by_family"] for r in rows], "reading": reads,  # both in round order
+            "base_per_calculator": rows[0]["by_family"],
+            "seconds": {"load": round(loaded, 1), "total": round(time.perf_counter() - t0, 1),
+                        "cpu_total": round(time.process_time() - c0, 1),
                         "at_round": [{"round": r, "t": round(t, 1), "load1": round(ld, 2), "cpu": round(c, 1)}
                                      for r, t, ld, c in marks]},
-            "global_eval_prompts": len(fed.data.global_eval),
-            "modal_guess_accuracy": modal_guess([p for d in fed.data.clients.values() for p in d.train],
-                                                fed.data.global_eval)}
+            "global_eval_prompts": n,
+            "modal_guess_accuracy": sum(modal.get(p.family) == p.answer for p in fed.data.global_eval) / n}
 
 
 def main() -> None:
@@ -92,7 +102,25 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     ap.add_argument("--out", default=str(RESULTS))
+    ap.add_argument("--combine", nargs="+", metavar="JSON", help="write one table from earlier runs' JSON files "
+                    "(seeds run as separate processes) instead of running")
     args = ap.parse_args()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    if args.combine:
+        parts = [json.loads(Path(f).read_text()) for f in args.combine]
+        runs = [r for part in parts for r in part["runs"]]
+        meta = {**parts[0], "combined": [str(f) for f in args.combine],
+                "load_before": [max(p["load_before"][0] for p in parts)],
+                "load_after": [max(p["load_after"][0] for p in parts)]}
+        meta.pop("runs")
+    else:
+        runs, meta = run(args)
+    (out / "real_demo.json").write_text(json.dumps({"runs": runs, **meta}, indent=1))
+    (out / "real_demo.md").write_text(markdown(runs, meta))
+
+
+def run(args: argparse.Namespace) -> tuple[list[dict], dict]:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     torch.set_num_threads(args.threads)
     overrides: dict = {k: _value(v) for k, _, v in (s.partition("=") for s in args.set)}
@@ -102,14 +130,16 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         runs = [run_seed(int(s), overrides, Path(tmp) / f"seed{s}") for s in args.seeds.split(",")]
     cfg = demo_config("smollm2", **overrides)
-    meta = {"overrides": overrides, "threads": args.threads, "rounds": cfg.federation.rounds,
-            "workers": cfg.federation.workers, "load_before": [round(x, 2) for x in load0],
-            "load_after": [round(x, 2) for x in os.getloadavg()],
-            "machine": f"{platform.machine()}, {os.cpu_count()} CPUs shared, {args.threads} torch threads"}
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "real_demo.json").write_text(json.dumps({"runs": runs, **meta}, indent=1))
-    (out / "real_demo.md").write_text(markdown(runs, meta))
+    return runs, {"overrides": overrides, "threads": args.threads, "rounds": cfg.federation.rounds,
+                  "workers": cfg.federation.workers, "load_before": [round(x, 2) for x in load0],
+                  "load_after": [round(x, 2) for x in os.getloadavg()],
+                  "machine": f"{platform.machine()}, {os.cpu_count()} CPUs shared, {args.threads} torch threads"}
+
+
+def _mean_sd(xs: list[float]) -> str:
+    m = sum(xs) / len(xs)
+    sd = (sum((x - m) ** 2 for x in xs) / (len(xs) - 1)) ** 0.5 if len(xs) > 1 else 0.0
+    return f"{m * 100:.1f} ± {sd * 100:.1f}" if len(xs) > 1 else f"{m * 100:.1f}"
 
 
 def markdown(runs: list[dict], meta: dict) -> str:
@@ -119,17 +149,36 @@ def markdown(runs: list[dict], meta: dict) -> str:
              f"{len(runs)} seed(s); {meta['machine']}; 1-min load average {meta['load_before'][0]} before, "
              f"{meta['load_after'][0]} after (2 idle cores would be ~0)."), "",
              "| seed | " + " | ".join(f"round {r}" for r in range(n_rounds))
-             + " | gain | binomial SE of one round | modal-guess accuracy | seconds | CPU seconds |",
-             "|---|" + "---|" * (n_rounds + 5)]
+             + " | gain ± SE | modal-guess accuracy | seconds | CPU seconds |",
+             "|---|" + "---|" * (n_rounds + 4)]
     for r in runs:
         accs = " | ".join(f"{a:.1%}" for a in r["accuracy"])
-        n, p = r["global_eval_prompts"], r["accuracy"][0]
-        se = (p * (1 - p) / n) ** 0.5
-        lines.append(f"| {r['seed']} | {accs} | {r['gain'] * 100:+.1f} points | {se * 100:.1f} points (n = {n}) "
-                     f"| {r['modal_guess_accuracy']:.1%} | {r['seconds']['total']:.0f} | {r['seconds'].get('cpu_total', 0):.0f} |")
-    lines += ["", "Base model (round 0) per calculator, seed " + str(runs[0]["seed"]) + ":", "",
-              "| calculator | prompts | accuracy |", "|---|---|---|"]
-    lines += [f"| {k} | {v['prompts']} | {v['accuracy']:.0%} |" for k, v in runs[0]["base_per_calculator"].items()]
+        lines.append(f"| {r['seed']} | {accs} | {r['gain'] * 100:+.1f} ± {r['gain_se'] * 100:.1f} points "
+                     f"(n = {r['global_eval_prompts']}) | {r['modal_guess_accuracy']:.1%} "
+                     f"| {r['seconds']['total']:.0f} | {r['seconds']['cpu_total']:.0f} |")
+    if len(runs) > 1 and all(len(r["accuracy"]) == n_rounds for r in runs):
+        means = " | ".join(_mean_sd([r["accuracy"][k] for r in runs]) for k in range(n_rounds))
+        lines.append(f"| mean ± SD (%) | {means} | {_mean_sd([r['gain'] for r in runs])} points "
+                     f"| {_mean_sd([r['modal_guess_accuracy'] for r in runs])} | | |")
+    lines += ["", "What the answers say (round 0 → last round, per seed): the accuracy on held-out patients whose "
+              "score is not their calculator's commonest training score (only reading the patient gets those), "
+              "and the share of answers that are that commonest score (answering from the prior).", "",
+              "| seed | off-modal accuracy | prompts | answers the commonest score | finished with an answer |",
+              "|---|---|---|---|---|"]
+    for r in runs:
+        a, b = r["reading"][0], r["reading"][-1]
+        lines.append(f"| {r['seed']} | {a['off_modal_accuracy']:.1%} → {b['off_modal_accuracy']:.1%} "
+                     f"| {a['off_modal_prompts']} | {a['answers_modal']:.0%} → {b['answers_modal']:.0%} "
+                     f"| {a['finished_with_answer']:.0%} → {b['finished_with_answer']:.0%} |")
+    fams = sorted(runs[0]["base_per_calculator"])
+    last = [r["by_family"][-1] for r in runs]
+    lines += ["", "Per calculator, round 0 → last round (mean over seeds; held-out prompts per seed in brackets):", "",
+              "| calculator | prompts | round 0 | last round |", "|---|---|---|---|"]
+    for f in fams:
+        base = [r["base_per_calculator"][f]["accuracy"] for r in runs]
+        end = [x[f]["accuracy"] for x in last if f in x]
+        lines.append(f"| {f} | {'/'.join(str(r['base_per_calculator'][f]['prompts']) for r in runs)} "
+                     f"| {_mean_sd(base)}% | {_mean_sd(end)}% |")
     return "\n".join(lines) + "\n"
 
 

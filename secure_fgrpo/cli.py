@@ -7,7 +7,7 @@ import json
 import logging
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -30,16 +30,15 @@ from .runfolder import Mode, open_run_folder
 
 if TYPE_CHECKING:
     from .config import RunConfig
-    from .federation.runner import Federation
 
 # config and demo import the training stack (torch, peft: tens of seconds on a busy machine);
 # they are imported where a run needs them, so `keys` and `deploy` start at once.
 console = Console()
 
 
-def _run(cfg: RunConfig, run_dir: Path, mode: Mode, before: Callable[[Federation], None] | None = None) -> int:
-    """Run (or continue) ``cfg`` in ``run_dir``; ``before`` sees the federation before round 1 of
-    a run that has not started."""
+def _run(cfg: RunConfig, run_dir: Path, mode: Mode, per_family: bool = False) -> int:
+    """Run (or continue) ``cfg`` in ``run_dir``; ``per_family`` prints the base model's held-out
+    accuracy per family (per calculator) from round 0's evaluation, to read the gain against."""
     from .federation.runner import Federation
 
     open_run_folder(run_dir, to_dict(cfg), mode)
@@ -66,6 +65,8 @@ def _run(cfg: RunConfig, run_dir: Path, mode: Mode, before: Callable[[Federation
                 if plain:
                     console.print(f"round {info['round']}: {info['client']} done")
             elif kind == "round":
+                if per_family and info["round"] == 0 and "by_family" in info:
+                    progress.console.print(_baseline_table(info["by_family"], fed.eval_sampling.temperature))
                 progress.update(rounds, completed=info["round"])
                 acc = info.get("global_accuracy")
                 if acc is not None:
@@ -83,8 +84,6 @@ def _run(cfg: RunConfig, run_dir: Path, mode: Mode, before: Callable[[Federation
         elif done == cfg.federation.rounds:
             progress.console.print(f"all {done} rounds already done in {run_dir}; nothing to train")
         progress.console.print(f"global held-out set: {fed.data.describe_global_eval()}")
-        if before is not None and not done:
-            before(fed)
         progress.update(rounds, completed=done)
         fed.run()
     failed = _all_aborted(run_dir)
@@ -209,24 +208,18 @@ def cmd_demo(args: argparse.Namespace) -> int:
                  "privacy.example_level.sample_rate": ex.sample_rate}
         console.print("example-level DP-SGD with the demo's DP-tuned settings: "
                       + ", ".join(f"{k}={v}" for k, v in tuned.items()))
-    return _run(cfg, run_dir, _mode(args), _print_baseline if real else None)
+    return _run(cfg, run_dir, _mode(args), per_family=real)
 
 
-def _print_baseline(fed: Federation) -> None:
-    """The base model's held-out accuracy per calculator, before any round, to read the gain against."""
-    from .demo import accuracy_by_family
-    from .federation.runner import eval_seed
-    from .rollout import make_rollout
-
-    by_family = accuracy_by_family(fed.model, fed.tok, make_rollout(fed.cfg.model.rollout), fed.data.global_eval,
-                                   fed.eval_sampling, eval_seed(fed.cfg.seed))
+def _baseline_table(by_family: dict[str, dict], temperature: float) -> Table:
+    """The base model's held-out accuracy per calculator (round 0, before any training)."""
     table = Table(title=f"base model (no training), held-out accuracy per calculator "
-                        f"(sampled pass@1, T={fed.eval_sampling.temperature:g})")
+                        f"(sampled pass@1, T={temperature:g})")
     for col in ("calculator", "prompts", "accuracy"):
         table.add_column(col, justify="left" if col == "calculator" else "right")
-    for fam, (acc, n) in by_family.items():
-        table.add_row(fam, str(n), f"{acc:.0%}")
-    console.print(table)
+    for fam, row in by_family.items():
+        table.add_row(fam, str(row["prompts"]), f"{row['accuracy']:.0%}")
+    return table
 
 
 def _mode(args: argparse.Namespace) -> Mode:

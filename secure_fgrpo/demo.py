@@ -4,17 +4,9 @@ embedded model (``DEMO``) or on SmolLM2-135M-Instruct with clinical calculations
 from __future__ import annotations
 
 import copy
-from collections import defaultdict
-from typing import cast
-
-from peft import PeftModel
-from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from .config import RunConfig, config_from_dict
 from .configio import set_dotted
-from .grpo.evaluate import pass_at_1
-from .rollout.base import RolloutBackend, SamplingSpec
-from .tasks.base import Problem
 
 DEMO: dict = {
     "seed": 0,
@@ -92,15 +84,3 @@ def demo_config(model: str = "embedded", **overrides: object) -> RunConfig:
     for dotted, value in overrides.items():
         set_dotted(raw, dotted, value)
     return config_from_dict(raw)
-
-
-def accuracy_by_family(model: PreTrainedModel | PeftModel, tok: PreTrainedTokenizerBase, rollout: RolloutBackend,
-                       problems: list[Problem], sampling: SamplingSpec, seed: int) -> dict[str, tuple[float, int]]:
-    """Sampled pass@1 and prompt count per family (per calculator for clinical tasks): the
-    baseline the real-model demo prints before training, so its gain is read against it."""
-    groups: dict[str, list[Problem]] = defaultdict(list)
-    for p in problems:
-        groups[p.family].append(p)
-    gen = cast(PreTrainedModel, model)  # a PeftModel generates like its base
-    return {fam: (pass_at_1(gen, tok, rollout, ps, sampling, seed), len(ps)) for fam, ps in sorted(groups.items())}
-

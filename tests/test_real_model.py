@@ -90,6 +90,12 @@ def test_one_masked_round_and_the_adapter_reloads(real_model_dir: Path, tmp_path
     transcript = (tmp_path / "run" / "server" / "transcript.jsonl").read_text()
     kinds = {json.loads(line)["kind"] for line in transcript.splitlines()}
     assert "vector" not in kinds  # only masked inputs reached the server
+    for g in fed.global_metrics.rows():  # the per-calculator split comes from the same evaluation
+        fams = g["by_family"]
+        assert fams and all(f.startswith("mc_") for f in fams)
+        mean = sum(f["accuracy"] * f["prompts"] for f in fams.values()) / sum(f["prompts"] for f in fams.values())
+        assert mean == pytest.approx(g["global_accuracy"]) and sum(f["prompts"] for f in fams.values()) == len(
+            fed.data.global_eval)
 
     adapter = tmp_path / "run" / "server" / "global_adapter"
     problems = sample_problems({"hepatology": 1.0}, 1, seed=11)  # a specialty neither client trained on

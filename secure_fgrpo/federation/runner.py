@@ -18,7 +18,7 @@ import torch
 from ..config import RunConfig
 from ..data.fit import check_fits
 from ..errors import CheckpointError
-from ..grpo.evaluate import pass_at_1
+from ..grpo.evaluate import Scored, accuracy, accuracy_by_family, pass_at_1, score
 from ..model.load import resolve_model_path
 from ..model.vector import load_vector, to_vector
 from ..privacy.plan import ClientLevelPlan
@@ -137,6 +137,7 @@ class Federation:
                                         to_vector(self.model, self.layout), upto=self.server.last_completed_round)
         self.coordinator = Coordinator(cfg, self.server, self.global_model, self.client_dp, self.layout.size)
         self.global_metrics = JsonlLog(self.run_dir / "global_metrics.jsonl")
+        self.last_scored: list[Scored] = []  # the latest global evaluation, completion by completion
         self.recorder = TranscriptRecorder(self.server_dir / "transcript.jsonl", (self.server_dir / "inbox")
                                            if cfg.audit.archive_payloads else None)
         self.eval_sampling = SamplingSpec(cfg.eval.max_new_tokens, cfg.eval.temperature)
@@ -169,10 +170,14 @@ class Federation:
 
     def evaluate_global(self, round_: int, problems: list[Problem] | None = None) -> float:
         """The global adapter's sampled pass@1 on the global held-out set (or on ``problems``)."""
+        return accuracy(self.score_global(problems))
+
+    def score_global(self, problems: list[Problem] | None = None) -> list[Scored]:
+        """The global adapter's scored completions on the global held-out set (or on ``problems``)."""
         load_vector(self.model, self.layout, self.global_model.state.vector)
-        return pass_at_1(self.model, self.tok, make_rollout(self.cfg.model.rollout),
-                         self.data.global_eval if problems is None else problems, self.eval_sampling,
-                         seed=eval_seed(self.cfg.seed))
+        return score(self.model, self.tok, make_rollout(self.cfg.model.rollout),
+                     self.data.global_eval if problems is None else problems, self.eval_sampling,
+                     seed=eval_seed(self.cfg.seed))
 
     def training_prompts(self) -> set[str]:
         """Every prompt some client of this run trains on (to flag recall in a later evaluation)."""
@@ -326,7 +331,9 @@ class Federation:
         self.emit("round", {**row, **self.global_metrics.rows()[-1]})
 
     def _record_global(self, r: int, known: dict) -> None:
-        acc = self.evaluate_global(r)
-        self.global_metrics.append({"round": r, "global_accuracy": acc, **known})
+        scored = self.last_scored = self.score_global()
+        acc = accuracy(scored)
+        by_family = {f: {"accuracy": a, "prompts": n} for f, (a, n) in accuracy_by_family(scored).items()}
+        self.global_metrics.append({"round": r, "global_accuracy": acc, **known, "by_family": by_family})
         if r == 0:
-            self.emit("round", {"round": 0, "global_accuracy": acc})
+            self.emit("round", {"round": 0, "global_accuracy": acc, "by_family": by_family})
