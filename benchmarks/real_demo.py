@@ -26,7 +26,9 @@ from pathlib import Path
 
 import torch
 
+from secure_fgrpo.config import RunConfig
 from secure_fgrpo.demo import demo_config
+from secure_fgrpo.federation.datasets import build_data
 from secure_fgrpo.federation.runner import Federation
 from secure_fgrpo.grpo.evaluate import Scored, accuracy
 from secure_fgrpo.report import global_rows
@@ -50,6 +52,29 @@ def modal_answers(train: list[Problem]) -> dict[str, str]:
     for p in train:
         by_family[p.family][p.answer] += 1
     return {fam: c.most_common(1)[0][0] for fam, c in by_family.items()}
+
+
+def prior_sampling(train: list[Problem], held_out: list[Problem]) -> float:
+    """Expected held-out accuracy of answering each calculator's training scores at their training
+    frequencies, whatever the patient: the null for a *sampled* pass@1 (a policy that learned the
+    answer distribution but not the patient scores this on average, above 0 and below modal)."""
+    by_family: dict[str, Counter[str]] = defaultdict(Counter)
+    for p in train:
+        by_family[p.family][p.answer] += 1
+    return sum(by_family[p.family][p.answer] / max(1, sum(by_family[p.family].values()))
+               for p in held_out) / len(held_out)
+
+
+def references(cfg: RunConfig) -> dict[str, float]:
+    """The two answer-prior references of a run, from its data alone (built as the run builds it)."""
+    data = build_data(cfg)
+    train = [p for d in data.clients.values() for p in d.train]
+    modal = modal_answers(train)
+    off = [p for p in data.global_eval if modal.get(p.family) != p.answer]
+    return {"modal_guess_accuracy": sum(modal.get(p.family) == p.answer for p in data.global_eval)
+            / len(data.global_eval), "prior_sampling_accuracy": prior_sampling(train, data.global_eval),
+            "off_modal_prior_sampling": prior_sampling(train, off) if off else float("nan"),
+            "global_eval_prompts": len(data.global_eval)}
 
 
 def reading(scored: list[Scored], held_out: list[Problem], modal: dict[str, str]) -> dict[str, float]:
@@ -91,8 +116,7 @@ def run_seed(seed: int, overrides: dict, run_dir: Path) -> dict:
                         "cpu_total": round(time.process_time() - c0, 1),
                         "at_round": [{"round": r, "t": round(t, 1), "load1": round(ld, 2), "cpu": round(c, 1)}
                                      for r, t, ld, c in marks]},
-            "global_eval_prompts": n,
-            "modal_guess_accuracy": sum(modal.get(p.family) == p.answer for p in fed.data.global_eval) / n}
+            **references(cfg)}
 
 
 def main() -> None:
@@ -110,6 +134,14 @@ def main() -> None:
     if args.combine:
         parts = [json.loads(Path(f).read_text()) for f in args.combine]
         runs = [r for part in parts for r in part["runs"]]
+        for part in parts:  # runs recorded before the prior-sampling reference: computed from their data
+            for r in part["runs"]:
+                if "off_modal_prior_sampling" not in r:
+                    ref = references(demo_config("smollm2", seed=r["seed"], **part["overrides"]))
+                    if ref["global_eval_prompts"] != r["global_eval_prompts"]:
+                        raise SystemExit(f"seed {r['seed']}: rebuilt data has {ref['global_eval_prompts']} "
+                                         f"held-out prompts, the run had {r['global_eval_prompts']}")
+                    r.update(ref)
         meta = {**parts[0], "combined": [str(f) for f in args.combine],
                 "load_before": [max(p["load_before"][0] for p in parts)],
                 "load_after": [max(p["load_after"][0] for p in parts)]}
@@ -149,26 +181,34 @@ def markdown(runs: list[dict], meta: dict) -> str:
              f"{len(runs)} seed(s); {meta['machine']}; 1-min load average {meta['load_before'][0]} before, "
              f"{meta['load_after'][0]} after (2 idle cores would be ~0)."), "",
              "| seed | " + " | ".join(f"round {r}" for r in range(n_rounds))
-             + " | gain ± SE | modal-guess accuracy | seconds | CPU seconds |",
-             "|---|" + "---|" * (n_rounds + 4)]
+             + " | gain ± SE | prior-sampling accuracy | modal-guess accuracy | seconds | CPU seconds |",
+             "|---|" + "---|" * (n_rounds + 5)]
     for r in runs:
         accs = " | ".join(f"{a:.1%}" for a in r["accuracy"])
         lines.append(f"| {r['seed']} | {accs} | {r['gain'] * 100:+.1f} ± {r['gain_se'] * 100:.1f} points "
-                     f"(n = {r['global_eval_prompts']}) | {r['modal_guess_accuracy']:.1%} "
+                     f"(n = {r['global_eval_prompts']}) | {r['prior_sampling_accuracy']:.1%} "
+                     f"| {r['modal_guess_accuracy']:.1%} "
                      f"| {r['seconds']['total']:.0f} | {r['seconds']['cpu_total']:.0f} |")
     if len(runs) > 1 and all(len(r["accuracy"]) == n_rounds for r in runs):
         means = " | ".join(_mean_sd([r["accuracy"][k] for r in runs]) for k in range(n_rounds))
         lines.append(f"| mean ± SD (%) | {means} | {_mean_sd([r['gain'] for r in runs])} points "
+                     f"| {_mean_sd([r['prior_sampling_accuracy'] for r in runs])} "
                      f"| {_mean_sd([r['modal_guess_accuracy'] for r in runs])} | | |")
-    lines += ["", "What the answers say (round 0 → last round, per seed): the accuracy on held-out patients whose "
-              "score is not their calculator's commonest training score (only reading the patient gets those), "
-              "and the share of answers that are that commonest score (answering from the prior).", "",
-              "| seed | off-modal accuracy | prompts | answers the commonest score | finished with an answer |",
-              "|---|---|---|---|---|"]
+    lines += ["", "References: *prior-sampling* is the expected accuracy of answering each calculator's training "
+              "scores at their training frequencies whatever the patient (the null for a sampled pass@1); "
+              "*modal-guess* always answers each calculator's commonest training score. A policy above "
+              "prior-sampling reads something of the patient; below it, the gain is not evidence that it does.", "",
+              "What the answers say (round 0 → last round, per seed): the accuracy on held-out patients whose "
+              "score is not their calculator's commonest (the modal guess gets none of them; prior-sampling the "
+              "figure beside it), the share of answers that are the commonest score, and the share of "
+              "completions that finished with an answer (format).", "",
+              "| seed | off-modal accuracy | prior-sampling on them | prompts | answers the commonest score "
+              "| finished with an answer |", "|---|---|---|---|---|---|"]
     for r in runs:
         a, b = r["reading"][0], r["reading"][-1]
         lines.append(f"| {r['seed']} | {a['off_modal_accuracy']:.1%} → {b['off_modal_accuracy']:.1%} "
-                     f"| {a['off_modal_prompts']} | {a['answers_modal']:.0%} → {b['answers_modal']:.0%} "
+                     f"| {r['off_modal_prior_sampling']:.1%} | {a['off_modal_prompts']} "
+                     f"| {a['answers_modal']:.0%} → {b['answers_modal']:.0%} "
                      f"| {a['finished_with_answer']:.0%} → {b['finished_with_answer']:.0%} |")
     fams = sorted(runs[0]["base_per_calculator"])
     last = [r["by_family"][-1] for r in runs]
