@@ -75,3 +75,20 @@ def test_specialties_and_held_out_disjointness() -> None:
     train = {p.prompt for p in sample_problems({"cardiology_criteria": 1.0}, 200, seed=1)}
     held = {p.prompt for p in sample_problems({"cardiology_criteria": 1.0}, 60, seed=2, space="held_out")}
     assert len(held) >= 50 and not train & held
+
+
+@pytest.mark.parametrize("gpu", [False, True])
+def test_both_real_demo_sizes_build_disjoint_data(gpu: bool) -> None:
+    """The CPU demo and its --device cuda size (never run here: no GPU lent) draw their data: every
+    held-out prompt distinct, none in any hospital's training set, each hospital its full count."""
+    from secure_fgrpo.demo import REAL_DEMO_GPU, demo_config
+    from secure_fgrpo.federation.datasets import build_data
+
+    cfg = demo_config("smollm2", **(REAL_DEMO_GPU if gpu else {}))
+    data = build_data(cfg)
+    held = [p.prompt for p in data.global_eval]
+    train = {p.prompt for c in data.clients.values() for p in c.train}
+    assert len(held) == len(set(held)) == cfg.data.global_eval_size == (400 if gpu else 64)
+    assert not train & set(held)
+    assert all(len(c.train) == cfg.data.train_size for c in data.clients.values())
+    assert {p.family for p in data.global_eval} == {f"mc_{k}_points" for k in READERS}
