@@ -26,7 +26,7 @@ from pathlib import Path
 
 import torch
 
-from secure_fgrpo.config import RunConfig
+from secure_fgrpo.data.partition import FederatedData
 from secure_fgrpo.demo import demo_config
 from secure_fgrpo.federation.datasets import build_data
 from secure_fgrpo.federation.runner import Federation
@@ -45,42 +45,43 @@ def _value(text: str) -> object:
         return text
 
 
-def modal_answers(train: list[Problem]) -> dict[str, str]:
-    """Each calculator's commonest training answer: what a policy answers that learned the answer
-    distribution and nothing about the patient."""
-    by_family: dict[str, Counter[str]] = defaultdict(Counter)
+def answer_counts(train: list[Problem]) -> dict[str, Counter[str]]:
+    """How often each calculator's training set has each score."""
+    counts: dict[str, Counter[str]] = defaultdict(Counter)
     for p in train:
-        by_family[p.family][p.answer] += 1
-    return {fam: c.most_common(1)[0][0] for fam, c in by_family.items()}
+        counts[p.family][p.answer] += 1
+    return counts
 
 
-def prior_sampling(train: list[Problem], held_out: list[Problem]) -> float:
+def modal_answers(counts: dict[str, Counter[str]]) -> dict[str, str]:
+    """Each calculator's commonest training score: what a policy answers that learned the answer
+    distribution and nothing about the patient."""
+    return {fam: c.most_common(1)[0][0] for fam, c in counts.items()}
+
+
+def prior_sampling(counts: dict[str, Counter[str]], held_out: list[Problem]) -> float:
     """Expected held-out accuracy of answering each calculator's training scores at their training
     frequencies, whatever the patient: the null for a *sampled* pass@1 (a policy that learned the
     answer distribution but not the patient scores this on average, above 0 and below modal)."""
-    by_family: dict[str, Counter[str]] = defaultdict(Counter)
-    for p in train:
-        by_family[p.family][p.answer] += 1
-    return sum(by_family[p.family][p.answer] / max(1, sum(by_family[p.family].values()))
-               for p in held_out) / len(held_out)
+    return sum(counts[p.family][p.answer] / max(1, sum(counts[p.family].values())) for p in held_out) / len(held_out)
 
 
-def references(cfg: RunConfig) -> dict[str, float]:
-    """The two answer-prior references of a run, from its data alone (built as the run builds it)."""
-    data = build_data(cfg)
-    train = [p for d in data.clients.values() for p in d.train]
-    modal = modal_answers(train)
+def references(data: FederatedData) -> dict[str, float]:
+    """The answer-prior references of a run, from its data alone."""
+    counts = answer_counts([p for d in data.clients.values() for p in d.train])
+    modal = modal_answers(counts)
     off = [p for p in data.global_eval if modal.get(p.family) != p.answer]
     return {"modal_guess_accuracy": sum(modal.get(p.family) == p.answer for p in data.global_eval)
-            / len(data.global_eval), "prior_sampling_accuracy": prior_sampling(train, data.global_eval),
-            "off_modal_prior_sampling": prior_sampling(train, off) if off else float("nan"),
+            / len(data.global_eval), "prior_sampling_accuracy": prior_sampling(counts, data.global_eval),
+            "off_modal_prior_sampling": prior_sampling(counts, off) if off else float("nan"),
             "global_eval_prompts": len(data.global_eval)}
 
 
 def reading(scored: list[Scored], held_out: list[Problem], modal: dict[str, str]) -> dict[str, float]:
     """What an evaluation's answers say beyond accuracy: the accuracy on held-out patients whose
-    score is not their calculator's commonest (only reading the patient gets those right), and the
-    share of answers that are the commonest score (answering from the prior)."""
+    score is not their calculator's commonest (the modal guess gets none of them; compare it with
+    ``off_modal_prior_sampling``), the share of answers that are the commonest score (answering
+    from the prior), and the share of completions that finished with an answer (the format)."""
     off = [s for s, p in zip(scored, held_out, strict=True) if modal.get(p.family) != p.answer]
     return {"off_modal_accuracy": accuracy(off) if off else float("nan"), "off_modal_prompts": len(off),
             "answers_modal": sum(s.answer is not None and s.answer == modal.get(s.family) for s in scored) / len(scored),
@@ -101,7 +102,7 @@ def run_seed(seed: int, overrides: dict, run_dir: Path) -> dict:
                      info.get("global_accuracy", float("nan")), reads[-1])
 
     fed = Federation(cfg, run_dir, on_event)
-    modal = modal_answers([p for d in fed.data.clients.values() for p in d.train])
+    modal = modal_answers(answer_counts([p for d in fed.data.clients.values() for p in d.train]))
     loaded = time.perf_counter() - t0
     fed.run()
     rows = global_rows(run_dir)
@@ -116,7 +117,7 @@ def run_seed(seed: int, overrides: dict, run_dir: Path) -> dict:
                         "cpu_total": round(time.process_time() - c0, 1),
                         "at_round": [{"round": r, "t": round(t, 1), "load1": round(ld, 2), "cpu": round(c, 1)}
                                      for r, t, ld, c in marks]},
-            **references(cfg)}
+            **references(fed.data)}
 
 
 def main() -> None:
@@ -137,7 +138,7 @@ def main() -> None:
         for part in parts:  # runs recorded before the prior-sampling reference: computed from their data
             for r in part["runs"]:
                 if "off_modal_prior_sampling" not in r:
-                    ref = references(demo_config("smollm2", seed=r["seed"], **part["overrides"]))
+                    ref = references(build_data(demo_config("smollm2", seed=r["seed"], **part["overrides"])))
                     if ref["global_eval_prompts"] != r["global_eval_prompts"]:
                         raise SystemExit(f"seed {r['seed']}: rebuilt data has {ref['global_eval_prompts']} "
                                          f"held-out prompts, the run had {r['global_eval_prompts']}")

@@ -32,7 +32,7 @@ class Scored:
 def score(model: CausalLM, tok: PreTrainedTokenizerBase, rollout: RolloutBackend, problems: list[Problem],
           sampling: SamplingSpec, seed: int, batch_size: int = 256) -> list[Scored]:
     if not problems:
-        raise ValueError("pass_at_1: no evaluation problems")
+        raise ValueError("held-out evaluation: no problems to score")
     scored: list[Scored] = []
     with torch.no_grad():
         for start in range(0, len(problems), batch_size):
